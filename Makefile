@@ -1,0 +1,29 @@
+# Two commands for a fresh machine: `make demo` and `make test`. Each creates .venv if missing.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CKPT ?= checkpoints/synthetic-tiny
+
+.PHONY: setup demo test clean
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	touch $@
+
+setup: $(VENV)/.installed
+
+# Train the tiny preset on the embedded synthetic default, evaluate it, and predict from files.
+demo: setup
+	$(PY) train.py --output $(CKPT)
+	$(PY) evaluate.py --checkpoint $(CKPT)
+	$(PY) -m bridge.data.export $(CKPT)/demo-inputs
+	$(PY) infer.py --checkpoint $(CKPT) --image $(CKPT)/demo-inputs/face.png --no-face-detection \
+		--audio $(CKPT)/demo-inputs/voice.wav --text @$(CKPT)/demo-inputs/text.txt
+	$(PY) infer.py --checkpoint $(CKPT) --audio $(CKPT)/demo-inputs/voice.wav
+
+test: setup
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache

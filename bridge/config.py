@@ -1,0 +1,247 @@
+"""Frozen, typed configuration for the bridge model, with named presets.
+
+A :class:`BridgeConfig` fully describes a model: which modalities it has, which encoder
+(and input kind) serves each one, the shared latent, the translators and the fusion.
+It round-trips through JSON, so a checkpoint carries its own config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Literal, Union
+
+from bridge.modality import ALL_MODALITIES, EMOTIONS, Modality
+
+
+@dataclass(frozen=True)
+class FaceConfig:
+    """A timm Vision Transformer over face crops; several frames become a token sequence."""
+
+    kind: Literal["face"] = "face"
+    arch: str = "vit_base_patch16_224"  # timm architecture name; the fields below override its defaults
+    weights: str | None = None  # None: random init; "hub": timm's pretrained weights; else a local file
+    img_size: int | None = 48  # side of the square crop fed to the ViT (None: the arch's default)
+    patch_size: int | None = 8  # ViT patch side in pixels
+    in_chans: int = 1  # 1 for grayscale crops (FER-style), 3 for RGB
+    embed_dim: int | None = 64  # ViT width
+    depth: int | None = 2  # ViT blocks
+    num_heads: int | None = 2  # ViT attention heads
+    num_frames: int = 4  # most face frames per sample; video is sampled down to this
+    frame_tokens: Literal["cls", "patches"] = "patches"  # per frame: one CLS token, or every patch token
+    margin: float = 0.2  # extra border around a detected face box, as a fraction of its side
+    mean: float = 0.5  # pixel normalisation after scaling to [0, 1]
+    std: float = 0.5
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """An AST-style patch Transformer (transformers ``ASTModel``) over log-mel filterbanks."""
+
+    kind: Literal["audio"] = "audio"
+    weights: str | None = None  # None: random init; else a hub name or local path for ASTModel
+    sample_rate: int = 16_000  # waveforms are resampled to this before the filterbank
+    num_mel_bins: int = 64  # filterbank channels (AST-base: 128)
+    max_frames: int = 200  # 10 ms frames per clip after crop/pad (AST-base: 1024)
+    patch_size: int = 16  # square patch over (mel, time)
+    frequency_stride: int = 16  # patch stride along mel; < patch_size overlaps patches like AST
+    time_stride: int = 16  # patch stride along time
+    hidden_size: int = 64
+    num_layers: int = 2
+    num_heads: int = 2
+    intermediate_size: int = 128
+    fbank_mean: float = -4.27  # AST's AudioSet statistics, used to normalise the log-mel input
+    fbank_std: float = 4.57
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    """A transformers BERT-family encoder; random init from the fields below or pretrained."""
+
+    kind: Literal["text"] = "text"
+    weights: str | None = None  # None: random init BERT; else hub name, local path, or "minilm-l6" (packaged, offline)
+    tokenizer: str = "hash"  # "hash": bridge's file-free word-hash tokenizer; else a HF tokenizer name or path
+    vocab_size: int = 4096  # hash buckets / BERT vocabulary when randomly initialised
+    hidden_size: int = 64
+    num_layers: int = 2
+    num_heads: int = 2
+    intermediate_size: int = 128
+    max_length: int = 48  # tokens kept per text, [CLS] and [SEP] included
+    freeze: bool = False  # keep a pretrained encoder's weights fixed (trains faster, less overfitting)
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Pre-extracted vectors or sequences (openSMILE, CNN features, ...): projection + small Transformer."""
+
+    kind: Literal["features"] = "features"
+    input_dim: int = 64  # feature size f of the (s, f) input
+    max_steps: int = 1  # longest sequence kept; a single vector is one step
+    hidden_size: int = 64
+    num_layers: int = 1
+    num_heads: int = 2
+    normalize: bool = True  # standardise features with statistics estimated on the training split
+
+
+EncoderConfig = Union[FaceConfig, AudioConfig, TextConfig, FeatureConfig]
+_ENCODER_KINDS: dict[str, type] = {"face": FaceConfig, "audio": AudioConfig, "text": TextConfig, "features": FeatureConfig}
+
+
+@dataclass(frozen=True)
+class TranslatorConfig:
+    """Cross-attention decoders mapping one modality's latent onto another's."""
+
+    depth: int = 1  # decoder blocks (self-attention over target queries + cross-attention to the source)
+    loss: Literal["mse", "cosine"] = "mse"  # distance between prediction and the (normalised, detached) target
+    weight: float = 1.0  # weight of the translation loss against cross-entropy
+    cycle_weight: float = 0.0  # weight of source -> target -> source reconstruction (0 disables)
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    """The Transformer over real and reconstructed latents, and the classifier head."""
+
+    depth: int = 2
+    dropout: float = 0.1  # in attention/MLP blocks and before the classifier
+
+
+@dataclass(frozen=True)
+class BridgeConfig:
+    """The whole model.
+
+    Each modality field names the encoder that serves it, or ``None`` when the model does not
+    use that modality. A modality may be served by its raw-media encoder or by a
+    :class:`FeatureConfig` (pre-extracted features, e.g. CMU-MOSI's openSMILE vectors).
+    """
+
+    face: FaceConfig | FeatureConfig | None = field(default_factory=FaceConfig)
+    audio: AudioConfig | FeatureConfig | None = field(default_factory=AudioConfig)
+    text: TextConfig | FeatureConfig | None = field(default_factory=TextConfig)
+    labels: tuple[str, ...] = EMOTIONS  # class names, in logit order
+    dim: int = 64  # width d of the shared latent space
+    latent_tokens: int = 4  # k learned queries summarising each modality
+    heads: int = 4  # attention heads in the latent, translator and fusion blocks
+    mlp_ratio: float = 2.0  # hidden width of MLPs relative to dim
+    translator: TranslatorConfig = field(default_factory=TranslatorConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+
+    def __post_init__(self) -> None:
+        if not self.encoders:
+            raise ValueError("a BridgeConfig needs at least one modality")
+        if len(self.labels) < 2:
+            raise ValueError("a BridgeConfig needs at least two labels")
+        if self.dim % self.heads:
+            raise ValueError(f"dim {self.dim} is not divisible by heads {self.heads}")
+
+    @property
+    def encoders(self) -> dict[Modality, EncoderConfig]:
+        """The configured modalities, in canonical order, with their encoder configs."""
+        return {m: getattr(self, m.value) for m in ALL_MODALITIES if getattr(self, m.value) is not None}
+
+    @property
+    def modalities(self) -> tuple[Modality, ...]:
+        return tuple(self.encoders)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "BridgeConfig":
+        """Rebuild a config from :meth:`to_dict` output (e.g. a checkpoint's JSON).
+
+        Raises:
+            ValueError: on unknown fields or encoder kinds.
+        """
+        data = dict(data)
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown BridgeConfig fields: {', '.join(unknown)}")
+        for m in ALL_MODALITIES:
+            enc = data.get(m.value)
+            if isinstance(enc, dict):
+                kind = enc.get("kind")
+                if kind not in _ENCODER_KINDS:
+                    raise ValueError(f"unknown encoder kind {kind!r} for {m.value}")
+                data[m.value] = _build(_ENCODER_KINDS[kind], enc)
+        if isinstance(data.get("translator"), dict):
+            data["translator"] = _build(TranslatorConfig, data["translator"])
+        if isinstance(data.get("fusion"), dict):
+            data["fusion"] = _build(FusionConfig, data["fusion"])
+        if "labels" in data:
+            data["labels"] = tuple(data["labels"])
+        return cls(**data)
+
+
+def _build(cls: type, data: dict[str, Any]) -> Any:
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} fields: {', '.join(unknown)}")
+    return cls(**data)
+
+
+def _tiny() -> BridgeConfig:
+    # About 0.4M parameters: for tests and the CPU quick start.
+    return BridgeConfig()
+
+
+def _small() -> BridgeConfig:
+    # CPU research runs: wider encoders, more latent tokens, deeper fusion.
+    return BridgeConfig(
+        face=FaceConfig(img_size=48, patch_size=6, embed_dim=128, depth=4, num_heads=4, in_chans=1, num_frames=8),
+        audio=AudioConfig(num_mel_bins=64, max_frames=300, patch_size=16, frequency_stride=10, time_stride=10,
+                          hidden_size=128, num_layers=4, num_heads=4, intermediate_size=384),
+        text=TextConfig(weights="minilm-l6", tokenizer="minilm-l6", max_length=64, freeze=True),
+        dim=128, latent_tokens=8, heads=4,
+        translator=TranslatorConfig(depth=2),
+        fusion=FusionConfig(depth=2),
+    )
+
+
+def _base() -> BridgeConfig:
+    # GPU users: ViT-B/16, AST-base and bert-base-uncased, all pretrained, loaded by hub name.
+    return BridgeConfig(
+        face=FaceConfig(arch="vit_base_patch16_224.augreg2_in21k_ft_in1k", weights="hub", img_size=224,
+                        patch_size=None, in_chans=3, embed_dim=None, depth=None, num_heads=None,
+                        num_frames=8, frame_tokens="cls"),
+        audio=AudioConfig(weights="MIT/ast-finetuned-audioset-10-10-0.4593", num_mel_bins=128, max_frames=1024,
+                          patch_size=16, frequency_stride=10, time_stride=10, hidden_size=768, num_layers=12,
+                          num_heads=12, intermediate_size=3072),
+        text=TextConfig(weights="bert-base-uncased", tokenizer="bert-base-uncased", max_length=128),
+        dim=256, latent_tokens=8, heads=8,
+        translator=TranslatorConfig(depth=2),
+        fusion=FusionConfig(depth=4),
+    )
+
+
+PRESETS = {"tiny": _tiny, "small": _small, "base": _base}
+
+
+def create_config(preset: str = "tiny", **overrides: Any) -> BridgeConfig:
+    """A named preset, with top-level fields replaced.
+
+    Args:
+        preset: one of :data:`PRESETS`.
+        **overrides: BridgeConfig fields to replace, e.g. ``labels=("neg", "pos")`` or ``face=None``.
+
+    Raises:
+        ValueError: on an unknown preset or field.
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r} (choose from {', '.join(PRESETS)})")
+    config = PRESETS[preset]()
+    known = {f.name for f in fields(BridgeConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"unknown BridgeConfig fields: {', '.join(unknown)}")
+    return replace(config, **overrides)
+
+
+def with_modalities(config: BridgeConfig, modalities: tuple[Modality, ...]) -> BridgeConfig:
+    """Keep only ``modalities`` (the others' encoders are set to ``None``)."""
+    return replace(config, **{m.value: None for m in config.modalities if m not in modalities})

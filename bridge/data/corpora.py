@@ -1,0 +1,89 @@
+"""One entry point for every corpus: train/val/test splits, label names and a description."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from bridge.data.sample import Sample
+
+
+@dataclass
+class Splits:
+    """A corpus's train, validation and test samples.
+
+    Args:
+        name: corpus name as reports should show it (label-paired corpora say so).
+        train, val, test: the splits.
+        labels: class names, in label-index order.
+        info: JSON-able description (root, options, sizes), stored with checkpoints and reports.
+    """
+
+    name: str
+    train: Sequence[Sample]
+    val: Sequence[Sample]
+    test: Sequence[Sample]
+    labels: tuple[str, ...]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def split(self, name: str) -> Sequence[Sample]:
+        if name not in ("train", "val", "test"):
+            raise ValueError(f"unknown split {name!r} (choose from train, val, test)")
+        return getattr(self, name)
+
+
+def synthetic(seed: int = 0, sizes: tuple[int, int, int] = (1400, 300, 300)) -> Splits:
+    """The embedded synthetic default (tests and quick start only; never for reported accuracy)."""
+    from bridge.data.synthetic import synthetic_splits
+
+    parts = synthetic_splits(*sizes, seed=seed)
+    return Splits("synthetic", parts["train"], parts["val"], parts["test"], parts["train"].label_names,
+                  {"name": "synthetic", "seed": seed, "sizes": list(sizes)})
+
+
+def load_splits(name: str, root: str | Path | None = None, seed: int = 0, limit: int | None = None) -> Splits:
+    """Load a corpus by name.
+
+    Args:
+        name: ``"synthetic"``, a corpus of :mod:`bridge.data.registry`, or ``"manifest:PATH"``.
+        root: data root (default: ``$BRIDGE_DATA_ROOT`` or ``../shared/data``).
+        seed: for synthetic generation and deterministic carve-outs.
+        limit: keep at most this many samples per split (quick runs).
+
+    Raises:
+        ValueError: on an unknown corpus name.
+        FileNotFoundError: when the corpus is not under the data root.
+    """
+    if name == "synthetic":
+        splits = synthetic(seed)
+    else:
+        from bridge.data.registry import load_corpus_splits
+
+        if name.startswith("manifest:"):  # manifest:PATH names the user's manifest file
+            name, root = "manifest", name.split(":", 1)[1]
+        try:
+            splits = load_corpus_splits(name, root, seed=seed)
+        except KeyError as e:
+            raise ValueError(e.args[0]) from None
+    if limit is not None:
+        splits = Splits(splits.name, _head(splits.train, limit), _head(splits.val, limit), _head(splits.test, limit),
+                        splits.labels, {**splits.info, "limit": limit})
+    splits.info.update({f"{s}_size": len(splits.split(s)) for s in ("train", "val", "test")})
+    return splits
+
+
+class _Head(Sequence):
+    def __init__(self, items: Sequence, n: int):
+        # Spread the kept items over the whole split so that every class is represented.
+        self.items, self.index = items, [round(i * len(items) / n) for i in range(n)] if n < len(items) else None
+
+    def __len__(self) -> int:
+        return len(self.index) if self.index is not None else len(self.items)
+
+    def __getitem__(self, i):
+        return self.items[self.index[i]] if self.index is not None else self.items[i]
+
+
+def _head(items: Sequence, n: int) -> Sequence:
+    return _Head(items, n)

@@ -1,0 +1,75 @@
+"""Figures: training curves and confusion matrices (matplotlib, headless)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display needed; set here, not at package import
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _save(fig, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def plot_curves(history: Sequence[dict[str, Any]], path: Path) -> None:
+    """Loss, accuracy and macro F1 per epoch, train and validation."""
+    epochs = [row["epoch"] for row in history]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    axes[0].plot(epochs, [r["train"]["loss"] for r in history], "o-", label="train")
+    axes[0].plot(epochs, [r["val"]["loss"] for r in history], "o-", label="val")
+    axes[0].set_title("loss")
+    if any("translation" in r["train"] for r in history):
+        axes[0].plot(epochs, [r["train"].get("translation", np.nan) for r in history], "--", label="train translation")
+    axes[1].plot(epochs, [r["val"]["accuracy"] for r in history], "o-", color="C1", label="val")
+    axes[1].set_title("accuracy")
+    axes[2].plot(epochs, [r["val"]["macro_f1"] for r in history], "o-", color="C1", label="val")
+    axes[2].set_title("macro F1")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    _save(fig, path)
+
+
+def plot_confusion(confusion: Sequence[Sequence[int]], labels: Sequence[str], path: Path, title: str = "") -> None:
+    """Row-normalised confusion matrix with counts."""
+    cm = np.asarray(confusion, dtype=float)
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(labels), 0.8 + 0.7 * len(labels)))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=8,
+                    color="white" if norm[i, j] > 0.5 else "black")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    _save(fig, path)
+
+
+def plot_patterns(results: dict[str, dict[str, float]], path: Path, metric: str = "macro_f1") -> None:
+    """Bar chart of ``metric`` per modality pattern, reconstruction beside zero-fill."""
+    patterns = list(results)
+    rec = [results[p]["reconstruct"][metric] for p in patterns]
+    zero = [results[p]["zero"][metric] for p in patterns]
+    x = np.arange(len(patterns))
+    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(patterns), 3.6))
+    ax.bar(x - 0.2, rec, 0.4, label="reconstruct")
+    ax.bar(x + 0.2, zero, 0.4, label="zero-fill")
+    ax.set_xticks(x, patterns, rotation=30, ha="right")
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.set_ylim(0, 1)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend()
+    _save(fig, path)

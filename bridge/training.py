@@ -1,0 +1,329 @@
+"""The training loop behind ``train.py``: modality dropout, named loss terms, per-epoch
+validation, curves, best checkpoint by validation macro F1, and resume."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import random
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from bridge.batch import Batch
+from bridge.checkpoint import atomic_write_text, save_checkpoint
+from bridge.config import BridgeConfig, FeatureConfig
+from bridge.data.sample import Sample
+from bridge.encoders.features import FeatureEncoder
+from bridge.losses import BridgeLoss
+from bridge.metrics import classification_report
+from bridge.model import BridgeModel, Fill
+from bridge.modality import Modality
+from bridge.preprocess import Example, Preprocessor, collate
+
+STATE_FILE = "training_state.pt"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train (the model itself is a :class:`~bridge.config.BridgeConfig`)."""
+
+    epochs: int = 15
+    batch_size: int = 32
+    lr: float = 1e-3  # peak AdamW learning rate, after a linear warm-up, then cosine decay
+    encoder_lr_scale: float = 1.0  # learning rate of pretrained encoders relative to lr
+    weight_decay: float = 0.05
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.1
+    modality_dropout: float = 0.3  # chance of hiding each (sample, modality) from the fusion
+    dropout_schedule: Literal["constant", "linear"] = "linear"  # linear: ramp up from 0 over dropout_warmup_epochs
+    dropout_warmup_epochs: int = 3
+    fill: Fill = "reconstruct"  # "zero": the early-fusion baseline, no translation
+    grad_clip: float = 1.0
+    seed: int = 0
+    num_workers: int = 0  # DataLoader workers for preprocessing (0: in the main process)
+    device: str = "auto"  # "auto" picks CUDA when available
+
+
+@dataclass
+class EpochStats:
+    epoch: int
+    train: dict[str, float]
+    val: dict[str, float]
+    seconds: float
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class ExampleDataset(Dataset):
+    """Preprocessed examples, computed once and kept in memory (raw media is decoded once per run).
+
+    Args:
+        samples: the split's samples.
+        preprocessor: turns a sample into model inputs.
+        desc: progress-bar label.
+    """
+
+    def __init__(self, samples: Sequence[Sample], preprocessor: Preprocessor, desc: str = "preprocess"):
+        self.examples: list[Example] = []
+        self.skipped: dict[str, int] = {}
+        for i in tqdm(range(len(samples)), desc=desc, leave=False, mininterval=1.0):
+            try:
+                ex = preprocessor(samples[i])
+            except ValueError as e:  # one bad item never stops a run; counted and reported
+                reason = str(e).split(":")[0]
+                self.skipped[reason] = self.skipped.get(reason, 0) + 1
+                continue
+            if ex.inputs:
+                self.examples.append(ex)
+            else:
+                self.skipped["none of the model's modalities"] = self.skipped.get("none of the model's modalities", 0) + 1
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index: int) -> Example:
+        return self.examples[index]
+
+
+def drop_modalities(present: dict[Modality, Tensor], p: float, generator: torch.Generator) -> dict[Modality, Tensor]:
+    """Hide each (sample, modality) with probability ``p``; every sample keeps one it has.
+
+    Args:
+        present: per modality ``(b,)`` availability.
+        p: drop probability.
+        generator: CPU random generator (for reproducibility).
+    """
+    mods = list(present)
+    avail = torch.stack([present[m].cpu() for m in mods])  # (m, b)
+    kept = avail & (torch.rand(avail.shape, generator=generator) >= p)
+    lost = ~kept.any(dim=0)  # (b,)
+    if lost.any():
+        choice = (torch.rand(avail.shape, generator=generator) * avail).argmax(dim=0)  # one available each
+        kept[choice[lost], lost.nonzero().squeeze(1)] = True
+    device = next(iter(present.values())).device
+    return {m: kept[i].to(device) for i, m in enumerate(mods)}
+
+
+def feature_statistics(dataset: ExampleDataset, modality: Modality) -> tuple[Tensor, Tensor]:
+    """Mean and std of a feature modality over the training examples' real steps."""
+    rows = [x[mask] for ex in dataset.examples if modality in ex.inputs for x, mask in [ex.inputs[modality]]]
+    values = torch.cat(rows)
+    return values.mean(dim=0), values.std(dim=0)
+
+
+def make_loader(dataset: ExampleDataset, batch_size: int, shuffle: bool, seed: int, workers: int) -> DataLoader:
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, collate_fn=collate, generator=generator,
+                      num_workers=workers, drop_last=False)
+
+
+@torch.inference_mode()
+def predict(model: BridgeModel, loader: DataLoader, device: torch.device, fill: Fill = "reconstruct",
+            modalities: tuple[Modality, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Class probabilities ``(n, c)`` and labels ``(n,)`` over a loader, optionally with a subset of modalities."""
+    model.eval()
+    probs, labels = [], []
+    for batch in loader:
+        batch = batch.to(device)
+        if modalities is not None:
+            batch = batch.select(modalities)
+        out = model(batch, fill=fill)
+        probs.append(out.logits.float().softmax(-1).cpu())
+        labels.append(batch.labels.cpu())
+    return torch.cat(probs).numpy(), torch.cat(labels).numpy()
+
+
+class Trainer:
+    """Trains a :class:`BridgeModel` and writes its checkpoint directory.
+
+    Args:
+        model_config: the model to build.
+        train_config: optimisation settings.
+        output: checkpoint directory (best model, training state, history, curves).
+        data_info: JSON-able description of the data (name, splits, sizes), stored in the checkpoint.
+    """
+
+    def __init__(self, model_config: BridgeConfig, train_config: TrainConfig, output: Path,
+                 data_info: dict[str, Any] | None = None):
+        self.model_config = model_config
+        self.cfg = train_config
+        self.output = Path(output)
+        self.data_info = data_info or {}
+        self.device = pick_device(train_config.device)
+        seed_everything(train_config.seed)
+        self.model = BridgeModel(model_config).to(self.device)
+        self.preprocessor = Preprocessor(model_config)
+        self.criterion = BridgeLoss(model_config, train_config.label_smoothing)
+        if train_config.fill == "zero":
+            self.criterion.weight = 0.0  # the zero-fill baseline trains no translators
+            self.criterion.cycle_weight = 0.0
+        self.history: list[dict[str, Any]] = []
+        self.best_score = -math.inf
+        self.start_epoch = 0
+
+    # --- set-up ----------------------------------------------------------------------------
+    def _optimizer(self, steps_per_epoch: int) -> None:
+        pretrained = [p for m, cfg in self.model_config.encoders.items() if getattr(cfg, "weights", None)
+                      for p in self.model.encoders[m.value].parameters() if p.requires_grad]
+        pretrained_ids = {id(p) for p in pretrained}
+        rest = [p for p in self.model.parameters() if p.requires_grad and id(p) not in pretrained_ids]
+        groups = [{"params": rest, "lr": self.cfg.lr}]
+        if pretrained:
+            groups.append({"params": pretrained, "lr": self.cfg.lr * self.cfg.encoder_lr_scale})
+        self.optimizer = torch.optim.AdamW(groups, weight_decay=self.cfg.weight_decay)
+        total = max(1, self.cfg.epochs * steps_per_epoch)
+        warmup = max(1, int(self.cfg.warmup_epochs * steps_per_epoch))
+
+        def schedule(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
+
+    def dropout_rate(self, epoch: int) -> float:
+        if self.cfg.dropout_schedule == "linear" and self.cfg.dropout_warmup_epochs > 0:
+            return self.cfg.modality_dropout * min(1.0, epoch / self.cfg.dropout_warmup_epochs)
+        return self.cfg.modality_dropout
+
+    # --- state -----------------------------------------------------------------------------
+    def _save_state(self, epoch: int) -> None:
+        state = {"epoch": epoch, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "scheduler": self.scheduler.state_dict(), "best_score": self.best_score,
+                 "history": json.dumps(self.history), "torch_rng": torch.get_rng_state(),
+                 "train_config": json.dumps(dataclasses.asdict(self.cfg))}
+        self.output.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.output, prefix=f".{STATE_FILE}.")
+        os.close(fd)
+        torch.save(state, tmp)
+        os.replace(tmp, self.output / STATE_FILE)
+
+    def _load_state(self) -> None:
+        path = self.output / STATE_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"cannot resume: {path} does not exist")
+        state = torch.load(path, map_location=self.device, weights_only=True)  # no code runs on load
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.best_score = state["best_score"]
+        self.history = json.loads(state["history"])
+        torch.set_rng_state(state["torch_rng"])
+        self.start_epoch = state["epoch"] + 1
+
+    # --- loop ------------------------------------------------------------------------------
+    def fit(self, train: Sequence[Sample], val: Sequence[Sample], resume: bool = False,
+            log=print) -> list[dict[str, Any]]:
+        """Train for ``cfg.epochs`` epochs; returns the per-epoch history."""
+        train_set = ExampleDataset(train, self.preprocessor, "preprocess train")
+        val_set = ExampleDataset(val, self.preprocessor, "preprocess val")
+        if not len(train_set) or not len(val_set):
+            raise ValueError("no usable training or validation samples")
+        for name, ds in (("train", train_set), ("val", val_set)):
+            if ds.skipped:
+                log(f"{name}: skipped {sum(ds.skipped.values())} samples: " +
+                    ", ".join(f"{k} ({v})" for k, v in ds.skipped.items()))
+        for m, enc_cfg in self.model_config.encoders.items():
+            if isinstance(enc_cfg, FeatureConfig) and enc_cfg.normalize:
+                encoder = self.model.encoders[m.value]
+                assert isinstance(encoder, FeatureEncoder)
+                encoder.set_statistics(*(t.to(self.device) for t in feature_statistics(train_set, m)))
+        steps = math.ceil(len(train_set) / self.cfg.batch_size)
+        self._optimizer(steps)
+        if resume:
+            self._load_state()
+            log(f"resumed at epoch {self.start_epoch + 1}")
+        val_loader = make_loader(val_set, self.cfg.batch_size * 2, False, 0, self.cfg.num_workers)
+        drop_gen = torch.Generator().manual_seed(self.cfg.seed + 1)
+        for epoch in range(self.start_epoch, self.cfg.epochs):
+            drop_gen.manual_seed(self.cfg.seed * 1000 + epoch)
+            start = time.time()
+            loader = make_loader(train_set, self.cfg.batch_size, True, self.cfg.seed * 1000 + epoch,
+                                 self.cfg.num_workers)
+            train_stats = self._train_epoch(loader, epoch, drop_gen)
+            val_stats = self._validate(val_loader)
+            row = {"epoch": epoch + 1, "train": train_stats, "val": val_stats, "seconds": round(time.time() - start, 2),
+                   "lr": self.scheduler.get_last_lr()[0]}
+            self.history.append(row)
+            improved = val_stats["macro_f1"] > self.best_score
+            if improved:
+                self.best_score = val_stats["macro_f1"]
+                self._save_best(row)
+            log(f"epoch {epoch + 1}/{self.cfg.epochs}  train loss {train_stats['loss']:.4f} "
+                f"(ce {train_stats['ce']:.4f}, translation {train_stats.get('translation', 0):.4f})  "
+                f"val loss {val_stats['loss']:.4f} acc {val_stats['accuracy']:.3f} "
+                f"macro-F1 {val_stats['macro_f1']:.3f}{'  *best' if improved else ''}  [{row['seconds']:.0f}s]")
+            self._save_state(epoch)
+            self._write_history()
+        return self.history
+
+    def _train_epoch(self, loader: DataLoader, epoch: int, drop_gen: torch.Generator) -> dict[str, float]:
+        self.model.train()
+        sums: dict[str, float] = {}
+        n = 0
+        p = self.dropout_rate(epoch)
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{self.cfg.epochs}", leave=False, mininterval=0.5)
+        for batch in bar:
+            batch = batch.to(self.device)
+            present = drop_modalities(batch.present, p, drop_gen) if p > 0 else batch.present
+            out = self.model(batch, present=present, fill=self.cfg.fill)
+            terms = self.criterion(self.model, out, batch)
+            self.optimizer.zero_grad(set_to_none=True)
+            terms["loss"].backward()
+            if self.cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+            self.optimizer.step()
+            self.scheduler.step()
+            b = len(batch)
+            n += b
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + v.item() * b
+            bar.set_postfix(loss=f"{sums['loss'] / n:.3f}", drop=f"{p:.2f}")
+        return {k: v / n for k, v in sums.items()}
+
+    @torch.inference_mode()
+    def _validate(self, loader: DataLoader) -> dict[str, float]:
+        self.model.eval()
+        probs, labels, loss, n = [], [], 0.0, 0
+        for batch in loader:
+            batch = batch.to(self.device)
+            out = self.model(batch, fill=self.cfg.fill)
+            loss += self.criterion(self.model, out, batch)["loss"].item() * len(batch)
+            n += len(batch)
+            probs.append(out.logits.softmax(-1).cpu())
+            labels.append(batch.labels.cpu())
+        y_pred = torch.cat(probs).argmax(-1).numpy()
+        report = classification_report(torch.cat(labels).numpy(), y_pred, self.model_config.labels)
+        return {"loss": loss / n, "accuracy": report["accuracy"], "macro_f1": report["macro_f1"]}
+
+    def _save_best(self, row: dict[str, Any]) -> None:
+        extra = {"training": dataclasses.asdict(self.cfg), "data": self.data_info,
+                 "best": {"epoch": row["epoch"], "val": row["val"]}}
+        save_checkpoint(self.model, self.output, extra, tokenizer=self.preprocessor.tokenizer)
+
+    def _write_history(self) -> None:
+        atomic_write_text(self.output / "history.json", json.dumps(self.history, indent=2))
+        from bridge.plots import plot_curves
+
+        plot_curves(self.history, self.output / "curves.png")

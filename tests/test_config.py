@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import json
+from dataclasses import FrozenInstanceError
+
+import pytest
+
+from bridge.config import PRESETS, BridgeConfig, FeatureConfig, create_config, with_modalities
+from bridge.modality import Modality, parse_modalities
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_presets_round_trip_through_json(name):
+    config = create_config(name)
+    assert BridgeConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+def test_base_names_pretrained_encoders():
+    config = create_config("base")
+    assert config.face.weights == "hub" and config.face.img_size == 224
+    assert config.audio.weights.startswith("MIT/ast")
+    assert config.text.weights == "bert-base-uncased"
+
+
+def test_config_is_frozen_and_checked():
+    config = create_config("tiny")
+    with pytest.raises(FrozenInstanceError):
+        config.dim = 3
+    with pytest.raises(ValueError, match="unknown preset"):
+        create_config("huge")
+    with pytest.raises(ValueError, match="unknown BridgeConfig fields"):
+        create_config("tiny", colour="blue")
+    with pytest.raises(ValueError, match="at least one modality"):
+        create_config("tiny", face=None, audio=None, text=None)
+    with pytest.raises(ValueError, match="unknown encoder kind"):
+        BridgeConfig.from_dict({**config.to_dict(), "face": {"kind": "smell"}})
+
+
+def test_feature_encoders_serve_any_modality():
+    config = create_config("tiny", audio=FeatureConfig(input_dim=73), face=FeatureConfig(input_dim=100))
+    again = BridgeConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert again.audio == FeatureConfig(input_dim=73) and again.face.kind == "features"
+    assert with_modalities(config, (Modality.TEXT,)).modalities == (Modality.TEXT,)
+
+
+def test_parse_modalities():
+    assert parse_modalities("text, face") == (Modality.FACE, Modality.TEXT)
+    with pytest.raises(ValueError, match="unknown modality smell"):
+        parse_modalities("face,smell")
+    with pytest.raises(ValueError, match="no modality"):
+        parse_modalities(" , ")

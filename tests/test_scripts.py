@@ -1,0 +1,137 @@
+"""train.main -> evaluate.main -> infer.main in-process on the synthetic default, and the
+one-line errors (exit code 2, nothing written) the scripts give on bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import evaluate
+import infer
+import train
+from bridge.data.export import export_sample
+from bridge.data.synthetic import SyntheticEmotions
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    """A face image, a voice recording and a text from the synthetic test split."""
+    from skimage.data import astronaut  # a real photo of a smiling face, for the detector
+
+    d = tmp_path_factory.mktemp("media")
+    export_sample(SyntheticEmotions(1, split="test", seed=3)[0], d)  # face.png is a crop: --no-face-detection
+    cv2.imwrite(str(d / "astronaut.png"), cv2.cvtColor(astronaut(), cv2.COLOR_RGB2BGR))
+    (d / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    (d / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    return d
+
+
+def test_train_writes_a_self_describing_checkpoint(trained_checkpoint):
+    files = {p.name for p in trained_checkpoint.iterdir()}
+    assert {"model.safetensors", "config.json", "training_state.pt", "history.json", "curves.png"} <= files
+    meta = json.loads((trained_checkpoint / "config.json").read_text())
+    assert meta["labels"] == ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+    assert meta["preprocessing"]["audio"]["sample_rate"] == 16000
+    assert meta["bridge_version"] and meta["training"]["epochs"] == 2 and meta["data"]["name"] == "synthetic"
+    history = json.loads((trained_checkpoint / "history.json").read_text())
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert {"loss", "ce", "translation", "translate/audio_to_text"} <= set(history[0]["train"])
+
+
+def test_resume_continues_where_it_stopped(trained_checkpoint, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_checkpoint, run)
+    assert train.main(["--limit", "140", "--epochs", "3", "--batch-size", "16", "--output", str(run), "--resume"]) == 0
+    history = json.loads((run / "history.json").read_text())
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+
+
+def test_evaluate_reports_every_pattern_and_fill(trained_checkpoint, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert evaluate.main(["--checkpoint", str(trained_checkpoint), "--limit", "70", "--output", str(out)]) == 0
+    report = json.loads((out / "results.json").read_text())
+    patterns = {"face", "audio", "text", "face+audio", "face+text", "audio+text", "face+audio+text"}
+    assert set(report["results"]) == patterns
+    for by_fill in report["results"].values():
+        assert set(by_fill) == {"reconstruct", "zero"}
+        r = by_fill["reconstruct"]
+        assert r["n"] == 70 and 0 <= r["macro_f1"] <= 1 and {"uar", "weighted_f1", "per_class", "confusion"} <= set(r)
+    assert (out / "results.md").read_text().count("|") > 50
+    assert (out / "confusion.png").stat().st_size > 1000 and (out / "patterns.png").is_file()
+    assert "face+audio+text" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("inputs", [
+    ["--image", "face.png", "--no-face-detection"], ["--image", "astronaut.png"], ["--audio", "voice.wav"],
+    ["--text", "@text.txt"], ["--image", "face.png", "--no-face-detection", "--audio", "voice.wav", "--text", "@text.txt"],
+], ids=["face-crop", "photo", "audio", "text", "all"])
+def test_infer_each_modality_and_all(trained_checkpoint, media, inputs, capsys):
+    args = [a if a.startswith("--") else (f"@{media / a[1:]}" if a.startswith("@") else str(media / a)) for a in inputs]
+    assert infer.main(["--checkpoint", str(trained_checkpoint), *args, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    if "astronaut.png" in inputs:
+        assert result["face_frames"] == {"searched": 1, "with_face": 1}
+    assert result["label"] in result["probabilities"]
+    assert sum(result["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+    expected = {"--image": "face", "--audio": "audio", "--text": "text"}
+    observed = {expected[a] for a in inputs if a in expected}
+    assert set(result["observed"]) == observed
+    assert set(result["reconstructed"]) == {"face", "audio", "text"} - observed
+
+
+def test_infer_human_readable(trained_checkpoint, capsys):
+    assert infer.main(["--checkpoint", str(trained_checkpoint), "--text", "I am so angry with you"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("emotion: ") and "observed: text" in out and "reconstructed: face, audio" in out
+
+
+def test_infer_image_without_face_reconstructs_it(trained_checkpoint, tmp_path, capsys):
+    cv2.imwrite(str(tmp_path / "wall.png"), np.full((120, 160, 3), 128, np.uint8))
+    rc = infer.main(["--checkpoint", str(trained_checkpoint), "--image", str(tmp_path / "wall.png"),
+                     "--text", "what a lovely day", "--json"])
+    assert rc == 0
+    result = json.loads(capsys.readouterr().out)
+    assert "face" in result["reconstructed"] and any("no face" in n for n in result["notes"])
+
+
+@pytest.mark.parametrize("case", ["missing file", "unreadable image", "unreadable audio", "empty text",
+                                  "not a checkpoint", "no modality", "modality not in checkpoint"])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, trained_checkpoint, media, tmp_path, capsys):
+    ckpt = str(trained_checkpoint)
+    out = tmp_path / "result.json"
+    if case == "modality not in checkpoint":
+        text_only = tmp_path / "text-only"
+        assert train.main(["--limit", "35", "--epochs", "1", "--modalities", "text", "--output", str(text_only)]) == 0
+        capsys.readouterr()
+        ckpt = str(text_only)
+    args = {
+        "missing file": ["--image", str(media / "nope.png")],
+        "unreadable image": ["--image", str(media / "broken.png")],
+        "unreadable audio": ["--audio", str(media / "broken.wav")],
+        "empty text": ["--text", "   "],
+        "not a checkpoint": ["--text", "hello"],
+        "no modality": [],
+        "modality not in checkpoint": ["--audio", str(media / "voice.wav")],
+    }[case]
+    if case == "not a checkpoint":
+        ckpt = str(media)
+    rc = infer.main(["--checkpoint", ckpt, *args, "--output", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert err.startswith("infer.py: error: ") and "\n" not in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_train_and_evaluate_bad_arguments(tmp_path, trained_checkpoint, capsys):
+    assert train.main(["--modalities", "face,smell", "--output", str(tmp_path / "x")]) == 2
+    assert "unknown modality smell" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+    assert train.main(["--data", "nonexistent-corpus", "--output", str(tmp_path / "y")]) == 2
+    assert evaluate.main(["--checkpoint", str(tmp_path / "none")]) == 2
+    assert "does not exist" in capsys.readouterr().err

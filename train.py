@@ -1,0 +1,83 @@
+"""Train a bridge model.
+
+    python train.py                                 # embedded synthetic default, tiny preset
+    python train.py --data mosi --preset small      # a real corpus under the data root
+    python train.py --output checkpoints/run --resume
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bridge.cli import run_cli
+from bridge.config import PRESETS
+from bridge.training import TrainConfig, Trainer
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="train.py", description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", default="synthetic", help="corpus name (synthetic, fer2013, ravdess, meld, goemotions, "
+                                                      "goemotions-original, mosi, paired, manifest:PATH)")
+    p.add_argument("--data-root", default=None, help="data root (default: $BRIDGE_DATA_ROOT or ../shared/data)")
+    p.add_argument("--preset", default="tiny", choices=sorted(PRESETS), help="model size")
+    p.add_argument("--modalities", default=None, help="comma-separated subset of the corpus's modalities")
+    p.add_argument("--output", default=None, help="checkpoint directory (default: checkpoints/DATA-PRESET)")
+    p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    p.add_argument("--lr", type=float, default=TrainConfig.lr)
+    p.add_argument("--weight-decay", type=float, default=TrainConfig.weight_decay)
+    p.add_argument("--label-smoothing", type=float, default=TrainConfig.label_smoothing)
+    p.add_argument("--modality-dropout", type=float, default=TrainConfig.modality_dropout,
+                   help="chance of hiding each (sample, modality) from the fusion during training")
+    p.add_argument("--dropout-schedule", choices=["constant", "linear"], default=TrainConfig.dropout_schedule)
+    p.add_argument("--fill", choices=["reconstruct", "zero"], default=TrainConfig.fill,
+                   help="how missing modalities enter the fusion; 'zero' trains the no-translation baseline")
+    p.add_argument("--seed", type=int, default=TrainConfig.seed)
+    p.add_argument("--limit", type=int, default=None, help="at most this many samples per split (quick runs)")
+    p.add_argument("--workers", type=int, default=TrainConfig.num_workers, help="DataLoader workers")
+    p.add_argument("--device", default=TrainConfig.device, help="auto, cpu, cuda, cuda:1, ...")
+    p.add_argument("--resume", action="store_true", help="continue the run in --output from its training state")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    return run_cli("train.py", lambda: _train(args))
+
+
+def _train(args: argparse.Namespace) -> int:
+    from bridge.data.corpora import load_splits
+    from bridge.recipes import model_config_for
+
+    if args.epochs < 1 or args.batch_size < 1:
+        raise ValueError("--epochs and --batch-size must be at least 1")
+    if not 0 <= args.modality_dropout < 1:
+        raise ValueError(f"--modality-dropout must be in [0, 1), got {args.modality_dropout}")
+    splits = load_splits(args.data, args.data_root, seed=args.seed, limit=args.limit)
+    model_config = model_config_for(args.preset, splits, args.modalities)
+    train_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                               weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
+                               modality_dropout=args.modality_dropout, dropout_schedule=args.dropout_schedule,
+                               fill=args.fill, seed=args.seed, num_workers=args.workers, device=args.device)
+    output = Path(args.output or f"checkpoints/{args.data.split(':')[0]}-{args.preset}")
+    if output.exists() and any(output.iterdir()) and not args.resume:
+        if not (output / "config.json").is_file():
+            raise ValueError(f"--output {output} exists and is not a bridge checkpoint; choose another directory")
+    data_info = {**splits.info, "name": splits.name, "data_root": args.data_root, "limit": args.limit}
+    trainer = Trainer(model_config, train_config, output, data_info)
+    n_params = sum(p.numel() for p in trainer.model.parameters())
+    print(f"bridge: training {args.preset} ({n_params / 1e6:.2f}M parameters) on {splits.name} "
+          f"[{', '.join(m.value for m in model_config.modalities)}] "
+          f"train {len(splits.train)} / val {len(splits.val)}, {train_config.epochs} epochs on {trainer.device}")
+    trainer.fit(splits.train, splits.val, resume=args.resume)
+    best = trainer.history[-1] if not trainer.history else max(trainer.history, key=lambda r: r["val"]["macro_f1"])
+    print(f"best epoch {best['epoch']}: val accuracy {best['val']['accuracy']:.3f}, "
+          f"macro-F1 {best['val']['macro_f1']:.3f}; checkpoint in {output}/ (curves.png, history.json)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
