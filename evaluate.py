@@ -29,6 +29,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--output", default=None, help="report directory (default: CHECKPOINT/eval-DATA-SPLIT)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--cache-dir", default=None,
+                   help="preprocessing cache (default: $BRIDGE_CACHE_DIR or .cache/bridge)")
+    p.add_argument("--no-cache", action="store_true", help="decode and preprocess without the cache")
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     return p.parse_args(argv)
 
@@ -93,7 +96,10 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise ValueError(f"{data} carries none of the checkpoint's modalities "
                          f"({', '.join(m.value for m in model.modalities)})")
     preprocessor = Preprocessor(model.config, tokenizer_dir(ckpt))
-    dataset = ExampleDataset(samples, preprocessor, f"preprocess {args.split}")
+    from bridge.cache import default_cache_dir
+
+    cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
+    dataset = ExampleDataset(samples, preprocessor, f"preprocess {args.split}", cache_dir)
     if not len(dataset):
         raise ValueError(f"no usable samples in {data} {args.split}")
     start = time.time()

@@ -37,6 +37,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="how missing modalities enter the fusion; 'zero' trains the no-translation baseline")
     p.add_argument("--seed", type=int, default=TrainConfig.seed)
     p.add_argument("--limit", type=int, default=None, help="at most this many samples per split (quick runs)")
+    p.add_argument("--cache-dir", default=None,
+                   help="preprocessing cache (default: $BRIDGE_CACHE_DIR or .cache/bridge)")
+    p.add_argument("--no-cache", action="store_true", help="decode and preprocess without the cache")
     p.add_argument("--workers", type=int, default=TrainConfig.num_workers, help="DataLoader workers")
     p.add_argument("--device", default=TrainConfig.device, help="auto, cpu, cuda, cuda:1, ...")
     p.add_argument("--resume", action="store_true", help="continue the run in --output from its training state")
@@ -72,7 +75,10 @@ def _train(args: argparse.Namespace) -> int:
     print(f"bridge: training {args.preset} ({n_params / 1e6:.2f}M parameters) on {splits.name} "
           f"[{', '.join(m.value for m in model_config.modalities)}] "
           f"train {len(splits.train)} / val {len(splits.val)}, {train_config.epochs} epochs on {trainer.device}")
-    trainer.fit(splits.train, splits.val, resume=args.resume)
+    from bridge.cache import default_cache_dir
+
+    cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
+    trainer.fit(splits.train, splits.val, resume=args.resume, cache_dir=cache_dir)
     best = trainer.history[-1] if not trainer.history else max(trainer.history, key=lambda r: r["val"]["macro_f1"])
     print(f"best epoch {best['epoch']}: val accuracy {best['val']['accuracy']:.3f}, "
           f"macro-F1 {best['val']['macro_f1']:.3f}; checkpoint in {output}/ (curves.png, history.json)")

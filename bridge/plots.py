@@ -58,8 +58,8 @@ def plot_confusion(confusion: Sequence[Sequence[int]], labels: Sequence[str], pa
     _save(fig, path)
 
 
-def plot_patterns(results: dict[str, dict[str, float]], path: Path, metric: str = "macro_f1") -> None:
-    """Bar chart of ``metric`` per modality pattern, reconstruction beside zero-fill."""
+def plot_patterns(results: dict[str, dict[str, dict[str, Any]]], path: Path, metric: str = "macro_f1") -> None:
+    """Bar chart of ``metric`` per modality pattern (``results[pattern][fill]``), reconstruction beside zero-fill."""
     patterns = list(results)
     rec = [results[p]["reconstruct"][metric] for p in patterns]
     zero = [results[p]["zero"][metric] for p in patterns]

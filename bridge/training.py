@@ -76,28 +76,42 @@ def pick_device(name: str) -> torch.device:
 
 
 class ExampleDataset(Dataset):
-    """Preprocessed examples, computed once and kept in memory (raw media is decoded once per run).
+    """Preprocessed examples, computed once and kept in memory.
+
+    With a cache directory, corpora that list their files are preprocessed once per file and
+    settings (see :mod:`bridge.cache`); later epochs and runs read the cache.
 
     Args:
         samples: the split's samples.
         preprocessor: turns a sample into model inputs.
         desc: progress-bar label.
+        cache_dir: where to cache preprocessed examples (None: no cache).
     """
 
-    def __init__(self, samples: Sequence[Sample], preprocessor: Preprocessor, desc: str = "preprocess"):
-        self.examples: list[Example] = []
-        self.skipped: dict[str, int] = {}
-        for i in tqdm(range(len(samples)), desc=desc, leave=False, mininterval=1.0):
+    def __init__(self, samples: Sequence[Sample], preprocessor: Preprocessor, desc: str = "preprocess",
+                 cache_dir: str | Path | None = None):
+        from bridge.cache import ExampleCache
+
+        cache = ExampleCache(cache_dir, preprocessor) if cache_dir and ExampleCache.supports(samples) else None
+        results: list[Example | str | None] = [None] * len(samples)
+        keys: list[str] = []
+        self.cache_hits = 0
+        if cache is not None:
+            results, keys, self.cache_hits = cache.load(samples)
+        todo = [i for i, r in enumerate(results) if r is None]
+        for i in tqdm(todo, desc=desc, leave=False, mininterval=1.0, disable=not todo):
             try:
                 ex = preprocessor(samples[i])
+                results[i] = ex if ex.inputs else "none of the model's modalities"
             except ValueError as e:  # one bad item never stops a run; counted and reported
-                reason = str(e).split(":")[0]
-                self.skipped[reason] = self.skipped.get(reason, 0) + 1
-                continue
-            if ex.inputs:
-                self.examples.append(ex)
-            else:
-                self.skipped["none of the model's modalities"] = self.skipped.get("none of the model's modalities", 0) + 1
+                results[i] = str(e).split(":")[-1].strip() or type(e).__name__
+        if cache is not None and todo:
+            cache.save(samples, results, keys)
+        self.examples = [r for r in results if isinstance(r, Example)]
+        self.skipped: dict[str, int] = {}
+        for r in results:
+            if isinstance(r, str):
+                self.skipped[r] = self.skipped.get(r, 0) + 1
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -234,10 +248,17 @@ class Trainer:
 
     # --- loop ------------------------------------------------------------------------------
     def fit(self, train: Sequence[Sample], val: Sequence[Sample], resume: bool = False,
-            log=print) -> list[dict[str, Any]]:
-        """Train for ``cfg.epochs`` epochs; returns the per-epoch history."""
-        train_set = ExampleDataset(train, self.preprocessor, "preprocess train")
-        val_set = ExampleDataset(val, self.preprocessor, "preprocess val")
+            cache_dir: str | Path | None = None, log=print) -> list[dict[str, Any]]:
+        """Train for ``cfg.epochs`` epochs; returns the per-epoch history.
+
+        Args:
+            train, val: the splits.
+            resume: continue from the training state in the output directory.
+            cache_dir: preprocessing cache (None: preprocess in memory only).
+            log: where progress lines go.
+        """
+        train_set = ExampleDataset(train, self.preprocessor, "preprocess train", cache_dir)
+        val_set = ExampleDataset(val, self.preprocessor, "preprocess val", cache_dir)
         if not len(train_set) or not len(val_set):
             raise ValueError("no usable training or validation samples")
         for name, ds in (("train", train_set), ("val", val_set)):
