@@ -69,7 +69,6 @@ def per_class_table(report: dict[str, Any]) -> str:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from bridge.checkpoint import load_checkpoint, tokenizer_dir
-    from bridge.config import BridgeConfig
     from bridge.data.corpora import load_splits
     from bridge.evaluation import evaluate_patterns
     from bridge.modality import pattern_name

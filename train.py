@@ -32,6 +32,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--label-smoothing", type=float, default=TrainConfig.label_smoothing)
     p.add_argument("--modality-dropout", type=float, default=TrainConfig.modality_dropout,
                    help="chance of hiding each (sample, modality) from the fusion during training")
+    p.add_argument("--unimodal-weight", type=float, default=TrainConfig.unimodal_weight,
+                   help="weight of per-modality classification terms that keep every encoder learning")
     p.add_argument("--dropout-schedule", choices=["constant", "linear"], default=TrainConfig.dropout_schedule)
     p.add_argument("--fill", choices=["reconstruct", "zero"], default=TrainConfig.fill,
                    help="how missing modalities enter the fusion; 'zero' trains the no-translation baseline")
@@ -64,12 +66,14 @@ def _train(args: argparse.Namespace) -> int:
     train_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
                                modality_dropout=args.modality_dropout, dropout_schedule=args.dropout_schedule,
+                               unimodal_weight=args.unimodal_weight,
                                fill=args.fill, seed=args.seed, num_workers=args.workers, device=args.device)
     output = Path(args.output or f"checkpoints/{args.data.split(':')[0]}-{args.preset}")
     if output.exists() and any(output.iterdir()) and not args.resume:
         if not (output / "config.json").is_file():
             raise ValueError(f"--output {output} exists and is not a bridge checkpoint; choose another directory")
-    data_info = {**splits.info, "name": splits.name, "data_root": args.data_root, "limit": args.limit}
+    data_info = {**splits.info, "name": args.data, "corpus": splits.name, "data_root": args.data_root,
+                 "limit": args.limit}
     trainer = Trainer(model_config, train_config, output, data_info)
     n_params = sum(p.numel() for p in trainer.model.parameters())
     print(f"bridge: training {args.preset} ({n_params / 1e6:.2f}M parameters) on {splits.name} "

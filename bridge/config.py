@@ -24,6 +24,7 @@ class FaceConfig:
     img_size: int | None = 48  # side of the square crop fed to the ViT (None: the arch's default)
     patch_size: int | None = 8  # ViT patch side in pixels
     in_chans: int = 1  # 1 for grayscale crops (FER-style), 3 for RGB
+    stem: Literal["patch", "conv"] = "conv"  # conv: 3x3 convolutions make the patch tokens (data-efficient from scratch)
     embed_dim: int | None = 64  # ViT width
     depth: int | None = 2  # ViT blocks
     num_heads: int | None = 2  # ViT attention heads
@@ -206,7 +207,7 @@ def _small() -> BridgeConfig:
 def _base() -> BridgeConfig:
     # GPU users: ViT-B/16, AST-base and bert-base-uncased, all pretrained, loaded by hub name.
     return BridgeConfig(
-        face=FaceConfig(arch="vit_base_patch16_224.augreg2_in21k_ft_in1k", weights="hub", img_size=224,
+        face=FaceConfig(arch="vit_base_patch16_224.augreg2_in21k_ft_in1k", weights="hub", img_size=224, stem="patch",
                         patch_size=None, in_chans=3, embed_dim=None, depth=None, num_heads=None,
                         num_frames=8, frame_tokens="cls"),
         audio=AudioConfig(weights="MIT/ast-finetuned-audioset-10-10-0.4593", num_mel_bins=128, max_frames=1024,

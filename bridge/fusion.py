@@ -3,7 +3,6 @@ reconstructed (translated from the observed ones) or zero-filled, then a classif
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from bridge.layers import Transformer, block_factory

@@ -7,6 +7,12 @@ offsets the fusion sees). Detaching keeps the translation loss from shaping the 
 encoder: without it the cheapest way to lower the loss is to make every latent constant,
 which the classification loss only partly resists. The translators learn to imitate the
 encoders; the encoders learn only from classification. ``loss="cosine"`` is offered too.
+
+Unimodal terms: a linear head per modality classifies that modality's own latent. Without
+them, the easiest modality (text, here) carries the fusion and the others barely learn
+(modality imbalance; Peng et al., CVPR 2022; Wang et al., "What makes training multi-modal
+classification networks hard?", CVPR 2020). The heads live in this loss module, not in the
+model: they are training-only and never saved with the checkpoint.
 """
 
 from __future__ import annotations
@@ -43,12 +49,15 @@ class BridgeLoss(nn.Module):
         label_smoothing: for the cross-entropy.
     """
 
-    def __init__(self, config: BridgeConfig, label_smoothing: float = 0.0):
+    def __init__(self, config: BridgeConfig, label_smoothing: float = 0.0, unimodal_weight: float = 0.0):
         super().__init__()
         self.kind = config.translator.loss
         self.weight = config.translator.weight
         self.cycle_weight = config.translator.cycle_weight
         self.label_smoothing = label_smoothing
+        self.unimodal_weight = unimodal_weight
+        self.unimodal_heads = nn.ModuleDict({m.value: nn.Linear(config.dim, config.num_classes)
+                                             for m in config.modalities}) if unimodal_weight > 0 else nn.ModuleDict()
 
     def forward(self, model: BridgeModel, out: BridgeOutput, batch: Batch) -> dict[str, Tensor]:
         terms: dict[str, Tensor] = {"ce": F.cross_entropy(out.logits, batch.labels, label_smoothing=self.label_smoothing)}
@@ -74,5 +83,15 @@ class BridgeLoss(nn.Module):
         if cycle:
             terms["cycle"] = torch.stack(cycle).mean()
             total = total + self.cycle_weight * terms["cycle"]
+        unimodal = []
+        for m, latent in out.latents.items():
+            if m.value in self.unimodal_heads:
+                ce = F.cross_entropy(self.unimodal_heads[m.value](latent.mean(dim=1)), batch.labels,
+                                     label_smoothing=self.label_smoothing, reduction="none")
+                terms[f"unimodal/{m.value}"] = _masked_mean(ce, batch.present[m])
+                unimodal.append(terms[f"unimodal/{m.value}"])
+        if unimodal:
+            terms["unimodal"] = torch.stack(unimodal).mean()
+            total = total + self.unimodal_weight * terms["unimodal"]
         terms["loss"] = total
         return terms

@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display needed; set here, not at package import
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 
 
@@ -29,11 +30,14 @@ def plot_curves(history: Sequence[dict[str, Any]], path: Path) -> None:
     axes[0].set_title("loss")
     if any("translation" in r["train"] for r in history):
         axes[0].plot(epochs, [r["train"].get("translation", np.nan) for r in history], "--", label="train translation")
-    axes[1].plot(epochs, [r["val"]["accuracy"] for r in history], "o-", color="C1", label="val")
-    axes[1].set_title("accuracy")
-    axes[2].plot(epochs, [r["val"]["macro_f1"] for r in history], "o-", color="C1", label="val")
-    axes[2].set_title("macro F1")
+    for ax, metric in ((axes[1], "accuracy"), (axes[2], "macro_f1")):
+        if all(metric in r["train"] for r in history):
+            ax.plot(epochs, [r["train"][metric] for r in history], "o-", color="C0",
+                    label="train (modality dropout on)")
+        ax.plot(epochs, [r["val"][metric] for r in history], "o-", color="C1", label="val")
+        ax.set_title(metric.replace("_", " ").replace("f1", "F1"))
     for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         ax.legend()

@@ -10,7 +10,7 @@ import os
 import random
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
@@ -20,7 +20,6 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from bridge.batch import Batch
 from bridge.checkpoint import atomic_write_text, save_checkpoint
 from bridge.config import BridgeConfig, FeatureConfig
 from bridge.data.sample import Sample
@@ -45,7 +44,8 @@ class TrainConfig:
     weight_decay: float = 0.05
     warmup_epochs: float = 1.0
     label_smoothing: float = 0.1
-    modality_dropout: float = 0.3  # chance of hiding each (sample, modality) from the fusion
+    unimodal_weight: float = 0.5  # weight of per-modality classification terms (training-only heads)
+    modality_dropout: float = 0.5  # chance of hiding each (sample, modality) from the fusion
     dropout_schedule: Literal["constant", "linear"] = "linear"  # linear: ramp up from 0 over dropout_warmup_epochs
     dropout_warmup_epochs: int = 3
     fill: Fill = "reconstruct"  # "zero": the early-fusion baseline, no translation
@@ -53,14 +53,6 @@ class TrainConfig:
     seed: int = 0
     num_workers: int = 0  # DataLoader workers for preprocessing (0: in the main process)
     device: str = "auto"  # "auto" picks CUDA when available
-
-
-@dataclass
-class EpochStats:
-    epoch: int
-    train: dict[str, float]
-    val: dict[str, float]
-    seconds: float
 
 
 def seed_everything(seed: int) -> None:
@@ -188,7 +180,8 @@ class Trainer:
         seed_everything(train_config.seed)
         self.model = BridgeModel(model_config).to(self.device)
         self.preprocessor = Preprocessor(model_config)
-        self.criterion = BridgeLoss(model_config, train_config.label_smoothing)
+        self.criterion = BridgeLoss(model_config, train_config.label_smoothing,
+                                    train_config.unimodal_weight).to(self.device)
         if train_config.fill == "zero":
             self.criterion.weight = 0.0  # the zero-fill baseline trains no translators
             self.criterion.cycle_weight = 0.0
@@ -202,6 +195,7 @@ class Trainer:
                       for p in self.model.encoders[m.value].parameters() if p.requires_grad]
         pretrained_ids = {id(p) for p in pretrained}
         rest = [p for p in self.model.parameters() if p.requires_grad and id(p) not in pretrained_ids]
+        rest += list(self.criterion.parameters())  # training-only unimodal heads
         groups = [{"params": rest, "lr": self.cfg.lr}]
         if pretrained:
             groups.append({"params": pretrained, "lr": self.cfg.lr * self.cfg.encoder_lr_scale})
@@ -223,7 +217,8 @@ class Trainer:
 
     # --- state -----------------------------------------------------------------------------
     def _save_state(self, epoch: int) -> None:
-        state = {"epoch": epoch, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+        state = {"epoch": epoch, "model": self.model.state_dict(), "criterion": self.criterion.state_dict(),
+                 "optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict(), "best_score": self.best_score,
                  "history": json.dumps(self.history), "torch_rng": torch.get_rng_state(),
                  "train_config": json.dumps(dataclasses.asdict(self.cfg))}
@@ -239,6 +234,7 @@ class Trainer:
             raise FileNotFoundError(f"cannot resume: {path} does not exist")
         state = torch.load(path, map_location=self.device, weights_only=True)  # no code runs on load
         self.model.load_state_dict(state["model"])
+        self.criterion.load_state_dict(state["criterion"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.best_score = state["best_score"]
@@ -291,8 +287,9 @@ class Trainer:
             if improved:
                 self.best_score = val_stats["macro_f1"]
                 self._save_best(row)
-            log(f"epoch {epoch + 1}/{self.cfg.epochs}  train loss {train_stats['loss']:.4f} "
-                f"(ce {train_stats['ce']:.4f}, translation {train_stats.get('translation', 0):.4f})  "
+            parts = ", ".join(f"{k} {train_stats[k]:.4f}" for k in ("ce", "translation", "cycle", "unimodal")
+                              if k in train_stats)
+            log(f"epoch {epoch + 1}/{self.cfg.epochs}  train loss {train_stats['loss']:.4f} ({parts})  "
                 f"val loss {val_stats['loss']:.4f} acc {val_stats['accuracy']:.3f} "
                 f"macro-F1 {val_stats['macro_f1']:.3f}{'  *best' if improved else ''}  [{row['seconds']:.0f}s]")
             self._save_state(epoch)
@@ -305,6 +302,7 @@ class Trainer:
         n = 0
         p = self.dropout_rate(epoch)
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{self.cfg.epochs}", leave=False, mininterval=0.5)
+        preds, labels = [], []
         for batch in bar:
             batch = batch.to(self.device)
             present = drop_modalities(batch.present, p, drop_gen) if p > 0 else batch.present
@@ -313,15 +311,20 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             terms["loss"].backward()
             if self.cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+                torch.nn.utils.clip_grad_norm_([*self.model.parameters(), *self.criterion.parameters()],
+                                               self.cfg.grad_clip)
             self.optimizer.step()
             self.scheduler.step()
+            preds.append(out.logits.detach().argmax(-1).cpu())
+            labels.append(batch.labels.cpu())
             b = len(batch)
             n += b
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + v.item() * b
             bar.set_postfix(loss=f"{sums['loss'] / n:.3f}", drop=f"{p:.2f}")
-        return {k: v / n for k, v in sums.items()}
+        # Accuracy and macro F1 on the training batches as trained: with modality dropout applied.
+        report = classification_report(torch.cat(labels).numpy(), torch.cat(preds).numpy(), self.model_config.labels)
+        return {**{k: v / n for k, v in sums.items()}, "accuracy": report["accuracy"], "macro_f1": report["macro_f1"]}
 
     @torch.inference_mode()
     def _validate(self, loader: DataLoader) -> dict[str, float]:

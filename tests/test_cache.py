@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 import pytest
 import torch
 
@@ -21,7 +20,7 @@ from bridge.training import ExampleDataset
 def manifest(tmp_path):
     rows = ["id,label,split,image,audio,text"]
     for i, sample in enumerate(SyntheticEmotions(12, "train", seed=5)):
-        paths = export_sample(sample, tmp_path / f"s{i}")
+        export_sample(sample, tmp_path / f"s{i}")
         rows.append(f"s{i},{EMOTIONS[sample.label]},train,s{i}/face.png,s{i}/voice.wav,\"{sample.text}\"")
     (tmp_path / "manifest.csv").write_text("\n".join(rows) + "\n")
     return tmp_path / "manifest.csv"

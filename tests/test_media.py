@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import pickle
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import pytest
 import soundfile as sf
 
+from bridge.media import write_video as media_write_video
 from bridge.data.paths import data_root
 from bridge.media import (
     Box,
@@ -41,27 +40,9 @@ def peak_frequency(wave: np.ndarray, sr: int) -> float:
     return float(np.fft.rfftfreq(len(wave), 1 / sr)[spectrum.argmax()])
 
 
-def write_video(
-    path: Path, frames: np.ndarray, fps: int = 25, audio: np.ndarray | None = None, sr: int = 16_000
-) -> Path:
-    """H.264 video (RGB frames ``(t, h, w, 3)``) with an optional mono AAC sound track, via PyAV."""
-    with av.open(str(path), "w") as container:
-        video = container.add_stream("libx264", rate=fps)
-        video.height, video.width = frames.shape[1:3]
-        video.pix_fmt = "yuv420p"
-        sound = None
-        if audio is not None:
-            sound = container.add_stream("aac", rate=sr)
-            sound.layout = "mono"
-        for frame in frames:
-            container.mux(video.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
-        container.mux(video.encode(None))
-        if sound is not None:
-            chunk = av.AudioFrame.from_ndarray(audio.astype(np.float32)[None], format="flt", layout="mono")
-            chunk.sample_rate, chunk.time_base, chunk.pts = sr, Fraction(1, sr), 0
-            container.mux(sound.encode(chunk))
-            container.mux(sound.encode(None))
-    return path
+def write_video(path: Path, frames: np.ndarray, fps: int = 25, audio: np.ndarray | None = None,
+                sr: int = 16_000) -> Path:
+    return media_write_video(path, frames, fps, audio, sr)
 
 
 def ramp_frames(n: int, h: int = 96, w: int = 128) -> np.ndarray:

@@ -181,3 +181,17 @@ def test_checkpoint_config_mismatch(tmp_path, model):
     (tmp_path / "ck" / "model.safetensors").write_bytes((tmp_path / "other" / "model.safetensors").read_bytes())
     with pytest.raises(CheckpointError):
         BridgeModel.from_pretrained(tmp_path / "ck")
+
+
+def test_unimodal_terms_train_their_heads_and_encoders(model, batch):
+    model.train()
+    model.zero_grad(set_to_none=True)
+    loss = BridgeLoss(model.config, unimodal_weight=0.5)
+    b = batch.select((Modality.FACE, Modality.TEXT))
+    terms = loss(model, model(b), b)
+    assert {"unimodal/face", "unimodal/text", "unimodal"} <= set(terms) and "unimodal/audio" not in terms
+    terms["unimodal"].backward()
+    assert loss.unimodal_heads["face"].weight.grad.abs().sum() > 0
+    assert loss.unimodal_heads["audio"].weight.grad is None
+    assert model.encoders["face"].vit.blocks[0].attn.qkv.weight.grad.abs().sum() > 0
+    assert not any(k.startswith("unimodal") for k in model.state_dict())  # training-only: never in checkpoints

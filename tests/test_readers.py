@@ -11,10 +11,8 @@ import csv
 import json
 import shutil
 from collections import Counter
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import pytest
@@ -28,6 +26,7 @@ from bridge.data.manifest import read_manifest
 from bridge.data.meld import fix_mojibake, parse_time, read_meld
 from bridge.data.mosi import MosiAlignmentError, read_mosi
 from bridge.data.paired import compose_paired
+from bridge.media import write_video as media_write_video
 from bridge.data.paths import ENV_VAR, data_root, require_corpus
 from bridge.data.ravdess import parse_ravdess_name, read_ravdess
 from bridge.data.registry import CORPORA, load_corpus, load_corpus_splits, load_splits
@@ -45,26 +44,9 @@ def real(name: str) -> Path:
         pytest.skip(f"real data absent: {e}")
 
 
-def write_video(
-    path: Path, frames: np.ndarray, fps: int = 10, audio: np.ndarray | None = None, sr: int = 16_000
-) -> Path:
-    """H.264 video from RGB frames with an optional mono AAC sound track, via PyAV."""
-    with av.open(str(path), "w") as container:
-        video = container.add_stream("libx264", rate=fps)
-        video.height, video.width = frames.shape[1:3]
-        video.pix_fmt = "yuv420p"
-        sound = container.add_stream("aac", rate=sr) if audio is not None else None
-        if sound is not None:
-            sound.layout = "mono"
-        for frame in frames:
-            container.mux(video.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
-        container.mux(video.encode(None))
-        if sound is not None:
-            chunk = av.AudioFrame.from_ndarray(audio.astype(np.float32)[None], format="flt", layout="mono")
-            chunk.sample_rate, chunk.time_base, chunk.pts = sr, Fraction(1, sr), 0
-            container.mux(sound.encode(chunk))
-            container.mux(sound.encode(None))
-    return path
+def write_video(path: Path, frames: np.ndarray, fps: int = 10, audio: np.ndarray | None = None,
+                sr: int = 16_000) -> Path:
+    return media_write_video(path, frames, fps, audio, sr)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ one-line errors (exit code 2, nothing written) the scripts give on bad input."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import cv2
 import numpy as np

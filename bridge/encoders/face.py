@@ -1,5 +1,7 @@
 """Face encoder: a timm Vision Transformer (Dosovitskiy et al., 2021) applied to each face crop;
-the frames of a video become one temporal token sequence."""
+the frames of a video become one temporal token sequence. Trained from scratch, the patch
+embedding can be a stack of 3x3 convolutions (Xiao et al., "Early convolutions help
+transformers see better", NeurIPS 2021), which learns from far fewer faces."""
 
 from __future__ import annotations
 
@@ -9,6 +11,26 @@ from einops import rearrange, repeat
 from torch import Tensor, nn
 
 from bridge.config import FaceConfig
+
+
+def conv_stem(in_chans: int, dim: int, patch: int) -> nn.Sequential:
+    """3x3 stride-2 convolutions (then one to finish the stride) producing the ViT's patch grid.
+
+    Args:
+        in_chans: image channels.
+        dim: ViT width.
+        patch: total stride, the ViT's patch size (a power of two times an integer).
+    """
+    layers, ch, stride = [], in_chans, 1
+    widths = [max(16, dim // 4), max(16, dim // 2)]
+    for w in widths:
+        if patch % (stride * 2):
+            break
+        layers += [nn.Conv2d(ch, w, 3, stride=2, padding=1, bias=False), nn.GroupNorm(1, w), nn.GELU()]
+        ch, stride = w, stride * 2
+    rest = patch // stride
+    layers.append(nn.Conv2d(ch, dim, rest, stride=rest))  # (b, dim, h / patch, w / patch)
+    return nn.Sequential(*layers)
 
 
 class FaceEncoder(nn.Module):
@@ -30,6 +52,8 @@ class FaceEncoder(nn.Module):
             kwargs["pretrained_cfg_overlay"] = {"file": config.weights}
         self.vit = timm.create_model(config.arch, pretrained=pretrained, num_classes=0, global_pool="",
                                      in_chans=config.in_chans, **overrides, **kwargs)
+        if config.stem == "conv":
+            self.vit.patch_embed.proj = conv_stem(config.in_chans, self.vit.embed_dim, self.vit.patch_embed.patch_size[0])
         self.out_dim: int = self.vit.num_features
         self.temporal = nn.Parameter(torch.zeros(config.num_frames, self.out_dim))
         nn.init.trunc_normal_(self.temporal, std=0.02)

@@ -7,7 +7,7 @@ Every function takes a path or an array and returns numpy arrays; a bad file rai
 from bridge.media.audio import AudioInfo, audio_from_video, audio_info, load_audio, resample
 from bridge.media.errors import MediaError
 from bridge.media.faces import Box, FaceDetector, crop_box, face_track, faces_from_video, load_image, to_gray
-from bridge.media.video import VideoInfo, iter_video_frames, read_video_frames, video_info
+from bridge.media.video import VideoInfo, iter_video_frames, read_video_frames, video_info, write_video
 
 __all__ = [
     "AudioInfo",
@@ -27,4 +27,5 @@ __all__ = [
     "resample",
     "to_gray",
     "video_info",
+    "write_video",
 ]

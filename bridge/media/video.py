@@ -220,3 +220,32 @@ def _select(path: Path, targets, start: float, end: float | None) -> Iterator[tu
         prev = (index, t, frame)
     if tau is not None and prev is not None and prev[0] != last_given and tau < prev[1] + step:
         yield prev[1], prev[2].to_ndarray(format="rgb24")
+
+
+def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int = 25, audio: np.ndarray | None = None,
+                sample_rate: int = 16_000) -> Path:
+    """Write RGB frames ``(t, h, w, 3)`` as H.264, with an optional mono AAC sound track (PyAV).
+
+    For tests, demos and benchmarks that need a real video file.
+    """
+    from fractions import Fraction
+
+    import av
+
+    path = Path(path)
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=fps)
+        video.height, video.width = frames.shape[1:3]
+        video.pix_fmt = "yuv420p"
+        sound = container.add_stream("aac", rate=sample_rate) if audio is not None else None
+        if sound is not None:
+            sound.layout = "mono"
+        for frame in frames:
+            container.mux(video.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
+        container.mux(video.encode(None))
+        if sound is not None:
+            chunk = av.AudioFrame.from_ndarray(np.asarray(audio, np.float32)[None], format="flt", layout="mono")
+            chunk.sample_rate, chunk.time_base, chunk.pts = sample_rate, Fraction(1, sample_rate), 0
+            container.mux(sound.encode(chunk))
+            container.mux(sound.encode(None))
+    return path
