@@ -83,7 +83,11 @@ def _train(args: argparse.Namespace) -> int:
 
     cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
     trainer.fit(splits.train, splits.val, resume=args.resume, cache_dir=cache_dir)
-    best = trainer.history[-1] if not trainer.history else max(trainer.history, key=lambda r: r["val"]["macro_f1"])
+    from bridge.data.corpora import problems_report
+
+    for line in problems_report(splits):
+        print(f"data {line}")
+    best = max(trainer.history, key=lambda r: r["val"]["macro_f1"])
     print(f"best epoch {best['epoch']}: val accuracy {best['val']['accuracy']:.3f}, "
           f"macro-F1 {best['val']['macro_f1']:.3f}; checkpoint in {output}/ (curves.png, history.json)")
     return 0

@@ -29,7 +29,7 @@ class Prediction:
         observed: modalities given and used.
         reconstructed: the model's modalities that were missing and rebuilt by translation.
         notes: what happened to inputs on the way (e.g. no face found, so face was reconstructed).
-        face_frames: frames searched for a face and frames where one was found, when a face input was given.
+        face_frames: frames searched for a face and frames where one was found (when faces were detected).
     """
 
     label: str
@@ -94,13 +94,14 @@ class Predictor:
         if raw and cfg.kind == "features":
             raise InputError(f"this checkpoint takes {modality.value} as pre-extracted features, not raw media")
 
-    def _face_from_image(self, image: str | Path | np.ndarray, notes: list[str]) -> tuple[np.ndarray | None, dict]:
+    def _face_from_image(self, image: str | Path | np.ndarray,
+                         notes: list[str]) -> tuple[np.ndarray | None, dict | None]:
         from bridge.media import load_image
 
         cfg: FaceConfig = self.config.face
         img = load_image(image) if isinstance(image, (str, Path)) else np.asarray(image)
         if not self.detect_faces:
-            return img[None], {"searched": 1, "with_face": 1}
+            return img[None], None
         crop = self.detector.crop_largest(img, margin=cfg.margin, size=cfg.img_size or 224, grayscale=cfg.in_chans == 1)
         if crop is None:
             notes.append("no face found in the image")
@@ -108,13 +109,13 @@ class Predictor:
         return crop[None], {"searched": 1, "with_face": 1}
 
     def _face_from_video(self, video: str | Path, notes: list[str], start: float = 0.0,
-                         end: float | None = None) -> tuple[np.ndarray | None, dict]:
+                         end: float | None = None) -> tuple[np.ndarray | None, dict | None]:
         from bridge.media import face_track, read_video_frames
 
         cfg: FaceConfig = self.config.face
         frames, _ = read_video_frames(video, num_frames=max(cfg.num_frames * 2, 8), start=start, end=end)
         if not self.detect_faces:
-            return frames, {"searched": len(frames), "with_face": len(frames)}
+            return frames, None
         crops, found, _ = face_track(frames, self.detector, cfg.margin, cfg.img_size or 224, cfg.in_chans == 1)
         info = {"searched": int(len(found)), "with_face": int(found.sum())}
         if not len(crops):

@@ -71,3 +71,27 @@ def test_damaged_cache_is_rebuilt(manifest, tmp_path):
         f.write_bytes(b"garbage")
     rebuilt = ExampleDataset(_load(manifest), pre, cache_dir=cache)
     assert rebuilt.cache_hits == 0 and len(rebuilt) == 12
+
+
+def test_cache_on_real_ravdess_clips(tmp_path):
+    """Real FLAC recordings: the second pass reads the cache, faster and identical."""
+    from bridge.data.paths import require_corpus
+    from bridge.data.ravdess import read_ravdess
+
+    try:
+        root = require_corpus("ravdess")
+    except FileNotFoundError as e:
+        pytest.skip(f"real data absent: {e}")
+    corpus = read_ravdess(root, "test")
+    clips = corpus.subset(list(range(0, len(corpus), len(corpus) // 16))[:16])
+    pre = Preprocessor(create_config("tiny", face=None, text=None))
+    start = time.perf_counter()
+    miss = ExampleDataset(clips, pre, cache_dir=tmp_path)
+    miss_s = time.perf_counter() - start
+    start = time.perf_counter()
+    hit = ExampleDataset(read_ravdess(root, "test").subset(list(range(0, len(corpus), len(corpus) // 16))[:16]),
+                         pre, cache_dir=tmp_path)
+    hit_s = time.perf_counter() - start
+    assert miss.cache_hits == 0 and hit.cache_hits == 16 == len(hit)
+    assert hit_s < miss_s
+    assert all(torch.equal(a.inputs[m][0], b.inputs[m][0]) for a, b in zip(miss, hit) for m in a.inputs)

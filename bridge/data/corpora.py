@@ -86,4 +86,23 @@ class _Head(Sequence):
 
 
 def _head(items: Sequence, n: int) -> Sequence:
+    if n < len(items) and hasattr(items, "subset") and getattr(items, "meta", None) is not None:  # a listed corpus stays one (and stays cacheable)
+        return items.subset([round(i * len(items) / n) for i in range(n)])
     return _Head(items, n)
+
+
+def problems_report(splits: Splits) -> list[str]:
+    """One line per split that skipped items or lost a modality of some, with counts and reasons."""
+    lines = []
+    for name in ("train", "val", "test"):
+        part = splits.split(name)
+        skipped, missing = dict(getattr(part, "skipped", {}) or {}), dict(getattr(part, "missing", {}) or {})
+        detail = []
+        if skipped:
+            detail.append(f"skipped {sum(skipped.values())} ({', '.join(f'{n} {r}' for r, n in skipped.items())})")
+        if missing:
+            detail.append(f"a modality missing in {sum(missing.values())} "
+                          f"({', '.join(f'{n} {r}' for r, n in missing.items())})")
+        if detail:
+            lines.append(f"{name}: " + "; ".join(detail))
+    return lines
