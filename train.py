@@ -38,6 +38,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--fill", choices=["reconstruct", "zero"], default=TrainConfig.fill,
                    help="how missing modalities enter the fusion; 'zero' trains the no-translation baseline")
     p.add_argument("--seed", type=int, default=TrainConfig.seed)
+    p.add_argument("--deterministic", action="store_true", help="deterministic algorithms only (repeatable runs)")
     p.add_argument("--limit", type=int, default=None, help="at most this many samples per split (quick runs)")
     p.add_argument("--cache-dir", default=None,
                    help="preprocessing cache (default: $BRIDGE_CACHE_DIR or .cache/bridge)")
@@ -67,7 +68,8 @@ def _train(args: argparse.Namespace) -> int:
                                weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
                                modality_dropout=args.modality_dropout, dropout_schedule=args.dropout_schedule,
                                unimodal_weight=args.unimodal_weight,
-                               fill=args.fill, seed=args.seed, num_workers=args.workers, device=args.device)
+                               fill=args.fill, seed=args.seed, deterministic=args.deterministic,
+                               num_workers=args.workers, device=args.device)
     output = Path(args.output or f"checkpoints/{args.data.split(':')[0]}-{args.preset}")
     if output.exists() and any(output.iterdir()) and not args.resume:
         if not (output / "config.json").is_file():

@@ -111,7 +111,6 @@ class BridgeModel(nn.Module):
         A sample with no present source gets zeros (it must then have the modality itself).
         """
         out = {}
-        ref = next(iter(translations.values()), None)
         for t in self.modalities:
             total, count = None, None
             for s in self.modalities:
@@ -123,7 +122,7 @@ class BridgeModel(nn.Module):
                 count = w if count is None else count + w
             if total is None:
                 shape = (batch_size, self.config.latent_tokens, self.config.dim)
-                out[t] = torch.zeros(shape, device=ref.device if ref is not None else None)
+                out[t] = torch.zeros(shape, device=present[t].device)
             else:
                 out[t] = total / count.clamp_min(1.0)
         return out

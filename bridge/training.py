@@ -7,6 +7,7 @@ import dataclasses
 import json
 import math
 import os
+import pickle
 import random
 import tempfile
 import time
@@ -51,6 +52,7 @@ class TrainConfig:
     fill: Fill = "reconstruct"  # "zero": the early-fusion baseline, no translation
     grad_clip: float = 1.0
     seed: int = 0
+    deterministic: bool = False  # deterministic algorithms only (slower on GPU; CPU runs are already repeatable)
     num_workers: int = 0  # DataLoader workers for preprocessing (0: in the main process)
     device: str = "auto"  # "auto" picks CUDA when available
 
@@ -178,6 +180,9 @@ class Trainer:
         self.data_info = data_info or {}
         self.device = pick_device(train_config.device)
         seed_everything(train_config.seed)
+        if train_config.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=False)
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it for determinism
         self.model = BridgeModel(model_config).to(self.device)
         self.preprocessor = Preprocessor(model_config)
         self.criterion = BridgeLoss(model_config, train_config.label_smoothing,
@@ -232,7 +237,11 @@ class Trainer:
         path = self.output / STATE_FILE
         if not path.is_file():
             raise FileNotFoundError(f"cannot resume: {path} does not exist")
-        state = torch.load(path, map_location=self.device, weights_only=True)  # no code runs on load
+        try:  # weights_only: plain tensors and containers only; a pickle that would run code is refused
+            state = torch.load(path, map_location=self.device, weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as e:
+            raise ValueError(f"cannot resume from {path}: not a loadable bridge training state "
+                             f"({str(e).strip().splitlines()[0][:120]})") from None
         self.model.load_state_dict(state["model"])
         self.criterion.load_state_dict(state["criterion"])
         self.optimizer.load_state_dict(state["optimizer"])
