@@ -1,8 +1,13 @@
-"""Evaluate a bridge checkpoint on a corpus split, for every modality pattern, with missing
+"""Evaluate a bridge checkpoint on a corpus split under the robustness protocols, with missing
 modalities reconstructed and zero-filled.
+
+Protocols: ``patterns`` (every non-empty subset of the modalities), ``missing`` (each
+(sample, modality) dropped with probability η, mean ± std over seeds), ``noise`` (input noise
+per modality and on all at once, see bridge/robustness.py).
 
     python evaluate.py --checkpoint checkpoints/synthetic-tiny
     python evaluate.py --checkpoint checkpoints/mosi-small --data mosi --split test --json
+    python evaluate.py --checkpoint checkpoints/synthetic-tiny --protocols missing --etas 0,0.5 --seeds 5
 """
 
 from __future__ import annotations
@@ -33,7 +38,41 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="preprocessing cache (default: $BRIDGE_CACHE_DIR or .cache/bridge)")
     p.add_argument("--no-cache", action="store_true", help="decode and preprocess without the cache")
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+    p.add_argument("--protocols", default=",".join(PROTOCOLS), help=f"comma-separated, from {', '.join(PROTOCOLS)}")
+    p.add_argument("--etas", default=",".join(f"{i / 10:g}" for i in range(8)),
+                   help="missing rates η in [0, 1) for the missing protocol")
+    p.add_argument("--noise-levels", default=",".join(f"{i / 10:g}" for i in range(10)),
+                   help="noise levels in [0, 1] for the noise protocol")
+    p.add_argument("--seeds", type=int, default=3, help="random draws of the masks and noise (mean ± std)")
     return p.parse_args(argv)
+
+
+PROTOCOLS = ("patterns", "missing", "noise")
+
+
+def parse_protocols(spec: str) -> tuple[str, ...]:
+    """``"missing,patterns"`` -> ``("patterns", "missing")``; raises ValueError on an unknown name."""
+    names = {n.strip() for n in spec.split(",") if n.strip()}
+    unknown = sorted(names - set(PROTOCOLS))
+    if unknown:
+        raise ValueError(f"unknown protocol {', '.join(unknown)} (choose from {', '.join(PROTOCOLS)})")
+    if not names:
+        raise ValueError("no protocol given")
+    return tuple(p for p in PROTOCOLS if p in names)
+
+
+def parse_levels(spec: str, name: str, upper_open: bool) -> tuple[float, ...]:
+    """``"0,0.1,0.5"`` -> sorted distinct levels in [0, 1) or [0, 1]; raises ValueError on bad input."""
+    try:
+        levels = sorted({float(v) for v in spec.split(",") if v.strip()})
+    except ValueError:
+        raise ValueError(f"{name} must be comma-separated numbers, got {spec!r}") from None
+    if not levels:
+        raise ValueError(f"no {name} given")
+    for v in levels:
+        if not (0 <= v < 1 if upper_open else 0 <= v <= 1):
+            raise ValueError(f"{name} {v:g} is outside {'[0, 1)' if upper_open else '[0, 1]'}")
+    return tuple(levels)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,17 +106,57 @@ def per_class_table(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def curve_table(levels: list[float], by_fill: dict[str, dict[str, Any]], level_name: str, title: str) -> str:
+    """Macro F1 and accuracy (mean ± std over seeds) per level and fill, then the areas under the curves."""
+    fills = list(by_fill)
+    head = " | ".join(f"{f} macro F1 | {f} accuracy" for f in fills)
+    lines = [f"### {title}", "", f"| {level_name} | {head} |", "|---" * (1 + 2 * len(fills)) + "|"]
+    for j, level in enumerate(levels):
+        cells = []
+        for f in fills:
+            for metric in ("macro_f1", "accuracy"):
+                c = by_fill[f][metric]
+                cells.append(f"{100 * c['mean'][j]:.1f} ± {100 * c['std'][j]:.1f}")
+        lines.append(f"| {level:g} | " + " | ".join(cells) + " |")
+    if "auc" in by_fill[fills[0]]["macro_f1"]:
+        cells = [f"{100 * by_fill[f][m]['auc']['mean']:.1f} ± {100 * by_fill[f][m]['auc']['std']:.1f}"
+                 for f in fills for m in ("macro_f1", "accuracy")]
+        lines.append("| **AUC** | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def robustness_markdown(robustness: dict[str, Any], title: str) -> str:
+    md = ""
+    if "missing" in robustness:
+        r = robustness["missing"]
+        md += (f"\n## {title}: missing rate η (each sample keeps one modality), {r['seeds']} seeds\n\n"
+               + curve_table(r["levels"], r["results"], "η", "all modalities, randomly missing"))
+    if "noise" in robustness:
+        r = robustness["noise"]
+        md += f"\n## {title}: input noise, {r['seeds']} seeds\n"
+        for target, by_fill in r["results"].items():
+            md += "\n" + curve_table(r["levels"], by_fill, "noise level", f"noise on {target}")
+    return md
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from bridge.checkpoint import load_checkpoint, tokenizer_dir
     from bridge.data.corpora import load_splits
-    from bridge.evaluation import evaluate_patterns
+    from bridge.evaluation import evaluate_patterns, evaluate_robustness
     from bridge.modality import pattern_name
     from bridge.plots import plot_confusion, plot_patterns
     from bridge.preprocess import Preprocessor
     from bridge.recipes import corpus_modalities
+    from bridge.robustness import noise_context
+    from bridge.robustness_plots import plot_missing, plot_noise
     from bridge.training import ExampleDataset, make_loader, pick_device
     from bridge.checkpoint import atomic_write_text
 
+    protocols = parse_protocols(args.protocols)
+    etas = parse_levels(args.etas, "missing rate", upper_open=True) if "missing" in protocols else ()
+    levels = parse_levels(args.noise_levels, "noise level", upper_open=False) if "noise" in protocols else ()
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
     ckpt = Path(args.checkpoint)
     device = pick_device(args.device)
     model, meta = load_checkpoint(ckpt, device)
@@ -101,30 +180,48 @@ def _evaluate(args: argparse.Namespace) -> int:
     dataset = ExampleDataset(samples, preprocessor, f"preprocess {args.split}", cache_dir)
     if not len(dataset):
         raise ValueError(f"no usable samples in {data} {args.split}")
+    loader = make_loader(dataset, args.batch_size, False, 0, 0)
     start = time.time()
-    results = evaluate_patterns(model, make_loader(dataset, args.batch_size, False, 0, 0), device)
+    results = evaluate_patterns(model, loader, device) if "patterns" in protocols else {}
+    robustness = {}
+    if etas or levels:
+        context = noise_context(model, preprocessor) if levels else None
+        robustness = evaluate_robustness(model, loader, device, etas, levels, args.seeds, context)
     seconds = time.time() - start
     full = pattern_name(tuple(model.modalities))
     out_dir = Path(args.output or ckpt / f"eval-{splits.name}-{args.split}")
     report = {"checkpoint": str(ckpt), "checkpoint_sha256": checkpoint_hash(ckpt), "data": splits.name,
               "split": args.split, "n": len(dataset), "skipped": dataset.skipped, "labels": list(model.config.labels),
-              "protocol": "fixed modality patterns; missing modalities reconstructed by translation or zero-filled",
-              "seconds": round(seconds, 2), "results": results}
+              "protocols": list(protocols),
+              "protocol": "patterns: fixed modality subsets; missing: each (sample, modality) dropped with "
+                          "probability eta, one kept; noise: input corruption per modality and on all; "
+                          "missing modalities reconstructed by translation or zero-filled",
+              "seconds": round(seconds, 2), "results": results, "robustness": robustness}
     title = f"{splits.name} {args.split} (n={len(dataset)}), checkpoint {ckpt}"
-    md = markdown_table(results, title)
-    if full in results:
-        md += f"\n### Per class, {full}, reconstruct\n\n" + per_class_table(results[full]["reconstruct"])
+    md, figures = "", []
+    if results:
+        md = markdown_table(results, title)
+        if full in results:
+            md += f"\n### Per class, {full}, reconstruct\n\n" + per_class_table(results[full]["reconstruct"])
+            plot_confusion(results[full]["reconstruct"]["confusion"], model.config.labels, out_dir / "confusion.png",
+                           f"{splits.name} {args.split}: {full}")
+            figures.append("confusion.png")
+        plot_patterns(results, out_dir / "patterns.png")
+        figures.append("patterns.png")
+    md += robustness_markdown(robustness, title)
+    if "missing" in robustness:
+        plot_missing(robustness["missing"], out_dir / "missing.png")
+        figures.append("missing.png")
+    if "noise" in robustness:
+        plot_noise(robustness["noise"], out_dir / "noise.png")
+        figures.append("noise.png")
     atomic_write_text(out_dir / "results.json", json.dumps(report, indent=2))
     atomic_write_text(out_dir / "results.md", md)
-    if full in results:
-        plot_confusion(results[full]["reconstruct"]["confusion"], model.config.labels, out_dir / "confusion.png",
-                       f"{splits.name} {args.split}: {full}")
-    plot_patterns(results, out_dir / "patterns.png")
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         print(md)
-        print(f"wrote {out_dir}/results.json, results.md, confusion.png, patterns.png ({seconds:.1f}s)")
+        print(f"wrote {out_dir}/results.json, results.md, {', '.join(figures)} ({seconds:.1f}s)")
     return 0
 
 

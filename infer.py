@@ -2,6 +2,12 @@
 
     python infer.py --checkpoint checkpoints/synthetic-tiny --image face.png --audio voice.wav --text "I made it!"
     python infer.py --checkpoint DIR --video clip.mp4 --json
+    python infer.py --checkpoint DIR --video clip.mp4 --window 2 --hop 1 --timeline-dir out/
+    python infer.py --checkpoint DIR --webcam 0                      # live, in a window
+    python infer.py --checkpoint DIR --webcam clip.mp4 --save-video annotated.mp4   # headless
+
+The fields of ``--json`` (a prediction with its per-modality explanation, or a timeline) are
+documented in docs/infer-json.md.
 """
 
 from __future__ import annotations
@@ -23,8 +29,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--text", help="transcript or message; @FILE reads it from a file")
     p.add_argument("--no-face-detection", action="store_true",
                    help="the image or video frames are already face crops (as FER-2013 images are)")
-    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON (docs/infer-json.md)")
     p.add_argument("--output", help="also write the JSON result to this file")
+    p.add_argument("--window", type=float, help="with --video: a timeline of windows this many seconds long")
+    p.add_argument("--hop", type=float, help="seconds between timeline windows (default: half the window)")
+    p.add_argument("--timeline-dir", help="write timeline.csv, timeline.json and timeline.png here")
+    p.add_argument("--webcam", nargs="?", const="0", metavar="INDEX|VIDEO",
+                   help="live predictions on a camera (index, default 0) or a video file; q quits")
+    p.add_argument("--every", type=int, default=10, help="with --webcam: predict every N frames")
+    p.add_argument("--save-video", help="with --webcam: run headless and write the annotated video here")
     p.add_argument("--device", default="cpu")
     return p.parse_args(argv)
 
@@ -54,19 +67,63 @@ def render(prediction, width: int = 30) -> str:
     lines.append(f"reconstructed: {', '.join(prediction.reconstructed) or 'none'}")
     if prediction.face_frames:
         lines.append(f"face found in {prediction.face_frames['with_face']} of {prediction.face_frames['searched']} frames")
+    if prediction.explanation:
+        lines.append("per modality (alone = that modality only; left out = change in the top class):")
+        for name, e in prediction.explanation.items():
+            alone = f"alone: {e.alone_label:<10} {e.alone_probabilities[e.alone_label]:6.1%}"
+            left_out = "" if e.top_change_without is None else (
+                f"   left out: {prediction.label} {100 * e.top_change_without:+.1f} points")
+            lines.append(f"  {name:<8} {alone}{left_out}")
     lines += [f"note: {n}, so it was reconstructed from the other modalities" for n in prediction.notes]
     return "\n".join(lines)
+
+
+def render_timeline(rows, window: float, hop: float) -> str:
+    lines = [f"timeline: {len(rows)} windows of {window:g} s, {hop:g} s apart",
+             f"  {'start':>7} {'end':>7}  {'emotion':<10} {'p':>6}  {'observed':<18} face frames"]
+    for r in rows:
+        p = f"{r.probabilities[r.label]:6.1%}" if r.label else f"{'-':>6}"
+        faces = f"{r.face_frames['with_face']}/{r.face_frames['searched']}" if r.face_frames else "-"
+        lines.append(f"  {r.start:7.2f} {r.end:7.2f}  {r.label or '-':<10} {p}  {'+'.join(r.observed) or '-':<18} {faces}")
+    return "\n".join(lines)
+
+
+def _check_modes(args: argparse.Namespace) -> None:
+    """Flags that only make sense together, checked before anything is loaded."""
+    if args.webcam is not None:
+        for flag in ("image", "video", "audio", "window", "output", "timeline_dir"):
+            if getattr(args, flag) is not None:
+                raise ValueError(f"--{flag.replace('_', '-')} cannot be used with --webcam")
+    elif args.save_video is not None:
+        raise ValueError("--save-video needs --webcam")
+    if args.window is None:
+        for flag in ("hop", "timeline_dir"):
+            if getattr(args, flag) is not None:
+                raise ValueError(f"--{flag.replace('_', '-')} needs --window")
+        return
+    if args.video is None:
+        raise ValueError("--window needs --video")
+    if args.image is not None or args.audio is not None:
+        raise ValueError("a timeline uses the video's frames and sound track: drop --image and --audio")
+    hop = args.window / 2 if args.hop is None else args.hop
+    if not args.window > 0 or not hop > 0:
+        raise ValueError(f"--window and --hop must be positive seconds, got window={args.window:g}, hop={hop:g}")
 
 
 def _infer(args: argparse.Namespace) -> int:
     from bridge.checkpoint import atomic_write_text
     from bridge.predictor import Predictor
 
+    _check_modes(args)
     for flag in ("image", "video", "audio"):
         path = getattr(args, flag)
         if path is not None and not Path(path).is_file():
             raise FileNotFoundError(f"--{flag} {path} does not exist")
     text = _read_text(args.text)
+    if args.webcam is not None:
+        return _live(args, text)
+    if args.window is not None:
+        return _timeline(args, text)
     if not any(v is not None for v in (args.image, args.video, args.audio, text)):
         raise ValueError("no input given: pass at least one of --image, --video, --audio, --text")
     predictor = Predictor.from_pretrained(args.checkpoint, args.device, detect_faces=not args.no_face_detection)
@@ -75,6 +132,39 @@ def _infer(args: argparse.Namespace) -> int:
     if args.output:
         atomic_write_text(Path(args.output), payload + "\n")
     print(payload if args.json else render(prediction))
+    return 0
+
+
+def _timeline(args: argparse.Namespace, text: str | None) -> int:
+    from bridge.checkpoint import atomic_write_text
+    from bridge.plots import plot_timeline
+    from bridge.predictor import Predictor
+    from bridge.timeline import timeline_csv, timeline_json
+
+    hop = args.window / 2 if args.hop is None else args.hop
+    predictor = Predictor.from_pretrained(args.checkpoint, args.device, detect_faces=not args.no_face_detection)
+    rows = predictor.timeline(args.video, args.window, hop, text=text)
+    labels = predictor.config.labels
+    payload = timeline_json(rows, labels, args.window, hop)
+    if args.timeline_dir:
+        out = Path(args.timeline_dir)
+        plot_timeline(rows, labels, out / "timeline.png", title=Path(args.video).name)
+        atomic_write_text(out / "timeline.csv", timeline_csv(rows, labels))
+        atomic_write_text(out / "timeline.json", payload + "\n")
+    if args.output:
+        atomic_write_text(Path(args.output), payload + "\n")
+    print(payload if args.json else render_timeline(rows, args.window, hop))
+    return 0
+
+
+def _live(args: argparse.Namespace, text: str | None) -> int:
+    from bridge.live import run_live
+    from bridge.predictor import Predictor
+
+    predictor = Predictor.from_pretrained(args.checkpoint, args.device)
+    save = Path(args.save_video) if args.save_video else None
+    frames = run_live(predictor, args.webcam, args.every, save, text=text)
+    print(f"{frames} frames" + (f", annotated video written to {save}" if save else ""))
     return 0
 
 

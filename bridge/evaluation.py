@@ -1,20 +1,25 @@
 """Evaluation over modality patterns: every non-empty subset of the model's modalities, each
 with missing modalities reconstructed by translation and with them zero-filled (MMIN's
-fixed-pattern protocol, Zhao et al., ACL 2021)."""
+fixed-pattern protocol, Zhao et al., ACL 2021); and the robustness protocols of
+:mod:`bridge.robustness`: a sample-level missing rate (GCNet) and input noise (MultiBench),
+as metric curves over levels, mean and std over seeds."""
 
 from __future__ import annotations
 
 import itertools
+import zlib
 from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from bridge.metrics import classification_report
 from bridge.model import BridgeModel, Fill
 from bridge.modality import Modality, pattern_name
+from bridge.robustness import NoiseContext, area_under_curve, corrupt_batch, missing_masks
 
 FILLS: tuple[Fill, ...] = ("reconstruct", "zero")
 
@@ -66,3 +71,127 @@ def evaluate_patterns(model: BridgeModel, loader: DataLoader, device: torch.devi
         report = classification_report(p["labels"], p["probs"].argmax(-1), model.config.labels)
         results.setdefault(pattern_name(pattern), {})[fill] = report
     return results
+
+
+# --- robustness protocols: missing rate and noise (bridge.robustness) ----------------------------
+METRICS: tuple[str, ...] = ("accuracy", "macro_f1", "weighted_f1", "uar")
+ALL_TARGET = "all"
+
+
+def _generator(seed: int, name: str) -> torch.Generator:
+    """A CPU generator for one (seed, protocol setting), independent of the others."""
+    return torch.Generator().manual_seed(zlib.crc32(f"{seed}/{name}".encode()))
+
+
+@torch.inference_mode()
+def robustness_predictions(model: BridgeModel, loader: DataLoader, device: torch.device,
+                           etas: tuple[float, ...], noise_levels: tuple[float, ...], seeds: int,
+                           context: NoiseContext | None, fills: tuple[Fill, ...] = FILLS,
+                           progress: bool = True) -> dict[tuple, dict[str, np.ndarray]]:
+    """Probabilities and labels under random missing modalities and under input noise.
+
+    Keys are ``("missing", eta, seed, fill)`` and ``("noise", target, level, seed, fill)``, with
+    ``target`` a modality name or ``"all"``. Each batch is encoded once for every missing rate.
+    Under noise each modality is corrupted and re-encoded once per (level, seed); its noisy
+    latent replaces the clean one alone (target: that modality) and together with the other
+    modalities' noisy latents (target ``"all"``, the same noise draws).
+    Noise keeps every modality present, so there the two fills differ only for samples that
+    lack a modality in the data.
+
+    Args:
+        etas: missing rates, each in [0, 1) (empty: no missing-rate protocol).
+        noise_levels: noise levels, each in [0, 1] (empty: no noise protocol).
+        seeds: how many random draws of the masks and noise.
+        context: what the corruptions need (:func:`bridge.robustness.noise_context`); None
+            when ``noise_levels`` is empty.
+    """
+    model.eval()
+    targets = [m.value for m in model.modalities] + [ALL_TARGET]
+    gens: dict[tuple, torch.Generator] = {}
+    acc: dict[tuple, dict[str, list]] = {}
+
+    def add(key: tuple, logits: Tensor, labels: Tensor) -> None:
+        slot = acc.setdefault(key, {"probs": [], "labels": []})
+        slot["probs"].append(logits.float().softmax(-1).cpu())
+        slot["labels"].append(labels.cpu())
+
+    for batch in tqdm(loader, desc="robustness", leave=False, disable=not progress, mininterval=1.0):
+        batch = batch.to(device)
+        b = len(batch)
+        full = {m: batch.present[m] if m in batch.present else torch.zeros(b, dtype=torch.bool, device=device)
+                for m in model.modalities}
+        latents = model.encode(batch)
+        translations = model.translate(latents)
+        for seed in range(seeds):
+            for eta in etas:
+                gen = gens.setdefault(("missing", eta, seed), _generator(seed, f"missing/{eta}"))
+                present = missing_masks(full, eta, gen)
+                recon = model.reconstruct(translations, present, b)
+                for fill in fills:
+                    add(("missing", eta, seed, fill), model.classify(model.fuse(latents, recon, present, fill)),
+                        batch.labels)
+        if 0 in noise_levels:  # the clean inputs: the same for every target and seed
+            recon = model.reconstruct(translations, full, b)
+            for fill in fills:
+                logits = model.classify(model.fuse(latents, recon, full, fill))
+                for name, seed in itertools.product(targets, range(seeds)):
+                    add(("noise", name, 0, seed, fill), logits, batch.labels)
+        for level, seed in itertools.product([v for v in noise_levels if v > 0], range(seeds)):
+            noisy = {}  # each modality corrupted and re-encoded once, alone and then all together
+            for m in model.modalities:
+                gen = gens.setdefault(("noise", m, level, seed), _generator(seed, f"noise/{m.value}/{level}"))
+                noisy.update(model.encode(corrupt_batch(batch.select((m,)), level, (m,), context, gen)))
+            for name in targets:
+                noisy_latents = {**latents, **(noisy if name == ALL_TARGET else
+                                               {m: z for m, z in noisy.items() if m.value == name})}
+                recon = model.reconstruct(model.translate(noisy_latents), full, b)
+                for fill in fills:
+                    add(("noise", name, level, seed, fill),
+                        model.classify(model.fuse(noisy_latents, recon, full, fill)), batch.labels)
+    return {key: {"probs": torch.cat(v["probs"]).numpy(), "labels": torch.cat(v["labels"]).numpy()}
+            for key, v in acc.items()}
+
+
+def _curves(preds: dict[tuple, dict[str, np.ndarray]], prefix: tuple, levels: tuple[float, ...], seeds: int,
+            fill: Fill, labels: tuple[str, ...]) -> dict[str, Any]:
+    """Per metric: mean and std over seeds at every level, and the area under the curve (mean, std)."""
+    scores = np.zeros((len(METRICS), seeds, len(levels)))  # (metric, seed, level)
+    for j, level in enumerate(levels):
+        for seed in range(seeds):
+            p = preds[(*prefix, level, seed, fill)]
+            report = classification_report(p["labels"], p["probs"].argmax(-1), labels)
+            scores[:, seed, j] = [report[k] for k in METRICS]
+    out: dict[str, Any] = {}
+    for i, metric in enumerate(METRICS):
+        entry = {"mean": scores[i].mean(axis=0).tolist(), "std": scores[i].std(axis=0).tolist()}
+        if len(levels) >= 2:
+            areas = [area_under_curve(levels, s) for s in scores[i]]
+            entry["auc"] = {"mean": float(np.mean(areas)), "std": float(np.std(areas))}
+        out[metric] = entry
+    return out
+
+
+def evaluate_robustness(model: BridgeModel, loader: DataLoader, device: torch.device, etas: tuple[float, ...],
+                        noise_levels: tuple[float, ...], seeds: int, context: NoiseContext | None,
+                        fills: tuple[Fill, ...] = FILLS, progress: bool = True) -> dict[str, Any]:
+    """The missing-rate and noise protocols as metric curves over seeds.
+
+    Returns ``{"missing": {"levels", "seeds", "results": {fill: {metric: {"mean", "std", "auc"}}}},
+    "noise": {"levels", "seeds", "results": {target: {fill: {metric: ...}}}}}`` with the lists
+    in ``mean``/``std`` aligned with ``levels``; a protocol with no levels is left out and
+    ``auc`` needs two levels or more.
+    """
+    if seeds < 1:
+        raise ValueError(f"--seeds must be at least 1, got {seeds}")
+    preds = robustness_predictions(model, loader, device, etas, noise_levels, seeds, context, fills, progress)
+    labels = model.config.labels
+    out: dict[str, Any] = {}
+    if etas:
+        out["missing"] = {"levels": list(etas), "seeds": seeds, "results": {
+            fill: _curves(preds, ("missing",), etas, seeds, fill, labels) for fill in fills}}
+    if noise_levels:
+        targets = [m.value for m in model.modalities] + [ALL_TARGET]
+        out["noise"] = {"levels": list(noise_levels), "seeds": seeds, "results": {
+            t: {fill: _curves(preds, ("noise", t), noise_levels, seeds, fill, labels) for fill in fills}
+            for t in targets}}
+    return out

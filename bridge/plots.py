@@ -77,3 +77,32 @@ def plot_patterns(results: dict[str, dict[str, dict[str, Any]]], path: Path, met
     ax.grid(axis="y", alpha=0.3)
     ax.legend()
     _save(fig, path)
+
+
+def plot_timeline(rows: Sequence[Any], labels: Sequence[str], path: Path, title: str = "") -> None:
+    """Per-class probability over time, stacked, one step per window; the top label is written above.
+
+    Args:
+        rows: :class:`~bridge.timeline.TimelineRow` (``start``, ``end``, ``label``, ``probabilities``).
+        labels: class names, in the model's order.
+        path: the PNG to write.
+    """
+    centres = np.array([(r.start + r.end) / 2 for r in rows])
+    probs = np.array([[r.probabilities.get(n, 0.0) for n in labels] for r in rows])  # (windows, classes)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(rows) + 3), 3.8))
+    if len(rows) == 1:  # a stack needs two points: draw the single window as a bar
+        bottom = 0.0
+        for j, name in enumerate(labels):
+            ax.bar(centres[0], probs[0, j], rows[0].end - rows[0].start, bottom=bottom, color=f"C{j}", label=name)
+            bottom += probs[0, j]
+    else:
+        ax.stackplot(centres, probs.T, labels=labels, colors=[f"C{j}" for j in range(len(labels))], alpha=0.85)
+    for r, x in zip(rows, centres):
+        if r.label is not None:
+            ax.text(x, 1.01, r.label, rotation=90, ha="center", va="bottom", fontsize=7)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("time (s), window centre")
+    ax.set_ylabel("probability")
+    ax.set_title(title, pad=40 if title else 34)
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
+    _save(fig, path)

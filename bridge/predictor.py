@@ -9,14 +9,34 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 
+from bridge.batch import Batch
 from bridge.checkpoint import load_checkpoint, tokenizer_dir
 from bridge.config import AudioConfig, FaceConfig, TextConfig
 from bridge.data.sample import Sample
 from bridge.modality import Modality
-from bridge.preprocess import Preprocessor, collate
+from bridge.preprocess import Example, Preprocessor, collate
+from bridge.timeline import TimelineRow, window_starts
+
+
+@dataclass
+class ModalityExplanation:
+    """What one observed modality contributes to a prediction.
+
+    Args:
+        alone_label: the class predicted from this modality alone (the others reconstructed from it).
+        alone_probabilities: class name -> probability from this modality alone.
+        top_change_without: the change in the probability of the overall top class when this
+            modality is left out (reconstructed from the other observed ones): negative when it
+            supported the top class. None when it is the only observed modality.
+    """
+
+    alone_label: str
+    alone_probabilities: dict[str, float]
+    top_change_without: float | None
 
 
 @dataclass
@@ -30,6 +50,7 @@ class Prediction:
         reconstructed: the model's modalities that were missing and rebuilt by translation.
         notes: what happened to inputs on the way (e.g. no face found, so face was reconstructed).
         face_frames: frames searched for a face and frames where one was found (when faces were detected).
+        explanation: per observed modality, its prediction alone and the effect of leaving it out.
     """
 
     label: str
@@ -38,6 +59,7 @@ class Prediction:
     reconstructed: list[str]
     notes: list[str] = field(default_factory=list)
     face_frames: dict[str, int] | None = None
+    explanation: dict[str, ModalityExplanation] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -182,15 +204,168 @@ class Predictor:
         """
         notes: list[str] = []
         sample, face_info = self.sample(image, audio, text, video, sample_rate, notes)
+        return self.predict_sample(sample, notes, face_info)
+
+    @torch.inference_mode()
+    def predict_sample(self, sample: Sample, notes: list[str] | None = None,
+                       face_info: dict | None = None) -> Prediction:
+        """Predict from a decoded :class:`Sample` (face crops, waveform, text), with an explanation.
+
+        The sample is encoded once; the explanation re-runs only reconstruction, fusion and head.
+        """
+        notes = notes if notes is not None else []
         example = self.preprocessor(sample)
         if not example.inputs:
             raise InputError(f"{'; '.join(notes) or 'no usable input'}, and no other input to predict from")
         batch = collate([example]).to(self.device)
-        out = self.model(batch)
-        probs = out.logits.float().softmax(-1)[0].cpu().numpy()
-        observed = [m.value for m in self.config.modalities if m in example.inputs]
-        return Prediction(label=self.config.labels[int(probs.argmax())],
-                          probabilities={n: float(p) for n, p in zip(self.config.labels, probs)},
-                          observed=observed,
-                          reconstructed=[m.value for m in self.config.modalities if m.value not in observed],
-                          notes=notes, face_frames=face_info)
+        latents, translations, present = self._encode(batch)
+        probs = self._probabilities(latents, translations, present)[0]
+        observed = [m for m in self.config.modalities if bool(present[m][0])]
+        top = int(probs.argmax())
+        explanation = {}
+        for m in observed:
+            alone = self._probabilities(latents, translations, {k: v & (k == m) for k, v in present.items()})[0]
+            change = None
+            if len(observed) >= 2:
+                without = self._probabilities(latents, translations, {k: v & (k != m) for k, v in present.items()})[0]
+                change = float(without[top] - probs[top])
+            explanation[m.value] = ModalityExplanation(self.config.labels[int(alone.argmax())], self._named(alone), change)
+        return Prediction(label=self.config.labels[top], probabilities=self._named(probs),
+                          observed=[m.value for m in observed],
+                          reconstructed=[m.value for m in self.config.modalities if m not in observed],
+                          notes=notes, face_frames=face_info, explanation=explanation)
+
+    @torch.inference_mode()
+    def timeline(self, video: str | Path, window: float, hop: float, text: str | None = None,
+                 batch_size: int = 16) -> list[TimelineRow]:
+        """Emotion over time: one prediction per sliding window of a video.
+
+        Frames are decoded, and faces detected, once for the whole video; the sound track is
+        decoded once and sliced per window.
+
+        Args:
+            video: a path.
+            window: window length in seconds (at most the video's duration).
+            hop: seconds between window starts.
+            text: a transcript used in every window.
+            batch_size: windows per model call.
+
+        Raises:
+            ValueError: a non-positive window or hop, or a window longer than the video.
+            MediaError: an unreadable video, or one with no frames.
+        """
+        if text is not None:
+            self._check(Modality.TEXT)
+        duration = _video_duration(video)
+        starts = window_starts(duration, window, hop)
+        crops = times = found = None
+        if isinstance(self.config.face, FaceConfig):
+            crops, found, times = self._face_frames(video, window)
+        wave = self._sound_track(video) if isinstance(self.config.audio, AudioConfig) else None
+        rate = self.config.audio.sample_rate if wave is not None else 16_000
+        found_at = np.flatnonzero(found) if found is not None else None  # frame index of each crop
+        rows, pending = [], []
+        for start in starts:
+            end = start + window
+            face, face_info = None, None
+            if crops is not None:
+                in_window = (times >= start - 1e-6) & (times < end - 1e-6)
+                with_face = in_window[found_at]
+                face = crops[with_face] if with_face.any() else None
+                if self.detect_faces:
+                    face_info = {"searched": int(in_window.sum()), "with_face": int(with_face.sum())}
+            audio = wave[round(start * rate):round(end * rate)] if wave is not None else None
+            audio = audio if audio is not None and len(audio) else None
+            sample = Sample(id=f"{start:g}", label=0, face=face, audio=audio, sample_rate=rate, text=text)
+            pending.append((start, end, face_info, self.preprocessor(sample)))
+        for i in range(0, len(pending), batch_size):
+            rows += self._timeline_rows(pending[i:i + batch_size])
+        return rows
+
+    def _face_frames(self, video: str | Path, window: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Face crops of the frames with a face, whether each frame had one, and frame times.
+
+        Frames are streamed at the rate that gives each window twice the model's face frames, and
+        only the crops are kept, so a long video never sits in memory.
+        """
+        from bridge.media import MediaError, iter_video_frames
+
+        cfg: FaceConfig = self.config.face
+        size = cfg.img_size or 224
+        crops, found, times = [], [], []
+        for t, frame in iter_video_frames(video, fps=max(cfg.num_frames * 2, 8) / window):
+            times.append(t)
+            if self.detect_faces:
+                crop = self.detector.crop_largest(frame, cfg.margin, size, cfg.in_chans == 1)
+            else:  # already a face crop: only shrunk to the model's size, as preprocessing would
+                crop = cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA) if max(frame.shape[:2]) > size \
+                    else frame
+            found.append(crop is not None)
+            if crop is not None:
+                crops.append(crop)
+        if not times:
+            raise MediaError(video, "no video frames")
+        stacked = np.stack(crops) if crops else np.zeros((0, size, size), np.uint8)
+        return stacked, np.asarray(found, dtype=bool), np.asarray(times, dtype=np.float64)
+
+    def _timeline_rows(self, chunk: list[tuple[float, float, dict | None, Example]]) -> list[TimelineRow]:
+        usable = [c for c in chunk if c[3].inputs]
+        probs = []
+        if usable:
+            batch = collate([c[3] for c in usable]).to(self.device)
+            latents, translations, present = self._encode(batch)
+            probs = list(self._probabilities(latents, translations, present))
+        rows = []
+        for start, end, face_info, example in chunk:
+            observed = [m.value for m in self.config.modalities if m in example.inputs]
+            p = probs.pop(0) if example.inputs else None
+            rows.append(TimelineRow(
+                start=float(start), end=float(end),
+                label=self.config.labels[int(p.argmax())] if p is not None else None,
+                probabilities=self._named(p) if p is not None else {},
+                observed=observed,
+                reconstructed=[m.value for m in self.config.modalities if m.value not in observed] if observed else [],
+                face_frames=face_info))
+        return rows
+
+    def _sound_track(self, video: str | Path) -> np.ndarray | None:
+        """The whole sound track at the model's rate, or None for a silent video."""
+        from bridge.media import MediaError, audio_from_video
+
+        try:
+            return audio_from_video(video, self.config.audio.sample_rate)
+        except MediaError as e:
+            if "no audio stream" not in str(e):
+                raise
+            return None
+
+    def _encode(self, batch: Batch) -> tuple[dict, dict, dict[Modality, torch.Tensor]]:
+        b = len(batch)
+        present = {m: batch.present[m] if m in batch.present else torch.zeros(b, dtype=torch.bool, device=self.device)
+                   for m in self.config.modalities}
+        latents = self.model.encode(batch)
+        return latents, self.model.translate(latents), present
+
+    def _probabilities(self, latents: dict, translations: dict, present: dict[Modality, torch.Tensor]) -> np.ndarray:
+        """``(b, classes)`` probabilities with ``present`` as the observed modalities (the rest reconstructed)."""
+        b = next(iter(present.values())).shape[0]
+        recon = self.model.reconstruct(translations, present, b)
+        logits = self.model.classify(self.model.fuse(latents, recon, present))
+        return logits.float().softmax(-1).cpu().numpy()
+
+    def _named(self, probs: np.ndarray) -> dict[str, float]:
+        return {n: float(p) for n, p in zip(self.config.labels, probs)}
+
+
+def _video_duration(video: str | Path) -> float:
+    """Seconds of video, from the header or, failing that, from the frame times (streamed)."""
+    from bridge.media import MediaError, iter_video_frames, video_info
+
+    info = video_info(video)
+    if info.duration:
+        return float(info.duration)
+    times = [t for t, _ in iter_video_frames(video)]
+    if not times:
+        raise MediaError(video, "no video frames")
+    step = times[-1] - times[-2] if len(times) > 1 else 1.0 / (info.fps or 25.0)
+    return float(times[-1] + step)

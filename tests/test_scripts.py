@@ -53,7 +53,8 @@ def test_resume_continues_where_it_stopped(trained_checkpoint, tmp_path):
 
 def test_evaluate_reports_every_pattern_and_fill(trained_checkpoint, tmp_path, capsys):
     out = tmp_path / "report"
-    assert evaluate.main(["--checkpoint", str(trained_checkpoint), "--limit", "70", "--output", str(out)]) == 0
+    assert evaluate.main(["--checkpoint", str(trained_checkpoint), "--limit", "70", "--output", str(out),
+                          "--protocols", "patterns"]) == 0  # the robustness protocols: tests/test_robustness.py
     report = json.loads((out / "results.json").read_text())
     patterns = {"face", "audio", "text", "face+audio", "face+text", "audio+text", "face+audio+text"}
     assert set(report["results"]) == patterns
