@@ -13,7 +13,8 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def _save(fig, path: Path) -> None:
+def save_figure(fig, path: Path) -> None:
+    """Write a figure atomically (temporary file, then rename) and close it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=120, bbox_inches="tight")
@@ -41,7 +42,7 @@ def plot_curves(history: Sequence[dict[str, Any]], path: Path) -> None:
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         ax.legend()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_confusion(confusion: Sequence[Sequence[int]], labels: Sequence[str], path: Path, title: str = "") -> None:
@@ -59,7 +60,7 @@ def plot_confusion(confusion: Sequence[Sequence[int]], labels: Sequence[str], pa
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_patterns(results: dict[str, dict[str, dict[str, Any]]], path: Path, metric: str = "macro_f1") -> None:
@@ -76,7 +77,7 @@ def plot_patterns(results: dict[str, dict[str, dict[str, Any]]], path: Path, met
     ax.set_ylim(0, 1)
     ax.grid(axis="y", alpha=0.3)
     ax.legend()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_timeline(rows: Sequence[Any], labels: Sequence[str], path: Path, title: str = "") -> None:
@@ -105,4 +106,4 @@ def plot_timeline(rows: Sequence[Any], labels: Sequence[str], path: Path, title:
     ax.set_ylabel("probability")
     ax.set_title(title, pad=40 if title else 34)
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)

@@ -6,22 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+from bridge.plots import save_figure  # first: it selects the headless Agg backend
 
-matplotlib.use("Agg")  # no display needed; set here, not at package import
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402, I001
 import numpy as np  # noqa: E402
 
 
 METRIC_NAMES = {"accuracy": "accuracy", "macro_f1": "macro F1", "weighted_f1": "weighted F1", "uar": "UAR"}
-
-
-def _save(fig, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    tmp.replace(path)
 
 
 def _curve(ax, levels: list[float], by_fill: dict[str, dict[str, Any]], metric: str) -> None:
@@ -44,7 +35,7 @@ def plot_missing(missing: dict[str, Any], path: Path, metric: str = "macro_f1") 
     ax.set_xlabel("missing rate η")
     ax.set_ylabel(METRIC_NAMES[metric])
     ax.set_title(f"missing modalities, mean ± std over {missing['seeds']} seeds", fontsize=9)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_noise(noise: dict[str, Any], path: Path, metric: str = "macro_f1") -> None:
@@ -57,4 +48,4 @@ def plot_noise(noise: dict[str, Any], path: Path, metric: str = "macro_f1") -> N
         ax.set_title(f"noise on {target}", fontsize=9)
     axes[0][0].set_ylabel(METRIC_NAMES[metric])
     fig.suptitle(f"input noise, mean ± std over {noise['seeds']} seeds", fontsize=9)
-    _save(fig, path)
+    save_figure(fig, path)
