@@ -38,6 +38,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="preprocessing cache (default: $BRIDGE_CACHE_DIR or .cache/bridge)")
     p.add_argument("--no-cache", action="store_true", help="decode and preprocess without the cache")
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+    p.add_argument("--modalities", default=None,
+                   help="comma-separated modalities that may be observed (default: all the checkpoint's)")
     p.add_argument("--protocols", default=",".join(PROTOCOLS), help=f"comma-separated, from {', '.join(PROTOCOLS)}")
     p.add_argument("--etas", default=",".join(f"{i / 10:g}" for i in range(8)),
                    help="missing rates η in [0, 1) for the missing protocol")
@@ -139,6 +141,27 @@ def robustness_markdown(robustness: dict[str, Any], title: str) -> str:
     return md
 
 
+def evaluated_modalities(spec: str | None, model_modalities, available, data: str):
+    """The modalities to evaluate: ``--modalities`` or the checkpoint's, each in the checkpoint and the corpus.
+
+    Raises:
+        ValueError: a requested modality the checkpoint lacks, or one the corpus lacks.
+    """
+    from bridge.modality import parse_modalities
+
+    wanted = parse_modalities(spec) if spec else tuple(model_modalities)
+    names = lambda ms: ", ".join(m.value for m in ms) or "none"  # noqa: E731
+    lacking = [m for m in wanted if m not in model_modalities]
+    if lacking:
+        raise ValueError(f"the checkpoint has no {names(lacking)} (it has {names(model_modalities)})")
+    lacking = [m for m in wanted if m not in available]
+    if lacking:
+        have = [m for m in wanted if m in available]
+        hint = f"; evaluate the rest with --modalities {','.join(m.value for m in have)}" if have else ""
+        raise ValueError(f"{data} has no {names(lacking)} (it has {names(available)}){hint}")
+    return tuple(m for m in model_modalities if m in wanted)
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from bridge.checkpoint import load_checkpoint, tokenizer_dir
     from bridge.data.corpora import load_splits
@@ -168,11 +191,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise ValueError(f"label mismatch: {data} has labels {list(splits.labels)}, "
                          f"the checkpoint {list(model.config.labels)}")
     samples = splits.split(args.split)
-    available = corpus_modalities(samples)
-    shared = [m for m in model.modalities if m in available]
-    if not shared:
-        raise ValueError(f"{data} carries none of the checkpoint's modalities "
-                         f"({', '.join(m.value for m in model.modalities)})")
+    modalities = evaluated_modalities(args.modalities, model.modalities, corpus_modalities(samples), data)
     preprocessor = Preprocessor(model.config, tokenizer_dir(ckpt))
     from bridge.cache import default_cache_dir
 
@@ -182,16 +201,17 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise ValueError(f"no usable samples in {data} {args.split}")
     loader = make_loader(dataset, args.batch_size, False, 0, 0)
     start = time.time()
-    results = evaluate_patterns(model, loader, device) if "patterns" in protocols else {}
+    results = evaluate_patterns(model, loader, device, modalities=modalities) if "patterns" in protocols else {}
     robustness = {}
     if etas or levels:
         context = noise_context(model, preprocessor) if levels else None
-        robustness = evaluate_robustness(model, loader, device, etas, levels, args.seeds, context)
+        robustness = evaluate_robustness(model, loader, device, etas, levels, args.seeds, context,
+                                         modalities=modalities)
     seconds = time.time() - start
-    full = pattern_name(tuple(model.modalities))
+    full = pattern_name(modalities)
     out_dir = Path(args.output or ckpt / f"eval-{splits.name}-{args.split}")
     report = {"checkpoint": str(ckpt), "checkpoint_sha256": checkpoint_hash(ckpt), "data": splits.name,
-              "split": args.split, "n": len(dataset), "skipped": dataset.skipped, "labels": list(model.config.labels),
+              "split": args.split, "n": len(dataset), "modalities": [m.value for m in modalities], "skipped": dataset.skipped, "labels": list(model.config.labels),
               "protocols": list(protocols),
               "protocol": "patterns: fixed modality subsets; missing: each (sample, modality) dropped with "
                           "probability eta, one kept; noise: input corruption per modality and on all; "

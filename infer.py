@@ -5,9 +5,11 @@
     python infer.py --checkpoint DIR --video clip.mp4 --window 2 --hop 1 --timeline-dir out/
     python infer.py --checkpoint DIR --webcam 0                      # live, in a window
     python infer.py --checkpoint DIR --webcam clip.mp4 --save-video annotated.mp4   # headless
+    python infer.py --checkpoint DIR --batch media/ --output predictions.csv   # + predictions.jsonl
+    python infer.py --checkpoint DIR --batch manifest.csv --json                # JSON lines on stdout
 
 The fields of ``--json`` (a prediction with its per-modality explanation, or a timeline) are
-documented in docs/infer-json.md.
+documented in docs/infer-json.md, as are the CSV and JSON lines of ``--batch``.
 """
 
 from __future__ import annotations
@@ -38,6 +40,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="live predictions on a camera (index, default 0) or a video file; q quits")
     p.add_argument("--every", type=int, default=10, help="with --webcam: predict every N frames")
     p.add_argument("--save-video", help="with --webcam: run headless and write the annotated video here")
+    p.add_argument("--batch", metavar="DIR_OR_MANIFEST",
+                   help="one prediction per item of a folder (files sharing a stem form one item; .txt is text) "
+                        "or a manifest .csv/.jsonl; a bad item gets an error instead of stopping the run")
+    p.add_argument("--max-seconds", type=float, default=600.0,
+                   help="refuse audio or sound tracks longer than this, before decoding (0: no limit)")
     p.add_argument("--device", default="cpu")
     return p.parse_args(argv)
 
@@ -90,6 +97,12 @@ def render_timeline(rows, window: float, hop: float) -> str:
 
 def _check_modes(args: argparse.Namespace) -> None:
     """Flags that only make sense together, checked before anything is loaded."""
+    if args.batch is not None:
+        for flag in ("image", "video", "audio", "text", "window", "hop", "timeline_dir", "webcam", "save_video"):
+            if getattr(args, flag) is not None:
+                raise ValueError(f"--{flag.replace('_', '-')} cannot be used with --batch (give inputs in the folder "
+                                 "or manifest)")
+        return
     if args.webcam is not None:
         for flag in ("image", "video", "audio", "window", "output", "timeline_dir"):
             if getattr(args, flag) is not None:
@@ -120,13 +133,16 @@ def _infer(args: argparse.Namespace) -> int:
         if path is not None and not Path(path).is_file():
             raise FileNotFoundError(f"--{flag} {path} does not exist")
     text = _read_text(args.text)
+    if args.batch is not None:
+        return _batch(args)
     if args.webcam is not None:
         return _live(args, text)
     if args.window is not None:
         return _timeline(args, text)
     if not any(v is not None for v in (args.image, args.video, args.audio, text)):
         raise ValueError("no input given: pass at least one of --image, --video, --audio, --text")
-    predictor = Predictor.from_pretrained(args.checkpoint, args.device, detect_faces=not args.no_face_detection)
+    predictor = Predictor.from_pretrained(args.checkpoint, args.device, detect_faces=not args.no_face_detection,
+                                          max_seconds=args.max_seconds or None)
     prediction = predictor.predict(image=args.image, audio=args.audio, text=text, video=args.video)
     payload = json.dumps(prediction.to_dict(), indent=2)
     if args.output:
@@ -142,7 +158,8 @@ def _timeline(args: argparse.Namespace, text: str | None) -> int:
     from bridge.timeline import timeline_csv, timeline_json
 
     hop = args.window / 2 if args.hop is None else args.hop
-    predictor = Predictor.from_pretrained(args.checkpoint, args.device, detect_faces=not args.no_face_detection)
+    predictor = Predictor.from_pretrained(args.checkpoint, args.device, detect_faces=not args.no_face_detection,
+                                          max_seconds=args.max_seconds or None)
     rows = predictor.timeline(args.video, args.window, hop, text=text)
     labels = predictor.config.labels
     payload = timeline_json(rows, labels, args.window, hop)
@@ -155,6 +172,96 @@ def _timeline(args: argparse.Namespace, text: str | None) -> int:
         atomic_write_text(Path(args.output), payload + "\n")
     print(payload if args.json else render_timeline(rows, args.window, hop))
     return 0
+
+
+def _batch(args: argparse.Namespace) -> int:
+    """One prediction per item; an item that fails gets its error in the output, the run goes on."""
+    from tqdm import tqdm
+
+    from bridge.checkpoint import atomic_write_text
+    from bridge.items import find_items
+    from bridge.predictor import Predictor
+
+    items, ignored = find_items(args.batch)
+    outputs = None
+    if args.output:  # check the destination before the slow part
+        outputs = batch_outputs(Path(args.output))
+        for path in outputs:
+            if path.parent.exists() and not path.parent.is_dir():
+                raise NotADirectoryError(f"--output: {path.parent} is not a folder")
+    predictor = Predictor.from_pretrained(args.checkpoint, args.device, detect_faces=not args.no_face_detection,
+                                          max_seconds=args.max_seconds or None)
+    records = []
+    for item in tqdm(items, desc="infer", unit="item", disable=None, file=sys.stderr):
+        records.append(batch_record(predictor, item))
+        if args.json:
+            print(json.dumps(records[-1]), flush=True)
+    failed = sum(r["error"] is not None for r in records)
+    if outputs is not None:
+        csv_path, jsonl_path = outputs
+        atomic_write_text(csv_path, batch_csv(records, predictor.config.labels))
+        atomic_write_text(jsonl_path, "".join(json.dumps(r) + "\n" for r in records))
+    if not args.json:
+        print(render_batch(records))
+    summary = f"{len(records)} items, {failed} failed" + (f", {ignored} files ignored" if ignored else "")
+    if outputs is not None:
+        summary += f"; wrote {outputs[0]} and {outputs[1]}"
+    print(summary, file=sys.stderr)
+    return 0
+
+
+def batch_outputs(output: Path) -> tuple[Path, Path]:
+    """The CSV and JSON lines files of ``--output`` (``x.csv`` or ``x.jsonl`` names both; else ``x.csv``, ``x.jsonl``)."""
+    base = output.with_suffix("") if output.suffix.lower() in (".csv", ".jsonl", ".json") else output
+    return base.with_name(base.name + ".csv"), base.with_name(base.name + ".jsonl")
+
+
+def batch_record(predictor, item) -> dict:
+    """The JSON line of one item (docs/infer-json.md): its inputs, a prediction, or its error."""
+    inputs = {("text_file" if k == "text" else k): str(v) for k, v in item.files.items()}
+    if item.text is not None:
+        inputs["text"] = item.text
+    record = {"id": item.id, "inputs": inputs, "error": item.problem, "label": None, "probabilities": {},
+              "observed": [], "reconstructed": [], "notes": [], "face_frames": None, "explanation": {}}
+    if item.problem is not None:
+        return record
+    try:
+        files = item.files
+        prediction = predictor.predict(image=files.get("image"), audio=files.get("audio"), video=files.get("video"),
+                                       text=item.read_text())
+    except (ValueError, OSError, RuntimeError) as e:  # InputError and MediaError are ValueErrors
+        record["error"] = " ".join(str(e).split()) or type(e).__name__
+        return record
+    record.update(prediction.to_dict())
+    return record
+
+
+def batch_csv(records: list[dict], labels) -> str:
+    """One CSV row per item: inputs, label, one probability column per class, error."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["id", "image", "video", "audio", "text_file", "text", "label", *(f"p_{n}" for n in labels), "observed",
+                     "reconstructed", "face_frames_searched", "face_frames_with_face", "notes", "error"])
+    for r in records:
+        faces = r["face_frames"] or {}
+        writer.writerow([r["id"], *(r["inputs"].get(k, "") for k in ("image", "video", "audio", "text_file", "text")),
+                         r["label"] or "", *(f"{r['probabilities'][n]:.6f}" if r["probabilities"] else "" for n in labels),
+                         "+".join(r["observed"]), "+".join(r["reconstructed"]), faces.get("searched", ""),
+                         faces.get("with_face", ""), "; ".join(r["notes"]), r["error"] or ""])
+    return out.getvalue()
+
+
+def render_batch(records: list[dict]) -> str:
+    width = max([len(r["id"]) for r in records] + [4])
+    lines = [f"{'item':<{width}}  {'emotion':<10} {'p':>6}  {'observed':<16} error"]
+    for r in records:
+        p = f"{r['probabilities'][r['label']]:6.1%}" if r["label"] else f"{'-':>6}"
+        lines.append(f"{r['id']:<{width}}  {r['label'] or '-':<10} {p}  {'+'.join(r['observed']) or '-':<16} "
+                     f"{r['error'] or ''}".rstrip())
+    return "\n".join(lines)
 
 
 def _live(args: argparse.Namespace, text: str | None) -> int:

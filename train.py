@@ -3,6 +3,7 @@
     python train.py                                 # embedded synthetic default, tiny preset
     python train.py --data mosi --preset small      # a real corpus under the data root
     python train.py --output checkpoints/run --resume
+    torchrun --nproc_per_node 4 train.py --data mosi --batch-size 128   # 4 processes (GPUs), 32 each
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from bridge.cli import run_cli
 from bridge.config import PRESETS
+from bridge.distributed import World, launched_world, setup, teardown
 from bridge.training import TrainConfig, Trainer
 
 
@@ -26,7 +28,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--modalities", default=None, help="comma-separated subset of the corpus's modalities")
     p.add_argument("--output", default=None, help="checkpoint directory (default: checkpoints/DATA-PRESET)")
     p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
-    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size,
+                   help="global batch per optimiser step: under torchrun each of N processes takes batch-size/N "
+                        "(which must divide evenly)")
     p.add_argument("--lr", type=float, default=TrainConfig.lr)
     p.add_argument("--weight-decay", type=float, default=TrainConfig.weight_decay)
     p.add_argument("--label-smoothing", type=float, default=TrainConfig.label_smoothing)
@@ -44,22 +48,37 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="preprocessing cache (default: $BRIDGE_CACHE_DIR or .cache/bridge)")
     p.add_argument("--no-cache", action="store_true", help="decode and preprocess without the cache")
     p.add_argument("--workers", type=int, default=TrainConfig.num_workers, help="DataLoader workers")
-    p.add_argument("--device", default=TrainConfig.device, help="auto, cpu, cuda, cuda:1, ...")
+    p.add_argument("--device", default=TrainConfig.device,
+                   help="auto, cpu, cuda, cuda:1, ...; under torchrun auto, cpu or cuda (process i: cuda:LOCAL_RANK)")
     p.add_argument("--resume", action="store_true", help="continue the run in --output from its training state")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Train; under ``torchrun`` (WORLD_SIZE > 1) as one of several DistributedDataParallel processes."""
     args = parse_args(argv)
-    return run_cli("train.py", lambda: _train(args))
+    world = launched_world()
+    return run_cli("train.py", lambda: _train(args, world))
 
 
-def _train(args: argparse.Namespace) -> int:
+def _train(args: argparse.Namespace, world: World) -> int:
+    if args.epochs < 1 or args.batch_size < 1:
+        raise ValueError("--epochs and --batch-size must be at least 1")
+    if args.batch_size % world.size:
+        raise ValueError(f"--batch-size {args.batch_size} is the global batch and must be divisible by the "
+                         f"{world.size} processes")
+    device = setup(world, args.device)
+    try:
+        return _run(args, world, device)
+    finally:
+        teardown(world)
+
+
+def _run(args: argparse.Namespace, world: World, device: str) -> int:
     from bridge.data.corpora import load_splits
     from bridge.recipes import model_config_for
 
-    if args.epochs < 1 or args.batch_size < 1:
-        raise ValueError("--epochs and --batch-size must be at least 1")
+    say = print if world.is_main else lambda *_: None  # rank 0 speaks for the run
     if not 0 <= args.modality_dropout < 1:
         raise ValueError(f"--modality-dropout must be in [0, 1), got {args.modality_dropout}")
     splits = load_splits(args.data, args.data_root, seed=args.seed, limit=args.limit)
@@ -69,18 +88,19 @@ def _train(args: argparse.Namespace) -> int:
                                modality_dropout=args.modality_dropout, dropout_schedule=args.dropout_schedule,
                                unimodal_weight=args.unimodal_weight,
                                fill=args.fill, seed=args.seed, deterministic=args.deterministic,
-                               num_workers=args.workers, device=args.device)
+                               num_workers=args.workers, device=device)
     output = Path(args.output or f"checkpoints/{args.data.split(':')[0]}-{args.preset}")
     if output.exists() and any(output.iterdir()) and not args.resume:
         if not (output / "config.json").is_file():
             raise ValueError(f"--output {output} exists and is not a bridge checkpoint; choose another directory")
     data_info = {**splits.info, "name": args.data, "corpus": splits.name, "data_root": args.data_root,
                  "limit": args.limit}
-    trainer = Trainer(model_config, train_config, output, data_info)
+    trainer = Trainer(model_config, train_config, output, data_info, world)
     n_params = sum(p.numel() for p in trainer.model.parameters())
-    print(f"bridge: training {args.preset} ({n_params / 1e6:.2f}M parameters) on {splits.name} "
-          f"[{', '.join(m.value for m in model_config.modalities)}] "
-          f"train {len(splits.train)} / val {len(splits.val)}, {train_config.epochs} epochs on {trainer.device}")
+    procs = f" x {world.size} processes ({args.batch_size // world.size} samples each)" if world.distributed else ""
+    say(f"bridge: training {args.preset} ({n_params / 1e6:.2f}M parameters) on {splits.name} "
+        f"[{', '.join(m.value for m in model_config.modalities)}] "
+        f"train {len(splits.train)} / val {len(splits.val)}, {train_config.epochs} epochs on {trainer.device}{procs}")
     from bridge.cache import default_cache_dir
 
     cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
@@ -88,10 +108,10 @@ def _train(args: argparse.Namespace) -> int:
     from bridge.data.corpora import problems_report
 
     for line in problems_report(splits):
-        print(f"data {line}")
+        say(f"data {line}")
     best = max(trainer.history, key=lambda r: r["val"]["macro_f1"])
-    print(f"best epoch {best['epoch']}: val accuracy {best['val']['accuracy']:.3f}, "
-          f"macro-F1 {best['val']['macro_f1']:.3f}; checkpoint in {output}/ (curves.png, history.json)")
+    say(f"best epoch {best['epoch']}: val accuracy {best['val']['accuracy']:.3f}, "
+        f"macro-F1 {best['val']['macro_f1']:.3f}; checkpoint in {output}/ (curves.png, history.json)")
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -28,17 +29,34 @@ def _umask() -> int:
     return mask
 
 
+def cannot_write(path: Path, error: OSError) -> OSError:
+    """A one-line ``OSError`` saying that ``error`` stopped the output ``path`` from being written."""
+    parent = isinstance(error.filename, str) and Path(error.filename) in Path(path).parents  # e.g. a file in the way
+    culprit = f"{error.filename}: " if parent else ""
+    why = "Not a directory" if isinstance(error, FileExistsError) else error.strerror or error  # mkdir over a file
+    return OSError(f"cannot write {path} ({culprit}{why})")
+
+
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and a rename, so no half file is ever seen."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write ``text`` to ``path`` via a temporary file and a rename, so no half file is ever seen.
+
+    Raises:
+        OSError: ``"cannot write PATH (why)"`` when the folder cannot be made or written.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise cannot_write(path, e) from e
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):  # e.g. the path is a folder, or the disk is full
+            raise cannot_write(path, e) from e
         raise
 
 
@@ -139,6 +157,13 @@ def load_checkpoint(directory: Path, device: str | torch.device = "cpu") -> tupl
     try:
         missing, unexpected = load_model(model, str(weights), strict=False, device=str(device))
     except (SafetensorError, OSError, RuntimeError) as e:
+        # torch's first line only says "Error(s) in loading state_dict"; then "size mismatch for NAME: copying
+        # a param with shape torch.Size([4, 64]) from checkpoint, the shape in current model is torch.Size([4, 32])."
+        shapes = re.findall(r"size mismatch for (\S+): .*?(\[.*?\]).*?(\[.*?\])", str(e))
+        if shapes:
+            name, saved, built = shapes[0]
+            raise CheckpointError(f"{weights} does not match {CONFIG_FILE}: {len(shapes)} tensors of another shape, "
+                                  f"e.g. {name} is {saved} in the weights but {built} in the config") from None
         raise CheckpointError(f"{weights} cannot be loaded: {str(e).splitlines()[0]}") from None
     if missing or unexpected:
         raise CheckpointError(f"{weights} does not match {CONFIG_FILE}: "

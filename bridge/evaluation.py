@@ -62,9 +62,13 @@ def pattern_predictions(model: BridgeModel, loader: DataLoader, device: torch.de
 
 
 def evaluate_patterns(model: BridgeModel, loader: DataLoader, device: torch.device,
-                      fills: tuple[Fill, ...] = FILLS, progress: bool = True) -> dict[str, dict[str, Any]]:
-    """Metrics per modality pattern (``"face+text"``) and fill: ``results[pattern][fill] = report``."""
-    patterns = subsets(model.modalities)
+                      fills: tuple[Fill, ...] = FILLS, progress: bool = True,
+                      modalities: tuple[Modality, ...] | None = None) -> dict[str, dict[str, Any]]:
+    """Metrics per modality pattern (``"face+text"``) and fill: ``results[pattern][fill] = report``.
+
+    ``modalities`` limits the patterns to subsets of these (default: all the model's).
+    """
+    patterns = subsets(modalities or model.modalities)
     preds = pattern_predictions(model, loader, device, patterns, fills, progress)
     results: dict[str, dict[str, Any]] = {}
     for (pattern, fill), p in preds.items():
@@ -87,7 +91,8 @@ def _generator(seed: int, name: str) -> torch.Generator:
 def robustness_predictions(model: BridgeModel, loader: DataLoader, device: torch.device,
                            etas: tuple[float, ...], noise_levels: tuple[float, ...], seeds: int,
                            context: NoiseContext | None, fills: tuple[Fill, ...] = FILLS,
-                           progress: bool = True) -> dict[tuple, dict[str, np.ndarray]]:
+                           progress: bool = True, first_seed: int = 0,
+                           modalities: tuple[Modality, ...] | None = None) -> dict[tuple, dict[str, np.ndarray]]:
     """Probabilities and labels under random missing modalities and under input noise.
 
     Keys are ``("missing", eta, seed, fill)`` and ``("noise", target, level, seed, fill)``, with
@@ -102,11 +107,15 @@ def robustness_predictions(model: BridgeModel, loader: DataLoader, device: torch
         etas: missing rates, each in [0, 1) (empty: no missing-rate protocol).
         noise_levels: noise levels, each in [0, 1] (empty: no noise protocol).
         seeds: how many random draws of the masks and noise.
+        modalities: the modalities that may be observed and noised (default: all the model's);
+            the others count as missing throughout.
+        first_seed: the draws use seeds ``first_seed, ..., first_seed + seeds - 1`` (keys keep ``0..seeds-1``).
         context: what the corruptions need (:func:`bridge.robustness.noise_context`); None
             when ``noise_levels`` is empty.
     """
     model.eval()
-    targets = [m.value for m in model.modalities] + [ALL_TARGET]
+    active = tuple(modalities or model.modalities)
+    targets = [m.value for m in active] + [ALL_TARGET]
     gens: dict[tuple, torch.Generator] = {}
     acc: dict[tuple, dict[str, list]] = {}
 
@@ -118,13 +127,13 @@ def robustness_predictions(model: BridgeModel, loader: DataLoader, device: torch
     for batch in tqdm(loader, desc="robustness", leave=False, disable=not progress, mininterval=1.0):
         batch = batch.to(device)
         b = len(batch)
-        full = {m: batch.present[m] if m in batch.present else torch.zeros(b, dtype=torch.bool, device=device)
-                for m in model.modalities}
+        full = {m: batch.present[m] if (m in batch.present and m in active) else
+                torch.zeros(b, dtype=torch.bool, device=device) for m in model.modalities}
         latents = model.encode(batch)
         translations = model.translate(latents)
         for seed in range(seeds):
             for eta in etas:
-                gen = gens.setdefault(("missing", eta, seed), _generator(seed, f"missing/{eta}"))
+                gen = gens.setdefault(("missing", eta, seed), _generator(first_seed + seed, f"missing/{eta}"))
                 present = missing_masks(full, eta, gen)
                 recon = model.reconstruct(translations, present, b)
                 for fill in fills:
@@ -138,8 +147,9 @@ def robustness_predictions(model: BridgeModel, loader: DataLoader, device: torch
                     add(("noise", name, 0, seed, fill), logits, batch.labels)
         for level, seed in itertools.product([v for v in noise_levels if v > 0], range(seeds)):
             noisy = {}  # each modality corrupted and re-encoded once, alone and then all together
-            for m in model.modalities:
-                gen = gens.setdefault(("noise", m, level, seed), _generator(seed, f"noise/{m.value}/{level}"))
+            for m in active:
+                gen = gens.setdefault(("noise", m, level, seed),
+                                      _generator(first_seed + seed, f"noise/{m.value}/{level}"))
                 noisy.update(model.encode(corrupt_batch(batch.select((m,)), level, (m,), context, gen)))
             for name in targets:
                 noisy_latents = {**latents, **(noisy if name == ALL_TARGET else
@@ -173,7 +183,8 @@ def _curves(preds: dict[tuple, dict[str, np.ndarray]], prefix: tuple, levels: tu
 
 def evaluate_robustness(model: BridgeModel, loader: DataLoader, device: torch.device, etas: tuple[float, ...],
                         noise_levels: tuple[float, ...], seeds: int, context: NoiseContext | None,
-                        fills: tuple[Fill, ...] = FILLS, progress: bool = True) -> dict[str, Any]:
+                        fills: tuple[Fill, ...] = FILLS, progress: bool = True,
+                        first_seed: int = 0, modalities: tuple[Modality, ...] | None = None) -> dict[str, Any]:
     """The missing-rate and noise protocols as metric curves over seeds.
 
     Returns ``{"missing": {"levels", "seeds", "results": {fill: {metric: {"mean", "std", "auc"}}}},
@@ -183,14 +194,15 @@ def evaluate_robustness(model: BridgeModel, loader: DataLoader, device: torch.de
     """
     if seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {seeds}")
-    preds = robustness_predictions(model, loader, device, etas, noise_levels, seeds, context, fills, progress)
+    preds = robustness_predictions(model, loader, device, etas, noise_levels, seeds, context, fills, progress,
+                                   first_seed, modalities)
     labels = model.config.labels
     out: dict[str, Any] = {}
     if etas:
         out["missing"] = {"levels": list(etas), "seeds": seeds, "results": {
             fill: _curves(preds, ("missing",), etas, seeds, fill, labels) for fill in fills}}
     if noise_levels:
-        targets = [m.value for m in model.modalities] + [ALL_TARGET]
+        targets = [m.value for m in (modalities or model.modalities)] + [ALL_TARGET]
         out["noise"] = {"levels": list(noise_levels), "seeds": seeds, "results": {
             t: {fill: _curves(preds, ("noise", t), noise_levels, seeds, fill, labels) for fill in fills}
             for t in targets}}

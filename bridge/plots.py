@@ -14,12 +14,24 @@ import numpy as np  # noqa: E402
 
 
 def save_figure(fig, path: Path) -> None:
-    """Write a figure atomically (temporary file, then rename) and close it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write a figure atomically (temporary file, then rename) and close it.
+
+    Raises:
+        OSError: ``"cannot write PATH (why)"`` when the folder cannot be made or written.
+    """
+    from bridge.checkpoint import cannot_write
+
     tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(tmp, dpi=120, bbox_inches="tight")
+        tmp.replace(path)
+    except OSError as e:
+        if tmp.parent.is_dir():
+            tmp.unlink(missing_ok=True)
+        raise cannot_write(path, e) from e
+    finally:
+        plt.close(fig)
 
 
 def plot_curves(history: Sequence[dict[str, Any]], path: Path) -> None:
@@ -63,20 +75,28 @@ def plot_confusion(confusion: Sequence[Sequence[int]], labels: Sequence[str], pa
     save_figure(fig, path)
 
 
-def plot_patterns(results: dict[str, dict[str, dict[str, Any]]], path: Path, metric: str = "macro_f1") -> None:
-    """Bar chart of ``metric`` per modality pattern (``results[pattern][fill]``), reconstruction beside zero-fill."""
+def plot_patterns(results: dict[str, dict[str, dict[str, Any]]], path: Path, metric: str = "macro_f1",
+                  errors: dict[str, dict[str, float]] | None = None) -> None:
+    """Grouped bars of ``metric`` per modality pattern, one bar per series: ``results[pattern][series]``.
+
+    Series are fills (reconstruct beside zero-fill) for one model, or systems in a comparison; a
+    series missing from a pattern leaves a gap. ``errors[pattern][series]`` draws error bars.
+    """
     patterns = list(results)
-    rec = [results[p]["reconstruct"][metric] for p in patterns]
-    zero = [results[p]["zero"][metric] for p in patterns]
+    series = list(dict.fromkeys(name for p in patterns for name in results[p]))
+    width = 0.8 / len(series)
     x = np.arange(len(patterns))
-    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(patterns), 3.6))
-    ax.bar(x - 0.2, rec, 0.4, label="reconstruct")
-    ax.bar(x + 0.2, zero, 0.4, label="zero-fill")
+    fig, ax = plt.subplots(figsize=(1.2 + (0.5 + 0.35 * len(series)) * len(patterns), 3.8))
+    for i, name in enumerate(series):
+        values = [results[p][name][metric] if name in results[p] else np.nan for p in patterns]
+        err = None if errors is None else [errors.get(p, {}).get(name, 0.0) for p in patterns]
+        ax.bar(x + (i - (len(series) - 1) / 2) * width, values, width, yerr=err, capsize=2,
+               label="zero-fill" if name == "zero" else name)
     ax.set_xticks(x, patterns, rotation=30, ha="right")
     ax.set_ylabel(metric.replace("_", " "))
     ax.set_ylim(0, 1)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=7, ncol=2 if len(series) > 4 else 1)
     save_figure(fig, path)
 
 

@@ -16,6 +16,7 @@ import torch
 from bridge.batch import Batch
 from bridge.checkpoint import load_checkpoint, tokenizer_dir
 from bridge.config import AudioConfig, FaceConfig, TextConfig
+from bridge.media.audio import DEFAULT_MAX_SECONDS
 from bridge.data.sample import Sample
 from bridge.modality import Modality
 from bridge.preprocess import Example, Preprocessor, collate
@@ -79,16 +80,18 @@ class Predictor:
     """
 
     def __init__(self, model, preprocessor: Preprocessor, device: torch.device | str = "cpu",
-                 detect_faces: bool = True):
+                 detect_faces: bool = True, max_seconds: float | None = DEFAULT_MAX_SECONDS):
         self.model = model.eval()
         self.detect_faces = detect_faces
+        self.max_seconds = max_seconds  # longer audio or sound tracks are refused before decoding
         self.preprocessor = preprocessor
         self.device = torch.device(device)
         self.config = model.config
         self._detector = None
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, device: str = "cpu", detect_faces: bool = True) -> "Predictor":
+    def from_pretrained(cls, directory: str | Path, device: str = "cpu", detect_faces: bool = True,
+                        max_seconds: float | None = DEFAULT_MAX_SECONDS) -> "Predictor":
         """Load a checkpoint directory written by ``train.py``.
 
         Args:
@@ -96,9 +99,12 @@ class Predictor:
             device: where to run.
             detect_faces: find and crop the largest face; False when images and frames are
                 already face crops (as FER-2013's are).
+            max_seconds: refuse audio (or a video's sound track) longer than this, checked before
+                decoding (None: no limit; a long track is decoded whole, 64 kB per second).
         """
         model, _ = load_checkpoint(Path(directory), device)
-        return cls(model, Preprocessor(model.config, tokenizer_dir(Path(directory))), device, detect_faces)
+        return cls(model, Preprocessor(model.config, tokenizer_dir(Path(directory))), device, detect_faces,
+                   max_seconds)
 
     @property
     def detector(self):
@@ -165,7 +171,7 @@ class Predictor:
                                    else self._face_from_video(video, notes))
         if video is not None and audio is None and isinstance(self.config.audio, AudioConfig):
             try:
-                wave = audio_from_video(video, self.config.audio.sample_rate)
+                wave = audio_from_video(video, self.config.audio.sample_rate, self.max_seconds)
                 sample_rate = self.config.audio.sample_rate
             except MediaError as e:
                 if "no audio stream" not in str(e):
@@ -174,7 +180,8 @@ class Predictor:
         if audio is not None:
             self._check(Modality.AUDIO)
             if isinstance(audio, (str, Path)):
-                wave, sample_rate = load_audio(audio, self.config.audio.sample_rate), self.config.audio.sample_rate
+                wave = load_audio(audio, self.config.audio.sample_rate, self.max_seconds)
+                sample_rate = self.config.audio.sample_rate
             else:
                 wave = np.asarray(audio, dtype=np.float32)
         if text is not None:
@@ -199,8 +206,11 @@ class Predictor:
             sample_rate: the rate of an ``audio`` array.
 
         Raises:
-            InputError: nothing given, an empty text, or a modality the checkpoint lacks.
-            MediaError: an unreadable or unsupported file.
+            InputError: nothing given, an empty text, a modality the checkpoint lacks, or an
+                array with NaN or infinite values.
+            MediaError: an unreadable, truncated, too long or too large file, or a ``video``
+                with no video stream (an audio-only file: pass it as ``audio``). A video with no
+                sound track is used for its face frames, with a note.
         """
         notes: list[str] = []
         sample, face_info = self.sample(image, audio, text, video, sample_rate, notes)
@@ -214,21 +224,30 @@ class Predictor:
         The sample is encoded once; the explanation re-runs only reconstruction, fusion and head.
         """
         notes = notes if notes is not None else []
-        example = self.preprocessor(sample)
+        try:
+            example = self.preprocessor(sample)
+        except ValueError as e:  # e.g. NaN features or samples, a waveform that is not mono
+            raise InputError(str(e)) from None
         if not example.inputs:
             raise InputError(f"{'; '.join(notes) or 'no usable input'}, and no other input to predict from")
         batch = collate([example]).to(self.device)
         latents, translations, present = self._encode(batch)
-        probs = self._probabilities(latents, translations, present)[0]
         observed = [m for m in self.config.modalities if bool(present[m][0])]
+        # The prediction and every explanation pattern (each modality alone, each left out) in one
+        # fusion call: the batch is the same encoded sample under different observed sets.
+        patterns = [present] + [{k: v & (k == m) for k, v in present.items()} for m in observed]
+        if len(observed) >= 2:
+            patterns += [{k: v & (k != m) for k, v in present.items()} for m in observed]
+        n = len(patterns)
+        stacked = {k: torch.cat([p[k] for p in patterns]) for k in present}  # (n,)
+        all_probs = self._probabilities({m: z.expand(n, -1, -1) for m, z in latents.items()},
+                                        {key: z.expand(n, -1, -1) for key, z in translations.items()}, stacked)
+        probs = all_probs[0]
         top = int(probs.argmax())
         explanation = {}
-        for m in observed:
-            alone = self._probabilities(latents, translations, {k: v & (k == m) for k, v in present.items()})[0]
-            change = None
-            if len(observed) >= 2:
-                without = self._probabilities(latents, translations, {k: v & (k != m) for k, v in present.items()})[0]
-                change = float(without[top] - probs[top])
+        for i, m in enumerate(observed):
+            alone = all_probs[1 + i]
+            change = float(all_probs[1 + len(observed) + i][top] - probs[top]) if len(observed) >= 2 else None
             explanation[m.value] = ModalityExplanation(self.config.labels[int(alone.argmax())], self._named(alone), change)
         return Prediction(label=self.config.labels[top], probabilities=self._named(probs),
                           observed=[m.value for m in observed],
@@ -333,7 +352,7 @@ class Predictor:
         from bridge.media import MediaError, audio_from_video
 
         try:
-            return audio_from_video(video, self.config.audio.sample_rate)
+            return audio_from_video(video, self.config.audio.sample_rate, self.max_seconds)
         except MediaError as e:
             if "no audio stream" not in str(e):
                 raise

@@ -17,13 +17,15 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 import torch
-from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from bridge.checkpoint import atomic_write_text, save_checkpoint
 from bridge.config import BridgeConfig, FeatureConfig
 from bridge.data.sample import Sample
+from bridge.distributed import GlobalBatchSampler, World, barrier, gather_objects, gather_present
 from bridge.encoders.features import FeatureEncoder
 from bridge.losses import BridgeLoss
 from bridge.metrics import classification_report
@@ -39,7 +41,7 @@ class TrainConfig:
     """How to train (the model itself is a :class:`~bridge.config.BridgeConfig`)."""
 
     epochs: int = 15
-    batch_size: int = 32
+    batch_size: int = 32  # global: a run of N processes gives each batch_size // N
     lr: float = 1e-3  # peak AdamW learning rate, after a linear warm-up, then cosine decay
     encoder_lr_scale: float = 1.0  # learning rate of pretrained encoders relative to lr
     weight_decay: float = 0.05
@@ -80,10 +82,11 @@ class ExampleDataset(Dataset):
         preprocessor: turns a sample into model inputs.
         desc: progress-bar label.
         cache_dir: where to cache preprocessed examples (None: no cache).
+        progress: show a progress bar.
     """
 
     def __init__(self, samples: Sequence[Sample], preprocessor: Preprocessor, desc: str = "preprocess",
-                 cache_dir: str | Path | None = None):
+                 cache_dir: str | Path | None = None, progress: bool = True):
         from bridge.cache import ExampleCache
 
         cache = ExampleCache(cache_dir, preprocessor) if cache_dir and ExampleCache.supports(samples) else None
@@ -93,7 +96,7 @@ class ExampleDataset(Dataset):
         if cache is not None:
             results, keys, self.cache_hits = cache.load(samples)
         todo = [i for i, r in enumerate(results) if r is None]
-        for i in tqdm(todo, desc=desc, leave=False, mininterval=1.0, disable=not todo):
+        for i in tqdm(todo, desc=desc, leave=False, mininterval=1.0, disable=not todo or not progress):
             try:
                 ex = preprocessor(samples[i])
                 results[i] = ex if ex.inputs else "none of the model's modalities"
@@ -140,10 +143,28 @@ def feature_statistics(dataset: ExampleDataset, modality: Modality) -> tuple[Ten
     return values.mean(dim=0), values.std(dim=0)
 
 
-def make_loader(dataset: ExampleDataset, batch_size: int, shuffle: bool, seed: int, workers: int) -> DataLoader:
+def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int, workers: int,
+                sampler: GlobalBatchSampler | None = None) -> DataLoader:
+    if sampler is not None:  # a process's shard of a multi-process run (the sampler shuffles)
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate, num_workers=workers)
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, collate_fn=collate, generator=generator,
                       num_workers=workers, drop_last=False)
+
+
+class TrainStep(nn.Module):
+    """The model and its loss as one module, the unit DistributedDataParallel wraps: the loss's
+    training-only unimodal heads are then synchronised too, and the translators the loss calls
+    (cycle terms) are inside the wrapped forward."""
+
+    def __init__(self, model: BridgeModel, criterion: BridgeLoss):
+        super().__init__()
+        self.model = model
+        self.criterion = criterion
+
+    def forward(self, batch: Any, present: dict[Modality, Tensor], fill: Fill) -> tuple[Tensor, dict[str, Tensor]]:
+        out = self.model(batch, present=present, fill=fill)
+        return out.logits, self.criterion(self.model, out, batch)
 
 
 @torch.inference_mode()
@@ -170,14 +191,20 @@ class Trainer:
         train_config: optimisation settings.
         output: checkpoint directory (best model, training state, history, curves).
         data_info: JSON-able description of the data (name, splits, sizes), stored in the checkpoint.
+        world: this process's place in a ``torchrun`` run (process group already set up);
+            rank 0 alone writes and logs, every rank validates its share of the validation set.
     """
 
     def __init__(self, model_config: BridgeConfig, train_config: TrainConfig, output: Path,
-                 data_info: dict[str, Any] | None = None):
+                 data_info: dict[str, Any] | None = None, world: World = World()):
+        if train_config.batch_size % world.size:
+            raise ValueError(f"batch size {train_config.batch_size} (global) is not divisible by the "
+                             f"{world.size} processes")
         self.model_config = model_config
         self.cfg = train_config
         self.output = Path(output)
         self.data_info = data_info or {}
+        self.world = world
         self.device = pick_device(train_config.device)
         seed_everything(train_config.seed)
         if train_config.deterministic:
@@ -190,6 +217,7 @@ class Trainer:
         if train_config.fill == "zero":
             self.criterion.weight = 0.0  # the zero-fill baseline trains no translators
             self.criterion.cycle_weight = 0.0
+        self.step: nn.Module = TrainStep(self.model, self.criterion)  # DDP-wrapped in fit when distributed
         self.history: list[dict[str, Any]] = []
         self.best_score = -math.inf
         self.start_epoch = 0
@@ -260,10 +288,17 @@ class Trainer:
             train, val: the splits.
             resume: continue from the training state in the output directory.
             cache_dir: preprocessing cache (None: preprocess in memory only).
-            log: where progress lines go.
+            log: where progress lines go (rank 0's only, in a multi-process run).
         """
-        train_set = ExampleDataset(train, self.preprocessor, "preprocess train", cache_dir)
-        val_set = ExampleDataset(val, self.preprocessor, "preprocess val", cache_dir)
+        world = self.world
+        if not world.is_main:
+            log = _quiet
+        if cache_dir and not world.is_main:
+            barrier(world)  # rank 0 fills the cache first; the others then read it
+        train_set = ExampleDataset(train, self.preprocessor, "preprocess train", cache_dir, world.is_main)
+        val_set = ExampleDataset(val, self.preprocessor, "preprocess val", cache_dir, world.is_main)
+        if cache_dir and world.is_main:
+            barrier(world)
         if not len(train_set) or not len(val_set):
             raise ValueError("no usable training or validation samples")
         for name, ds in (("train", train_set), ("val", val_set)):
@@ -275,34 +310,49 @@ class Trainer:
                 encoder = self.model.encoders[m.value]
                 assert isinstance(encoder, FeatureEncoder)
                 encoder.set_statistics(*(t.to(self.device) for t in feature_statistics(train_set, m)))
-        steps = math.ceil(len(train_set) / self.cfg.batch_size)
+        batch_size = self.cfg.batch_size // world.size  # this process's share of the global batch
+        sampler = None
+        if world.distributed:
+            sampler = GlobalBatchSampler(train_set, world.size, world.rank, shuffle=True, seed=self.cfg.seed * 1000)
+            val_set = Subset(val_set, range(world.rank, len(val_set), world.size))  # type: ignore[assignment]
+            # Every parameter gets a gradient every step unless a batch can lack a modality altogether
+            # (its encoder then idles) or fill="zero" leaves the reconstruction unused.
+            partial = any(m not in ex.inputs for ex in train_set.examples for m in self.model_config.modalities)
+            self.step = DistributedDataParallel(self.step, find_unused_parameters=partial or self.cfg.fill == "zero")
+        steps = math.ceil(len(sampler or train_set) / batch_size)
         self._optimizer(steps)
         if resume:
             self._load_state()
             log(f"resumed at epoch {self.start_epoch + 1}")
-        val_loader = make_loader(val_set, self.cfg.batch_size * 2, False, 0, self.cfg.num_workers)
+        val_loader = make_loader(val_set, batch_size * 2, False, 0, self.cfg.num_workers)
         drop_gen = torch.Generator().manual_seed(self.cfg.seed + 1)
         for epoch in range(self.start_epoch, self.cfg.epochs):
-            drop_gen.manual_seed(self.cfg.seed * 1000 + epoch)
+            epoch_seed = self.cfg.seed * 1000 + epoch
+            drop_gen.manual_seed(epoch_seed)  # modality dropout: the same stream on every rank, drawn globally
             start = time.time()
-            loader = make_loader(train_set, self.cfg.batch_size, True, self.cfg.seed * 1000 + epoch,
-                                 self.cfg.num_workers)
+            if sampler is not None:
+                sampler.set_epoch(epoch)  # shuffles with epoch_seed, like the single-process loader
+                torch.manual_seed(epoch_seed + 1_000_003 * (world.rank + 1))  # layer dropout: per rank, resumable
+            loader = make_loader(train_set, batch_size, True, epoch_seed, self.cfg.num_workers, sampler)
             train_stats = self._train_epoch(loader, epoch, drop_gen)
             val_stats = self._validate(val_loader)
             row = {"epoch": epoch + 1, "train": train_stats, "val": val_stats, "seconds": round(time.time() - start, 2),
                    "lr": self.scheduler.get_last_lr()[0]}
             self.history.append(row)
-            improved = val_stats["macro_f1"] > self.best_score
+            improved = val_stats["macro_f1"] > self.best_score  # the same on every rank: metrics are gathered
             if improved:
                 self.best_score = val_stats["macro_f1"]
-                self._save_best(row)
+                if world.is_main:
+                    self._save_best(row)
             parts = ", ".join(f"{k} {train_stats[k]:.4f}" for k in ("ce", "translation", "cycle", "unimodal")
                               if k in train_stats)
             log(f"epoch {epoch + 1}/{self.cfg.epochs}  train loss {train_stats['loss']:.4f} ({parts})  "
                 f"val loss {val_stats['loss']:.4f} acc {val_stats['accuracy']:.3f} "
                 f"macro-F1 {val_stats['macro_f1']:.3f}{'  *best' if improved else ''}  [{row['seconds']:.0f}s]")
-            self._save_state(epoch)
-            self._write_history()
+            if world.is_main:
+                self._save_state(epoch)
+                self._write_history()
+        barrier(world)  # when fit returns, on any rank, rank 0's files are complete
         return self.history
 
     def _train_epoch(self, loader: DataLoader, epoch: int, drop_gen: torch.Generator) -> dict[str, float]:
@@ -310,13 +360,13 @@ class Trainer:
         sums: dict[str, float] = {}
         n = 0
         p = self.dropout_rate(epoch)
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{self.cfg.epochs}", leave=False, mininterval=0.5)
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{self.cfg.epochs}", leave=False, mininterval=0.5,
+                   disable=not self.world.is_main)
         preds, labels = [], []
         for batch in bar:
             batch = batch.to(self.device)
-            present = drop_modalities(batch.present, p, drop_gen) if p > 0 else batch.present
-            out = self.model(batch, present=present, fill=self.cfg.fill)
-            terms = self.criterion(self.model, out, batch)
+            present = self._drop(batch.present, p, drop_gen) if p > 0 else batch.present
+            logits, terms = self.step(batch, present, self.cfg.fill)
             self.optimizer.zero_grad(set_to_none=True)
             terms["loss"].backward()
             if self.cfg.grad_clip:
@@ -324,19 +374,36 @@ class Trainer:
                                                self.cfg.grad_clip)
             self.optimizer.step()
             self.scheduler.step()
-            preds.append(out.logits.detach().argmax(-1).cpu())
+            preds.append(logits.detach().argmax(-1).cpu())
             labels.append(batch.labels.cpu())
             b = len(batch)
             n += b
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + v.item() * b
             bar.set_postfix(loss=f"{sums['loss'] / n:.3f}", drop=f"{p:.2f}")
+        y_true, y_pred = torch.cat(labels).numpy(), torch.cat(preds).numpy()
+        if self.world.distributed:  # every rank's share of the epoch (padding samples included)
+            parts = gather_objects((sums, n, y_true, y_pred), self.world)
+            keys = dict.fromkeys(k for q in parts for k in q[0])  # a term may exist on some ranks only
+            sums = {k: sum(q[0].get(k, 0.0) for q in parts) for k in keys}
+            n = sum(q[1] for q in parts)
+            y_true, y_pred = np.concatenate([q[2] for q in parts]), np.concatenate([q[3] for q in parts])
         # Accuracy and macro F1 on the training batches as trained: with modality dropout applied.
-        report = classification_report(torch.cat(labels).numpy(), torch.cat(preds).numpy(), self.model_config.labels)
+        report = classification_report(y_true, y_pred, self.model_config.labels)
         return {**{k: v / n for k, v in sums.items()}, "accuracy": report["accuracy"], "macro_f1": report["macro_f1"]}
+
+    def _drop(self, present: dict[Modality, Tensor], p: float, drop_gen: torch.Generator) -> dict[Modality, Tensor]:
+        """Modality dropout; a multi-process run draws it on the global batch (identically on
+        every rank, as one process would) and keeps this rank's columns."""
+        if not self.world.distributed:
+            return drop_modalities(present, p, drop_gen)
+        kept = drop_modalities(gather_present(present, self.world), p, drop_gen)
+        return {m: kept[m][self.world.rank::self.world.size].to(self.device) for m in present}
 
     @torch.inference_mode()
     def _validate(self, loader: DataLoader) -> dict[str, float]:
+        """Validation metrics; in a multi-process run each rank predicts its share and all ranks
+        compute the metrics from everyone's predictions, so they agree exactly."""
         self.model.eval()
         probs, labels, loss, n = [], [], 0.0, 0
         for batch in loader:
@@ -346,8 +413,14 @@ class Trainer:
             n += len(batch)
             probs.append(out.logits.softmax(-1).cpu())
             labels.append(batch.labels.cpu())
-        y_pred = torch.cat(probs).argmax(-1).numpy()
-        report = classification_report(torch.cat(labels).numpy(), y_pred, self.model_config.labels)
+        if not probs:  # a rank whose share of a tiny validation set is empty
+            probs, labels = [torch.zeros(0, len(self.model_config.labels))], [torch.zeros(0, dtype=torch.long)]
+        y_pred, y_true = torch.cat(probs).argmax(-1).numpy(), torch.cat(labels).numpy()
+        if self.world.distributed:
+            parts = gather_objects((loss, n, y_true, y_pred), self.world)
+            loss, n = sum(q[0] for q in parts), sum(q[1] for q in parts)
+            y_true, y_pred = np.concatenate([q[2] for q in parts]), np.concatenate([q[3] for q in parts])
+        report = classification_report(y_true, y_pred, self.model_config.labels)
         return {"loss": loss / n, "accuracy": report["accuracy"], "macro_f1": report["macro_f1"]}
 
     def _save_best(self, row: dict[str, Any]) -> None:
@@ -360,3 +433,7 @@ class Trainer:
         from bridge.plots import plot_curves
 
         plot_curves(self.history, self.output / "curves.png")
+
+
+def _quiet(*args: Any, **kwargs: Any) -> None:
+    """The log of ranks other than 0."""

@@ -195,3 +195,26 @@ def test_unimodal_terms_train_their_heads_and_encoders(model, batch):
     assert loss.unimodal_heads["audio"].weight.grad is None
     assert model.encoders["face"].vit.blocks[0].attn.qkv.weight.grad.abs().sum() > 0
     assert not any(k.startswith("unimodal") for k in model.state_dict())  # training-only: never in checkpoints
+
+
+def test_frozen_text_encoder_memo_matches_a_fresh_forward():
+    from bridge.config import TextConfig
+    from bridge.encoders.text import TextEncoder
+
+    torch.manual_seed(0)
+    encoder = TextEncoder(TextConfig(freeze=True, max_length=16))
+    ids = torch.randint(5, 100, (4, 16))
+    mask = torch.arange(16)[None] < torch.tensor([[3], [7], [5], [2]])
+    ids = ids.masked_fill(~mask, 0)
+    encoder.eval()
+    fresh, fresh_mask = encoder(ids, mask)
+    assert fresh.shape == (4, 7, encoder.out_dim) and fresh_mask.shape == (4, 7)  # unused padding cut
+    encoder.train()
+    first, _ = encoder(ids, mask)
+    calls = []
+    encoder.bert.register_forward_hook(lambda *a: calls.append(1))
+    again, _ = encoder(ids[[2, 0]], mask[[2, 0]])  # every row memoised: BERT does not run
+    torch.testing.assert_close(first, fresh, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(again, fresh[[2, 0], :5], atol=1e-5, rtol=1e-5)
+    assert not calls and len(encoder._memo) == 4
+    assert (first[~mask[:, :7]] == 0).all()

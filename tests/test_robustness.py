@@ -158,6 +158,7 @@ def test_evaluate_robustness_protocols(trained_checkpoint, tmp_path, capsys):
     (["--noise-levels", "0.5,1.5"], "noise level 1.5 is outside [0, 1]"),
     (["--protocols", "missing,telepathy"], "unknown protocol telepathy"),
     (["--etas", "half"], "comma-separated numbers"),
+    (["--modalities", "smell"], "unknown modality smell"),
 ])
 def test_evaluate_bad_robustness_arguments(trained_checkpoint, tmp_path, capsys, option, message):
     out = tmp_path / "bad"
@@ -165,3 +166,27 @@ def test_evaluate_bad_robustness_arguments(trained_checkpoint, tmp_path, capsys,
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_evaluate_a_subset_of_modalities(trained_checkpoint, tmp_path):
+    out = tmp_path / "text-only"
+    argv = ["--checkpoint", str(trained_checkpoint), "--limit", "24", "--output", str(out),
+            "--modalities", "text,audio",
+            "--etas", "0,0.5", "--noise-levels", "0,0.5", "--seeds", "1"]
+    assert evaluate.main(argv) == 0
+    report = json.loads((out / "results.json").read_text())
+    assert report["modalities"] == ["audio", "text"]
+    assert set(report["results"]) == {"audio", "text", "audio+text"}
+    assert set(report["robustness"]["noise"]["results"]) == {"audio", "text", "all"}
+
+
+def test_evaluated_modalities_must_be_in_the_checkpoint_and_the_corpus():
+    from evaluate import evaluated_modalities
+
+    assert evaluated_modalities(None, (FACE, AUDIO, TEXT), {FACE: "raw", AUDIO: "raw", TEXT: "raw"}, "x") == (
+        FACE, AUDIO, TEXT)
+    with pytest.raises(ValueError, match=r"^the checkpoint has no face \(it has text\)$"):
+        evaluated_modalities("face,text", (TEXT,), {FACE: "raw", TEXT: "raw"}, "x")
+    with pytest.raises(ValueError, match=r"^meld has no face, audio \(it has text\); evaluate the rest with "
+                                         r"--modalities text$"):
+        evaluated_modalities(None, (FACE, AUDIO, TEXT), {TEXT: "raw"}, "meld")

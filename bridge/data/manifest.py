@@ -138,13 +138,18 @@ def _space(names: Sequence[str] | None) -> LabelSpace:
     return LabelSpace("manifest", names, {n.lower(): n for n in names})
 
 
-def _read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    """``(row number, {lower-case column: value})``; CSV rows count from 2 (after the header)."""
+def _read_rows(path: Path, required: str | None = "label") -> list[tuple[int, dict[str, Any]]]:
+    """``(row number, {lower-case column: value})``; CSV rows count from 2 (after the header).
+
+    ``required``: a CSV column that must exist (None: any header; batch inference needs no label).
+    """
     if path.suffix.lower() == ".csv":
         with path.open(newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
-            if not reader.fieldnames or "label" not in {c.strip().lower() for c in reader.fieldnames if c}:
-                raise ValueError(f"{path}: a manifest needs a 'label' column, found {reader.fieldnames}")
+            columns = {c.strip().lower() for c in reader.fieldnames or () if c}
+            if not columns or (required is not None and required not in columns):
+                raise ValueError(f"{path}: a manifest needs a{' ' + repr(required) if required else ''} column, "
+                                 f"found {reader.fieldnames}")
             return [(n, {(k or "").strip().lower(): v for k, v in row.items()})
                     for n, row in enumerate(reader, start=2)]
     text = path.read_text(encoding="utf-8-sig")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from torch import Tensor, nn
 from transformers import AutoConfig, AutoModel, BertConfig
 
@@ -38,8 +39,40 @@ class TextEncoder(nn.Module):
         self.out_dim: int = self.bert.config.hidden_size
 
     def forward(self, ids: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """Encode token ids ``(b, L)`` with their mask ``(b, L)``; returns ``(b, L, h)`` and the mask."""
+        """Encode token ids ``(b, L)`` with their mask ``(b, L)``; returns ``(b, L', h)`` and its mask.
+
+        Padding columns that no row uses are cut first (``L' <= L``), and padded positions are
+        zero in the output. A frozen encoder, while the model trains, memoises each text's token
+        states: its output cannot change, so later epochs skip it (:attr:`memo_limit` texts).
+        """
+        used = mask.any(dim=0).nonzero()
+        width = int(used[-1]) + 1 if len(used) else 1
+        ids, mask = ids[:, :width], mask[:, :width]
         if self.config.freeze:
             self.bert.eval()  # a frozen encoder keeps dropout off even while the rest trains
-        out = self.bert(input_ids=ids, attention_mask=mask.long())
-        return out.last_hidden_state, mask
+            if self.training and self.memo_limit:
+                return self._memoised(ids, mask), mask
+        return self._encode(ids, mask), mask
+
+    memo_limit: int = 200_000  # texts whose token states a frozen encoder keeps while training
+
+    def _encode(self, ids: Tensor, mask: Tensor) -> Tensor:
+        out = self.bert(input_ids=ids, attention_mask=mask.long()).last_hidden_state
+        return out * mask[..., None].to(out.dtype)
+
+    @torch.no_grad()
+    def _memoised(self, ids: Tensor, mask: Tensor) -> Tensor:
+        memo: dict[bytes, Tensor] = self.__dict__.setdefault("_memo", {})
+        lengths = mask.sum(dim=1).tolist()
+        keys = [ids[i, :n].cpu().numpy().tobytes() for i, n in enumerate(lengths)]
+        todo = [i for i, k in enumerate(keys) if k not in memo]
+        if todo:
+            fresh = self._encode(ids[todo], mask[todo])
+            for j, i in enumerate(todo):
+                if len(memo) < self.memo_limit:
+                    memo[keys[i]] = fresh[j, : lengths[i]].clone()
+        out = ids.new_zeros((*ids.shape, self.out_dim), dtype=torch.get_default_dtype())
+        for i, k in enumerate(keys):
+            states = memo[k] if k in memo else fresh[todo.index(i), : lengths[i]]
+            out[i, : lengths[i]] = states
+        return out

@@ -232,13 +232,20 @@ def load_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIX
                 _check_pixels(path, img.width, img.height, max_pixels)
                 img = ImageOps.exif_transpose(img)
                 return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
-    except Image.DecompressionBombError:
-        raise MediaError(path, "too large (Pillow's decompression-bomb limit)") from None
+    except MediaError:
+        raise
+    except Image.DecompressionBombError as e:  # "Image size (N pixels) exceeds limit of M pixels, could be ..."
+        raise MediaError(path, f"too large: {str(e).split(', could')[0]} (Pillow's decompression-bomb limit)") from None
     except UnidentifiedImageError:
         pass  # not a format Pillow knows: OpenCV may
     except (OSError, ValueError, SyntaxError) as e:
         raise MediaError(path, f"unreadable or truncated image ({e})") from None
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # no libpng chatter on stderr
+    try:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
     if image is None:
         raise MediaError(path, "unreadable image or unsupported format")
     _check_pixels(path, image.shape[1], image.shape[0], max_pixels)

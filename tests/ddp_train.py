@@ -1,0 +1,35 @@
+"""``train.py`` with every dropout layer off: the helper ``test_distributed.py`` launches under
+``torchrun``. Layer dropout draws from each process's own random stream, so runs with different
+process counts could not be compared step for step with it on."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import bridge.training  # noqa: E402
+import train  # noqa: E402
+
+
+class NoDropoutModel(bridge.training.BridgeModel):
+    def __init__(self, config):
+        super().__init__(config)
+        for module in self.modules():
+            if isinstance(module, nn.Dropout):
+                module.p = 0.0
+            for name in ("dropout", "dropout_prob"):  # attention dropout passed to scaled_dot_product_attention
+                if isinstance(getattr(module, name, None), float):
+                    setattr(module, name, 0.0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    bridge.training.BridgeModel = NoDropoutModel
+    return train.main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""Late fusion of unimodal models, and ``benchmarks/robustness.py`` training and comparing
+every baseline in one command."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from bridge import create_config
+from bridge.baselines.late_fusion import LateFusion
+from bridge.evaluation import evaluate_patterns
+from bridge.model import BridgeModel
+from bridge.modality import Modality
+from bridge.preprocess import Preprocessor, collate
+from bridge.training import make_loader
+
+ROOT = Path(__file__).resolve().parents[1]
+FACE, AUDIO, TEXT = Modality.FACE, Modality.AUDIO, Modality.TEXT
+
+
+def unimodal(modality: Modality) -> BridgeModel:
+    config = create_config("tiny")
+    return BridgeModel(replace(config, **{m.value: None for m in Modality if m != modality})).eval()
+
+
+@pytest.fixture(scope="module")
+def members():
+    torch.manual_seed(0)
+    return [unimodal(m) for m in (FACE, AUDIO, TEXT)]
+
+
+@pytest.fixture(scope="module")
+def batch(synthetic_samples):
+    return collate([Preprocessor(create_config("tiny"))(synthetic_samples[i]) for i in range(6)])
+
+
+@torch.inference_mode()
+def test_late_fusion_averages_the_present_members(members, batch):
+    fusion = LateFusion(members).eval()
+    present = {FACE: torch.tensor([1, 1, 0, 0, 1, 0], dtype=torch.bool),
+               AUDIO: torch.tensor([1, 0, 1, 0, 1, 0], dtype=torch.bool),
+               TEXT: torch.tensor([1, 0, 0, 1, 0, 0], dtype=torch.bool)}
+    probs = fusion(batch, present=present).logits.softmax(-1)
+    alone = {m: member(batch.select((m,))).logits.softmax(-1) for m, member in zip((FACE, AUDIO, TEXT), members)}
+    for i in range(5):
+        used = [alone[m][i] for m in (FACE, AUDIO, TEXT) if present[m][i]]
+        torch.testing.assert_close(probs[i], torch.stack(used).mean(0), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(probs[5], torch.full((7,), 1 / 7))  # nothing present: the (uniform) prior
+
+
+def test_late_fusion_prior_and_member_checks(members, batch):
+    prior = torch.arange(1, 8, dtype=torch.float32)
+    fusion = LateFusion(members[:1], prior=prior).eval()
+    none = {FACE: torch.zeros(6, dtype=torch.bool)}
+    with torch.inference_mode():
+        probs = fusion(batch, present=none).logits.softmax(-1)
+    torch.testing.assert_close(probs[0], prior / prior.sum())
+    with pytest.raises(ValueError, match="must be unimodal"):
+        LateFusion([BridgeModel(create_config("tiny"))])
+    with pytest.raises(ValueError, match="two late-fusion members for face"):
+        LateFusion([members[0], members[0]])
+    with pytest.raises(ValueError, match="at least one"):
+        LateFusion([])
+
+
+def test_late_fusion_runs_the_evaluation_protocols(members, synthetic_samples):
+    from bridge.evaluation import evaluate_robustness
+    from bridge.robustness import noise_context
+    from bridge.training import ExampleDataset
+
+    fusion = LateFusion(members).eval()
+    pre = Preprocessor(fusion.config)
+    loader = make_loader(ExampleDataset([synthetic_samples[i] for i in range(12)], pre), 6, False, 0, 0)
+    results = evaluate_patterns(fusion, loader, torch.device("cpu"), ("reconstruct",), progress=False)
+    assert len(results) == 7
+    rob = evaluate_robustness(fusion, loader, torch.device("cpu"), (0.0, 0.5), (0.0, 0.5), 1,
+                              noise_context(fusion, pre), ("reconstruct",), progress=False)
+    clean = rob["noise"]["results"]["all"]["reconstruct"]["accuracy"]["mean"][0]
+    assert clean == pytest.approx(results["face+audio+text"]["reconstruct"]["accuracy"])
+
+
+def test_robustness_benchmark_trains_and_compares_every_system(tmp_path, capsys):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import robustness as bench
+
+    argv = ["--data", "synthetic", "--preset", "tiny", "--epochs", "1", "--seeds", "2", "--limit", "32",
+            "--etas", "0,0.5", "--noise-levels", "0,0.5", "--batch-size", "16",
+            "--checkpoints", str(tmp_path / "ckpt"), "--output", str(tmp_path / "report")]
+    assert bench.main(argv) == 0
+    report = json.loads((tmp_path / "report" / "results.json").read_text())
+    systems = {"bridge", "bridge, zero-filled", "early fusion (zero-fill)", "late fusion",
+               "face alone", "audio alone", "text alone"}
+    assert set(report["summary"]["missing"]) == systems
+    assert set(report["summary"]["patterns"]["face+audio+text"]) == systems - {"face alone", "audio alone",
+                                                                               "text alone"}
+    assert report["summary"]["missing"]["late fusion"]["macro_f1"]["effective_robustness"]["mean"] == 0
+    assert len(report["per_seed"]) == 2 and len(report["checkpoint_sha256"]["seed1"]) == 5
+    for name in ("results.md", "patterns.png", "missing.png", "noise.png", "confusion-bridge.png"):
+        assert (tmp_path / "report" / name).is_file()
+    # the finished runs are reused: nothing is trained the second time
+    capsys.readouterr()
+    assert bench.main(argv) == 0
+    assert "$ python train.py" not in capsys.readouterr().out
+    # different training arguments for the same folder are refused
+    assert bench.main([*argv, "--train-args", "--lr 0.01"]) == 2
+    assert "trained with other arguments" in capsys.readouterr().err
