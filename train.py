@@ -21,7 +21,7 @@ from bridge.training import TrainConfig, Trainer
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="train.py", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--data", default="synthetic", help="corpus name (synthetic, fer2013, ravdess, meld, goemotions, "
+    p.add_argument("--data", default="synthetic", help="corpus name (synthetic, fer2013, ravdess, ravdess8, meld, goemotions, "
                                                       "goemotions-original, mosi, paired, manifest:PATH)")
     p.add_argument("--data-root", default=None, help="data root (default: $BRIDGE_DATA_ROOT or ../shared/data)")
     p.add_argument("--preset", default="tiny", choices=sorted(PRESETS), help="model size")

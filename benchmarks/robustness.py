@@ -98,6 +98,20 @@ def train_argv(args: argparse.Namespace, seed: int, system: str, modality: str |
     return argv + shlex.split(args.train_args)
 
 
+def same_command(a: list[str], b: list[str]) -> bool:
+    """Whether two train.py argument lists say the same thing, whatever the order of their options."""
+    def options(argv: list[str]) -> list[tuple[str, ...]]:
+        chunks: list[list[str]] = []
+        for token in argv:
+            if token.startswith("--") or not chunks:
+                chunks.append([token])
+            else:
+                chunks[-1].append(token)
+        return sorted(tuple(c) for c in chunks)
+
+    return options(a) == options(b)
+
+
 def ensure_trained(directory: Path, argv: list[str], retrain: bool) -> dict[str, Any]:
     """Train with train.py into ``directory`` unless the same command already finished there."""
     import train
@@ -107,7 +121,7 @@ def ensure_trained(directory: Path, argv: list[str], retrain: bool) -> dict[str,
     record = directory.with_name(f"{directory.name}.command.json")  # beside it: train.py wants its own folder
     history = directory / "history.json"
     if record.is_file() and not retrain:
-        if json.loads(record.read_text())["argv"] != argv:
+        if not same_command(json.loads(record.read_text())["argv"], argv):
             raise ValueError(f"{directory} was trained with other arguments; pass --retrain or another --checkpoints")
         config = json.loads((directory / "config.json").read_text()) if (directory / "config.json").is_file() else {}
         epochs = config.get("training", {}).get("epochs")

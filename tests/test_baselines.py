@@ -109,3 +109,29 @@ def test_robustness_benchmark_trains_and_compares_every_system(tmp_path, capsys)
     # different training arguments for the same folder are refused
     assert bench.main([*argv, "--train-args", "--lr 0.01"]) == 2
     assert "trained with other arguments" in capsys.readouterr().err
+
+
+def test_accuracy_benchmark_smoke_run_on_mosi(tmp_path, capsys):
+    """The machinery of benchmarks/accuracy.py on a few real MOSI samples (no figure is claimed)."""
+    from bridge.data.paths import require_corpus
+
+    try:
+        require_corpus("mosi")
+    except FileNotFoundError as e:
+        pytest.skip(f"real data absent: {e}")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import accuracy
+
+    out = tmp_path / "accuracy.json"
+    argv = ["--rows", "mosi,mosi-av", "--seeds", "1", "--limit", "40", "--epochs", "1", "--preset", "tiny",
+            "--checkpoints", str(tmp_path / "ckpt"), "--output", str(out)]
+    assert accuracy.main(argv) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["row"] for r in rows] == ["mosi", "mosi-av"]
+    assert rows[0]["preset"] == "tiny" and rows[0]["n"] == 40
+    assert set(rows[1]["figures"]) == {"weighted_f1", "accuracy", "weighted_f1 zero-fill"}
+    assert all(0 <= f["mean"] <= 1 for r in rows for f in r["figures"].values())
+    # both rows share one training command, so the second reuses the first's run
+    assert len(list((tmp_path / "ckpt" / "accuracy").glob("mosi-tiny-*/seed0/config.json"))) == 1
+    assert "| mosi-av" in capsys.readouterr().out
+    assert accuracy.main(["--rows", "nope"]) == 2

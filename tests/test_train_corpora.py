@@ -10,10 +10,12 @@ import evaluate
 import train
 from bridge.data.paths import require_corpus
 
-FOLDERS = {"fer2013": ["fer2013"], "ravdess": ["ravdess"], "meld": ["meld"], "goemotions": ["goemotions"],
+FOLDERS = {"fer2013": ["fer2013"], "ravdess": ["ravdess"], "ravdess8": ["ravdess"], "meld": ["meld"],
+           "goemotions": ["goemotions"],
            "mosi": ["mosi"], "paired": ["fer2013", "ravdess", "meld"]}
 EXPECTED = {  # the modalities each corpus gives the model, and its label count
-    "fer2013": ({"face"}, 7), "ravdess": ({"audio"}, 7), "meld": ({"text"}, 7), "goemotions": ({"text"}, 7),
+    "fer2013": ({"face"}, 7), "ravdess": ({"audio"}, 7), "ravdess8": ({"audio"}, 8), "meld": ({"text"}, 7),
+    "goemotions": ({"text"}, 7),
     "mosi": ({"face", "audio", "text"}, 2), "paired": ({"face", "audio", "text"}, 7),
 }
 

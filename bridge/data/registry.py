@@ -5,6 +5,7 @@ name                    what
 ======================  ==============================================================
 ``fer2013``             FER-2013 faces (train / test; val carved from train)
 ``ravdess``             RAVDESS speech, and face video when present (by actor)
+``ravdess8``            RAVDESS with its eight native emotions (calm kept)
 ``meld``                MELD utterances (train / dev / test), clips when given
 ``goemotions``          GoEmotions, Ekman labels -> canonical seven
 ``goemotions-original`` GoEmotions, the 28 original labels
@@ -76,6 +77,9 @@ CORPORA: dict[str, CorpusSpec] = {
                    description="FER-2013 48x48 faces, 7 emotions"),
         CorpusSpec("ravdess", read_ravdess, "ravdess", val_options=_frozen(val_actors=(19, 20)),
                    description="RAVDESS speech (+ face video when present), speaker-independent by actor"),
+        CorpusSpec("ravdess8", read_ravdess, "ravdess", _frozen(label_set="native8"),
+                   val_options=_frozen(val_actors=(19, 20)),
+                   description="RAVDESS speech with its 8 native emotions (calm kept), speaker-independent"),
         CorpusSpec("meld", read_meld, "meld", description="MELD text (+ clips), 7 emotions"),
         CorpusSpec("goemotions", read_goemotions, "goemotions", _frozen(variant="ekman"),
                    description="GoEmotions Reddit text, Ekman labels mapped to 7 emotions"),

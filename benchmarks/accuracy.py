@@ -1,0 +1,221 @@
+"""Accuracy on real corpora: each recipe trained by train.py (or reused), scored on its test
+split, against the anchors measured on the same split (../shared/data/README.md).
+
+    python benchmarks/accuracy.py                       # every row, 3 seeds each
+    python benchmarks/accuracy.py --rows mosi,mosi-av   # some rows
+    python benchmarks/accuracy.py --rows meld-text --seeds 1
+
+A row trains ``python train.py ARGS --seed S --output checkpoints/accuracy/RUN/seedS`` for each
+seed (RUN names the command) unless that command already finished there (an interrupted run resumes), then evaluates
+the test split on the row's modality pattern. Hyperparameters come from validation data only;
+the test split is read once per figure. Rows sharing a training command with
+``benchmarks/robustness.py`` (``mosi``, ``paired``) share its checkpoints.
+
+Prints the table and writes ``reports/accuracy.json`` (corpus, split, seeds, metric, figure,
+preset, training time, hardware, command).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bridge.cli import run_cli  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table: a recipe (train.py arguments), what to score, and the bar to clear."""
+
+    corpus: str
+    train: tuple[str, ...]  # train.py arguments but --seed and --output
+    pattern: str  # the observed modalities at test, e.g. "face+audio"
+    metric: str  # headline metric
+    target: float | str  # a number, or "best single + 10"
+    anchors: str
+    also: tuple[str, ...] = ()  # more metrics to print
+    zero_fill: bool = False  # also score the same model with missing modalities zero-filled
+    limit: int | None = None  # samples per split (the same --limit as training)
+    shared: str | None = None  # checkpoint folder shared with benchmarks/robustness.py, {seed} filled in
+    split_note: str = field(default="")
+
+
+MOSI = ("--data", "mosi", "--preset", "small", "--epochs", "6")
+PAIRED = ("--data", "paired", "--preset", "small", "--epochs", "6", "--limit", "1000")
+ROWS: dict[str, Row] = {
+    "mosi": Row("mosi", MOSI, "face+audio+text", "accuracy", 0.82,
+                "LR 75.0 %, MLP 76.4 %, frozen MiniLM + LR 78.6 %", also=("weighted_f1",),
+                shared="robustness/mosi-small/seed{seed}/bridge", split_note="standard 1,447 / 752"),
+    "mosi-av": Row("mosi", MOSI, "face+audio", "weighted_f1", 0.60, "LR / MLP on audio+video 55.2 / 56.0 wF1",
+                   also=("accuracy",), zero_fill=True, shared="robustness/mosi-small/seed{seed}/bridge",
+                   split_note="text missing at test, reconstructed"),
+    "fer2013": Row("fer2013", ("--data", "fer2013", "--preset", "small", "--modalities", "face", "--epochs", "30"),
+                   "face", "accuracy", 0.68, "mini-Xception 65.6 %, reference-paper CNN 63.2 %",
+                   also=("macro_f1",), split_note="test 7,178"),
+    "ravdess": Row("ravdess8", ("--data", "ravdess8", "--preset", "small", "--modalities", "audio", "--epochs", "40"),
+                   "audio", "uar", 0.60, "eGeMAPS + LR 50.4 % UAR", also=("accuracy",),
+                   split_note="actors 21-24, 8 classes"),
+    "meld-text": Row("meld", ("--data", "meld", "--preset", "small", "--modalities", "text", "--epochs", "8"),
+                     "text", "weighted_f1", 0.60, "TF-IDF + LR 46.6, frozen MiniLM + LR 55.7",
+                     also=("accuracy",), split_note="test 2,610"),
+    "paired": Row("paired", PAIRED, "face+audio+text", "macro_f1", "best single + 10",
+                  "best single modality of the same model", also=("accuracy",), limit=1000,
+                  shared="robustness/paired-small/seed{seed}/bridge",
+                  split_note="label-paired, 1,000 evenly spaced test samples"),
+}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="benchmarks/accuracy.py", description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated, from {', '.join(ROWS)}")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--checkpoints", default=str(ROOT / "checkpoints"), help="runs go to CHECKPOINTS/accuracy/ROW/")
+    p.add_argument("--output", default=str(ROOT / "reports" / "accuracy.json"))
+    p.add_argument("--train-args", default="", help="more train.py arguments for every row (e.g. '--device cuda')")
+    p.add_argument("--limit", type=int, default=None, help="override every row's --limit (smoke runs)")
+    p.add_argument("--epochs", type=int, default=None, help="override every row's --epochs (smoke runs)")
+    p.add_argument("--preset", default=None, help="override every row's --preset (smoke runs)")
+    p.add_argument("--device", default="auto")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    return run_cli("benchmarks/accuracy.py", lambda: run(args))
+
+
+def recipe(row: Row, args: argparse.Namespace) -> list[str]:
+    argv = list(row.train)
+    for flag, value in (("--limit", args.limit), ("--epochs", args.epochs), ("--preset", args.preset)):
+        if value is not None:
+            if flag in argv:
+                argv[argv.index(flag) + 1] = str(value)
+            else:
+                argv += [flag, str(value)]
+    if args.data_root:
+        argv += ["--data-root", args.data_root]
+    import shlex
+
+    return argv + shlex.split(args.train_args)
+
+
+def run_name(argv: list[str]) -> str:
+    """A folder name per training command (rows with the same command share their runs)."""
+    import hashlib
+
+    value = {flag: argv[i + 1] for i, flag in enumerate(argv[:-1]) if flag in ("--data", "--preset")}
+    digest = hashlib.sha1(" ".join(sorted(argv)).encode()).hexdigest()[:8]
+    return f"{value.get('--data', 'data')}-{value.get('--preset', 'preset')}-{digest}"
+
+
+def score(directory: Path, row: Row, args: argparse.Namespace, seed: int, limit: int | None) -> dict[str, Any]:
+    """The test-split reports of the row's pattern (and of each single modality), per fill."""
+    from bridge.cache import default_cache_dir
+    from bridge.checkpoint import load_checkpoint, tokenizer_dir
+    from bridge.data.corpora import load_splits
+    from bridge.evaluation import evaluate_patterns
+    from bridge.modality import parse_modalities
+    from bridge.preprocess import Preprocessor
+    from bridge.training import ExampleDataset, make_loader, pick_device
+
+    device = pick_device(args.device)
+    model, _ = load_checkpoint(directory, device)
+    splits = load_splits(row.corpus, args.data_root, seed=seed, limit=limit)
+    if tuple(splits.labels) != tuple(model.config.labels):
+        raise ValueError(f"{directory} was trained on other labels than {row.corpus}")
+    dataset = ExampleDataset(splits.test, Preprocessor(model.config, tokenizer_dir(directory)), "preprocess test",
+                             default_cache_dir())
+    loader = make_loader(dataset, 64, False, 0, 0)
+    results = evaluate_patterns(model, loader, device, ("reconstruct", "zero"), progress=False,
+                                modalities=parse_modalities(row.pattern.replace("+", ",")))
+    return {"n": len(dataset), "results": results}
+
+
+def run(args: argparse.Namespace) -> int:
+    from robustness import ensure_trained
+
+    from bridge.checkpoint import atomic_write_text
+
+    names = [n.strip() for n in args.rows.split(",") if n.strip()]
+    unknown = [n for n in names if n not in ROWS]
+    if unknown or not names:
+        raise ValueError(f"unknown row {', '.join(unknown) or '(none)'} (choose from {', '.join(ROWS)})")
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
+    hardware = (f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+                f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU'}")
+    table = []
+    for name in names:
+        row = ROWS[name]
+        argv = recipe(row, args)
+        limit = args.limit if args.limit is not None else row.limit
+        shared = row.shared is not None and argv == list(row.train)  # overrides: a run of its own
+        figures: dict[str, list[float]] = {}
+        seconds = []
+        for seed in range(args.seeds):
+            directory = Path(args.checkpoints) / (row.shared.format(seed=seed) if shared else
+                                                  f"accuracy/{run_name(argv)}/seed{seed}")
+            trained = ensure_trained(directory, argv + ["--seed", str(seed)], False)
+            seconds.append(trained["seconds"])
+            scored = score(directory, row, args, seed, limit)
+            rec = scored["results"][row.pattern]["reconstruct"]
+            for metric in (row.metric, *row.also):
+                figures.setdefault(metric, []).append(rec[metric])
+            if row.zero_fill:
+                figures.setdefault(f"{row.metric} zero-fill", []).append(
+                    scored["results"][row.pattern]["zero"][row.metric])
+            if row.target == "best single + 10":
+                singles = {p: r["reconstruct"][row.metric] for p, r in scored["results"].items() if "+" not in p}
+                figures.setdefault("best single", []).append(max(singles.values()))
+        mean = float(np.mean(figures[row.metric]))
+        target = (float(np.mean(figures["best single"])) + 0.10 if row.target == "best single + 10"
+                  else float(row.target))
+        entry = {"row": name, "corpus": row.corpus, "split": "test", "split_note": row.split_note,
+                 "pattern": row.pattern, "metric": row.metric, "seeds": args.seeds, "n": scored["n"],
+                 "figures": {k: {"mean": float(np.mean(v)), "std": float(np.std(v)), "values": v}
+                             for k, v in figures.items()},
+                 "target": target, "target_rule": row.target, "met": bool(mean >= target - 1e-9 and (
+                     not row.zero_fill or mean > np.mean(figures[f"{row.metric} zero-fill"]))),
+                 "anchors": row.anchors, "preset": argv[argv.index("--preset") + 1],
+                 "command": "python train.py " + " ".join(argv) + " --seed S",
+                 "train_seconds": seconds, "hardware": hardware}
+        table.append(entry)
+        print(render([entry], header=len(table) == 1))
+    atomic_write_text(Path(args.output), json.dumps({"rows": table}, indent=2))
+    print(f"\nwrote {args.output}")
+    return 0
+
+
+def render(entries: list[dict[str, Any]], header: bool = True) -> str:
+    lines = []
+    if header:
+        lines += ["| row | pattern | metric | bridge (mean ± std, seeds) | target | met | anchors |",
+                  "|---|---|---|---|---|---|---|"]
+    for e in entries:
+        f = e["figures"]
+        head = f[e["metric"]]
+        cell = f"{100 * head['mean']:.1f} ± {100 * head['std']:.1f} ({e['seeds']})"
+        extra = [f"{k.replace('_', ' ')} {100 * v['mean']:.1f}" for k, v in f.items() if k != e["metric"]]
+        if extra:
+            cell += "; " + ", ".join(extra)
+        lines.append(f"| {e['row']} ({e['split_note']}) | {e['pattern']} | {e['metric'].replace('_', ' ')} | {cell} | "
+                     f"{100 * e['target']:.1f} | {'yes' if e['met'] else 'no'} | {e['anchors']} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
