@@ -31,6 +31,7 @@ Writes ``results.json`` (every figure, the protocol, corpus, split, seeds, check
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import platform
 import re
@@ -61,7 +62,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--data", default="mosi", help="corpus, as train.py --data")
     p.add_argument("--data-root", default=None)
     p.add_argument("--preset", default="small")
-    p.add_argument("--seeds", type=int, default=3, help="training seeds (each also draws the masks and noise)")
+    p.add_argument("--seeds", type=int, default=3, help="training seeds 0..N-1 (each also draws the masks and noise)")
+    p.add_argument("--seed-values", default=None,
+                   help="comma-separated seeds instead of 0..N-1 (e.g. one per process; a later run over all "
+                        "of them reuses their models and evaluations)")
     p.add_argument("--epochs", type=int, default=None, help="train.py --epochs (default: train.py's)")
     p.add_argument("--limit", type=int, default=None, help="at most this many samples per split")
     p.add_argument("--train-args", default="", help="more train.py arguments, e.g. '--lr 5e-4'")
@@ -361,7 +365,8 @@ def plots(report: dict[str, Any], out: Path, confusion: dict[str, Any], labels) 
         written.append("noise.png")
     for name, matrix in confusion.items():
         file = "confusion-" + re.sub(r"[^a-z0-9]+", "-", name.split(",")[0].lower()).strip("-") + ".png"
-        plot_confusion(matrix, labels, out / file, f"{report['corpus']} test, all modalities: {name} (seed 0)")
+        plot_confusion(matrix, labels, out / file,
+                       f"{report['corpus']} test, all modalities: {name} (seed {report['seed_values'][0]})")
         written.append(file)
     return written
 
@@ -372,8 +377,7 @@ def run(args: argparse.Namespace) -> int:
     from bridge.checkpoint import atomic_write_text
     from bridge.modality import pattern_name
 
-    if args.seeds < 1:
-        raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
+    seeds = parse_seeds(args.seed_values, args.seeds)
     protocols = parse_protocols(args.protocols)
     protocol = {"protocols": protocols,
                 "etas": parse_levels(args.etas, "missing rate", True) if "missing" in protocols else (),
@@ -386,7 +390,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output or ROOT / "reports" / f"robustness-{tag}")
     start = time.time()
     train_seconds, per_seed, hashes, confusion = {}, [], {}, {}
-    for seed in range(args.seeds):
+    for seed in seeds:
         base = ckpts / f"seed{seed}"
         dirs = {"bridge": base / "bridge", "zero": base / "early-fusion-zero"}
         ensure = {"bridge": train_argv(args, seed, "bridge"), "zero": train_argv(args, seed, "zero")}
@@ -397,19 +401,27 @@ def run(args: argparse.Namespace) -> int:
             argv = train_argv(args, seed, "unimodal", m.value)
             train_seconds[f"{m.value}/seed{seed}"] = ensure_trained(dirs[m.value], argv, args.retrain)["seconds"]
         hashes[f"seed{seed}"] = {k: checkpoint_hash(d) for k, d in dirs.items()}
-        t = time.time()
-        result = evaluate_seed(args, seed, dirs, protocol)
-        result["seconds"] = round(time.time() - t, 1)
+        # The evaluation of these models under this protocol is kept beside them and reused.
+        key = hashlib.sha256(json.dumps([hashes[f"seed{seed}"], protocol, args.limit, args.batch_size],
+                                        sort_keys=True).encode()).hexdigest()[:16]
+        cached = base / f"evaluation-{key}.json"
+        if cached.is_file():
+            result = json.loads(cached.read_text())
+        else:
+            t = time.time()
+            result = evaluate_seed(args, seed, dirs, protocol)
+            result["seconds"] = round(time.time() - t, 1)
+            atomic_write_text(cached, json.dumps(result))
         per_seed.append(result)
-        if seed == 0:
+        if seed == seeds[0]:
             full = pattern_name(tuple(saved_config(dirs["bridge"]).modalities))
             confusion = {n: r["confusion"] for n, r in result["patterns"].get(full, {}).items()
                          if n in (BRIDGE, LATE, EARLY)}
-    config = saved_config(ckpts / "seed0" / "bridge")
+    config = saved_config(ckpts / f"seed{seeds[0]}" / "bridge")
     levels = {"missing": list(protocol["etas"]), "noise": list(protocol["noise_levels"])}
     report = {"corpus": args.data, "split": "test", "n": per_seed[0]["n"], "preset": args.preset,
-              "labels": list(config.labels), "metric": metric, "seeds": args.seeds,
-              "seed_values": list(range(args.seeds)), "levels": levels, "protocols": list(protocols),
+              "labels": list(config.labels), "metric": metric, "seeds": len(seeds),
+              "seed_values": seeds, "levels": levels, "protocols": list(protocols),
               "protocol": "patterns: fixed modality subsets; missing: each (sample, modality) dropped with "
                           "probability eta, one kept; noise: input corruption per modality and on all at once; "
                           "seed s trains the models and draws the masks and noise",
@@ -439,6 +451,21 @@ def run(args: argparse.Namespace) -> int:
     print(md)
     print(f"wrote {out}/results.json, results.md, {', '.join(figures)}")
     return 0
+
+
+def parse_seeds(values: str | None, count: int) -> list[int]:
+    """``--seed-values 2,5`` or ``--seeds 3`` -> the training seeds."""
+    if values:
+        try:
+            seeds = sorted({int(v) for v in values.split(",") if v.strip()})
+        except ValueError:
+            raise ValueError(f"--seed-values must be comma-separated integers, got {values!r}") from None
+        if not seeds or seeds[0] < 0:
+            raise ValueError("--seed-values must name non-negative seeds")
+        return seeds
+    if count < 1:
+        raise ValueError(f"--seeds must be at least 1, got {count}")
+    return list(range(count))
 
 
 def saved_config(directory: Path):

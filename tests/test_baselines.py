@@ -102,10 +102,15 @@ def test_robustness_benchmark_trains_and_compares_every_system(tmp_path, capsys)
     assert len(report["per_seed"]) == 2 and len(report["checkpoint_sha256"]["seed1"]) == 5
     for name in ("results.md", "patterns.png", "missing.png", "noise.png", "confusion-bridge.png"):
         assert (tmp_path / "report" / name).is_file()
-    # the finished runs are reused: nothing is trained the second time
+    # the finished runs and their evaluations are reused: nothing is trained or evaluated the second time,
+    # and one seed at a time (as parallel processes would) gives the same report
+    assert len(list((tmp_path / "ckpt" / "seed1").glob("evaluation-*.json"))) == 1
     capsys.readouterr()
-    assert bench.main(argv) == 0
-    assert "$ python train.py" not in capsys.readouterr().out
+    again = tmp_path / "again"
+    assert bench.main([*argv[:-1], str(again), "--seed-values", "1,0"]) == 0
+    out = capsys.readouterr().out
+    assert "$ python train.py" not in out and "evaluating" not in out
+    assert json.loads((again / "results.json").read_text())["summary"] == report["summary"]
     # different training arguments for the same folder are refused
     assert bench.main([*argv, "--train-args", "--lr 0.01"]) == 2
     assert "trained with other arguments" in capsys.readouterr().err
