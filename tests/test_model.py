@@ -199,22 +199,31 @@ def test_unimodal_terms_train_their_heads_and_encoders(model, batch):
 
 def test_frozen_text_encoder_memo_matches_a_fresh_forward():
     from bridge.config import TextConfig
-    from bridge.encoders.text import TextEncoder
+    from bridge.encoders.text import MEMO, TextEncoder
 
     torch.manual_seed(0)
     encoder = TextEncoder(TextConfig(freeze=True, max_length=16))
     ids = torch.randint(5, 100, (4, 16))
     mask = torch.arange(16)[None] < torch.tensor([[3], [7], [5], [2]])
     ids = ids.masked_fill(~mask, 0)
+    MEMO.clear()
     encoder.eval()
-    fresh, fresh_mask = encoder(ids, mask)
-    assert fresh.shape == (4, 7, encoder.out_dim) and fresh_mask.shape == (4, 7)  # unused padding cut
-    encoder.train()
-    first, _ = encoder(ids, mask)
+    with torch.inference_mode():
+        fresh = encoder._encode(ids[:, :7], mask[:, :7])
+        evaluated, evaluated_mask = encoder(ids, mask)
+    assert evaluated.shape == (4, 7, encoder.out_dim) and evaluated_mask.shape == (4, 7)  # unused padding cut
+    assert len(MEMO) == 4
     calls = []
     encoder.bert.register_forward_hook(lambda *a: calls.append(1))
-    again, _ = encoder(ids[[2, 0]], mask[[2, 0]])  # every row memoised: BERT does not run
-    torch.testing.assert_close(first, fresh, atol=1e-5, rtol=1e-5)
+    twin = TextEncoder(TextConfig(freeze=True, max_length=16))
+    twin.load_state_dict(encoder.state_dict())  # the same weights in another model: its memo entries serve
+    again, _ = twin.train()(ids[[2, 0]], mask[[2, 0]])
+    twin.bert.register_forward_hook(lambda *a: calls.append(1))
+    torch.testing.assert_close(evaluated, fresh, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(again, fresh[[2, 0], :5], atol=1e-5, rtol=1e-5)
-    assert not calls and len(encoder._memo) == 4
-    assert (first[~mask[:, :7]] == 0).all()
+    assert not calls and (evaluated[~mask[:, :7]] == 0).all()
+    other = TextEncoder(TextConfig(freeze=True, max_length=16))  # other weights: encoded afresh
+    with torch.no_grad():
+        other(ids, mask)
+    assert len(MEMO) == 8
+    MEMO.clear()
