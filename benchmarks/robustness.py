@@ -340,8 +340,10 @@ def markdown(report: dict[str, Any]) -> str:
             lines.append(f"| {target} | " + " | ".join(cells) + " |")
     lines += ["", "Training commands (per seed S):", ""]
     lines += [f"    python train.py {c}" for c in report["train_commands"]]
-    lines += ["", f"Made by: `{report['command']}` in {report['seconds']['total']:.0f} s "
-                  f"({report['hardware']}).", ""]
+    train_s = sum(v for v in report["seconds"]["train"].values() if v)
+    eval_s = sum(v for v in report["seconds"]["evaluate"] if v)
+    lines += ["", f"Made by: `{report['command']}` ({report['hardware']}); training took {train_s / 60:.0f} min "
+                  f"and evaluation {eval_s / 60:.0f} min, summed over the runs (per run in results.json).", ""]
     return "\n".join(lines)
 
 

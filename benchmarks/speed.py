@@ -282,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads < 1:
         p.error("--threads must be at least 1")
     presets = args.presets or (["tiny"] if args.quick else ["tiny", "small"])
+    from bridge.encoders.text import MEMO
+
+    MEMO.max_bytes = 0  # every call encodes its text: repeats of one input must not hit the frozen-encoder memo
     repeats = args.repeats or (2 if args.quick else 20)
     batch_sizes = [1, 2] if args.quick else [1, 8, 32]
     matmul_n = 256 if args.quick else 2048

@@ -125,4 +125,4 @@ class TokenStateMemo:
         self.bytes = 0
 
 
-MEMO = TokenStateMemo(int(float(os.environ.get("BRIDGE_TEXT_MEMO_MB", "1024")) * 2**20))
+MEMO = TokenStateMemo(int(float(os.environ.get("BRIDGE_TEXT_MEMO_MB", "512")) * 2**20))  # 0 turns it off
