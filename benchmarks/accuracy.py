@@ -90,6 +90,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=None, help="override every row's --epochs (smoke runs)")
     p.add_argument("--preset", default=None, help="override every row's --preset (smoke runs)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--no-train", action="store_true",
+                   help="score only the seeds already trained (a row with none is listed as not trained)")
     return p.parse_args(argv)
 
 
@@ -146,7 +148,7 @@ def score(directory: Path, row: Row, args: argparse.Namespace, seed: int, limit:
 
 
 def run(args: argparse.Namespace) -> int:
-    from robustness import ensure_trained
+    from robustness import ensure_trained, finished
 
     from bridge.checkpoint import atomic_write_text
 
@@ -169,6 +171,8 @@ def run(args: argparse.Namespace) -> int:
         for seed in range(args.seeds):
             directory = Path(args.checkpoints) / (row.shared.format(seed=seed) if shared else
                                                   f"accuracy/{run_name(argv)}/seed{seed}")
+            if args.no_train and not finished(directory, argv + ["--seed", str(seed)]):
+                continue
             trained = ensure_trained(directory, argv + ["--seed", str(seed)], False)
             seconds.append(trained["seconds"])
             scored = score(directory, row, args, seed, limit)
@@ -181,11 +185,14 @@ def run(args: argparse.Namespace) -> int:
             if row.target == "best single + 10":
                 singles = {p: r["reconstruct"][row.metric] for p, r in scored["results"].items() if "+" not in p}
                 figures.setdefault("best single", []).append(max(singles.values()))
+        if not seconds:
+            print(f"| {name} | not trained: python train.py {' '.join(argv)} --seed S |")
+            continue
         mean = float(np.mean(figures[row.metric]))
         target = (float(np.mean(figures["best single"])) + 0.10 if row.target == "best single + 10"
                   else float(row.target))
         entry = {"row": name, "corpus": row.corpus, "split": "test", "split_note": row.split_note,
-                 "pattern": row.pattern, "metric": row.metric, "seeds": args.seeds, "n": scored["n"],
+                 "pattern": row.pattern, "metric": row.metric, "seeds": len(seconds), "n": scored["n"],
                  "figures": {k: {"mean": float(np.mean(v)), "std": float(np.std(v)), "values": v}
                              for k, v in figures.items()},
                  "target": target, "target_rule": row.target, "met": bool(mean >= target - 1e-9 and (

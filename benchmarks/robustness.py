@@ -116,21 +116,36 @@ def same_command(a: list[str], b: list[str]) -> bool:
     return options(a) == options(b)
 
 
+def command_record(directory: Path) -> Path:
+    return directory.with_name(f"{directory.name}.command.json")  # beside it: train.py wants its own folder
+
+
+def finished(directory: Path, argv: list[str]) -> bool:
+    """Whether ``train.py ARGV --output DIRECTORY`` ran to its last epoch.
+
+    Raises:
+        ValueError: when the folder holds a run of other arguments.
+    """
+    record = command_record(directory)
+    if not record.is_file():
+        return False
+    if not same_command(json.loads(record.read_text())["argv"], argv):
+        raise ValueError(f"{directory} was trained with other arguments; pass --retrain or another --checkpoints")
+    config = json.loads((directory / "config.json").read_text()) if (directory / "config.json").is_file() else {}
+    epochs = config.get("training", {}).get("epochs")
+    history = directory / "history.json"
+    return bool(history.is_file() and epochs and len(json.loads(history.read_text())) >= epochs)
+
+
 def ensure_trained(directory: Path, argv: list[str], retrain: bool) -> dict[str, Any]:
     """Train with train.py into ``directory`` unless the same command already finished there."""
     import train
     from bridge.checkpoint import atomic_write_text
     from bridge.training import STATE_FILE
 
-    record = directory.with_name(f"{directory.name}.command.json")  # beside it: train.py wants its own folder
-    history = directory / "history.json"
-    if record.is_file() and not retrain:
-        if not same_command(json.loads(record.read_text())["argv"], argv):
-            raise ValueError(f"{directory} was trained with other arguments; pass --retrain or another --checkpoints")
-        config = json.loads((directory / "config.json").read_text()) if (directory / "config.json").is_file() else {}
-        epochs = config.get("training", {}).get("epochs")
-        if history.is_file() and epochs and len(json.loads(history.read_text())) >= epochs:
-            return {"trained": False, "seconds": json.loads(record.read_text()).get("seconds")}
+    record = command_record(directory)
+    if not retrain and finished(directory, argv):
+        return {"trained": False, "seconds": json.loads(record.read_text()).get("seconds")}
     resume = not retrain and record.is_file() and (directory / STATE_FILE).is_file()
     if retrain and directory.exists():
         import shutil
