@@ -77,7 +77,7 @@ class LateFusion(nn.Module):
     def encode(self, batch: Batch) -> dict[Modality, Tensor]:
         """Each member's latent for its modality, where the batch carries it."""
         latents = {}
-        for name, member in self.members.items():
+        for member in self.members.values():
             latents.update(member.encode(batch))
         return latents
 
