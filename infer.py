@@ -5,6 +5,8 @@
     python infer.py --checkpoint DIR --video clip.mp4 --window 2 --hop 1 --timeline-dir out/
     python infer.py --checkpoint DIR --webcam 0                      # live, in a window
     python infer.py --checkpoint DIR --webcam clip.mp4 --save-video annotated.mp4   # headless
+    python infer.py --checkpoint DIR --webcam 0 --listen             # + the microphone (audio modality)
+    python infer.py --checkpoint DIR --webcam clip.mp4 --listen --save-video annotated.mp4   # + its sound track
     python infer.py --checkpoint DIR --batch media/ --output predictions.csv   # + predictions.jsonl
     python infer.py --checkpoint DIR --batch manifest.csv --json                # JSON lines on stdout
 
@@ -40,6 +42,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="live predictions on a camera (index, default 0) or a video file; q quits")
     p.add_argument("--every", type=int, default=10, help="with --webcam: predict every N frames")
     p.add_argument("--save-video", help="with --webcam: run headless and write the annotated video here")
+    p.add_argument("--listen", nargs="?", const="default", metavar="DEVICE",
+                   help="with --webcam: also predict from sound: the microphone for a camera (DEVICE: a sounddevice "
+                        "input index or name; default input if omitted), or a video file's own sound track "
+                        "(no DEVICE); needs sounddevice and, on Linux, PortAudio (libportaudio2)")
     p.add_argument("--batch", metavar="DIR_OR_MANIFEST",
                    help="one prediction per item of a folder (files sharing a stem form one item; .txt is text) "
                         "or a manifest .csv/.jsonl; a bad item gets an error instead of stopping the run")
@@ -98,7 +104,8 @@ def render_timeline(rows, window: float, hop: float) -> str:
 def _check_modes(args: argparse.Namespace) -> None:
     """Flags that only make sense together, checked before anything is loaded."""
     if args.batch is not None:
-        for flag in ("image", "video", "audio", "text", "window", "hop", "timeline_dir", "webcam", "save_video"):
+        for flag in ("image", "video", "audio", "text", "window", "hop", "timeline_dir", "webcam", "save_video",
+                     "listen"):
             if getattr(args, flag) is not None:
                 raise ValueError(f"--{flag.replace('_', '-')} cannot be used with --batch (give inputs in the folder "
                                  "or manifest)")
@@ -107,8 +114,12 @@ def _check_modes(args: argparse.Namespace) -> None:
         for flag in ("image", "video", "audio", "window", "output", "timeline_dir"):
             if getattr(args, flag) is not None:
                 raise ValueError(f"--{flag.replace('_', '-')} cannot be used with --webcam")
-    elif args.save_video is not None:
-        raise ValueError("--save-video needs --webcam")
+        if args.listen not in (None, "default") and not args.webcam.isdigit():
+            raise ValueError(f"--listen {args.listen}: a video file plays its own sound track; give --listen alone")
+    else:
+        for flag in ("save_video", "listen"):
+            if getattr(args, flag) is not None:
+                raise ValueError(f"--{flag.replace('_', '-')} needs --webcam")
     if args.window is None:
         for flag in ("hop", "timeline_dir"):
             if getattr(args, flag) is not None:
@@ -268,9 +279,9 @@ def _live(args: argparse.Namespace, text: str | None) -> int:
     from bridge.live import run_live
     from bridge.predictor import Predictor
 
-    predictor = Predictor.from_pretrained(args.checkpoint, args.device)
+    predictor = Predictor.from_pretrained(args.checkpoint, args.device, max_seconds=args.max_seconds or None)
     save = Path(args.save_video) if args.save_video else None
-    frames = run_live(predictor, args.webcam, args.every, save, text=text)
+    frames = run_live(predictor, args.webcam, args.every, save, text=text, listen=args.listen)
     print(f"{frames} frames" + (f", annotated video written to {save}" if save else ""))
     return 0
 

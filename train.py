@@ -3,6 +3,8 @@
     python train.py                                 # embedded synthetic default, tiny preset
     python train.py --data mosi --preset small      # a real corpus under the data root
     python train.py --output checkpoints/run --resume
+    python train.py --recipe recipes/mosi-text.json  # a published recipe (flags given after it win)
+    python train.py --data meld --preset small --modalities text --set text.freeze=false --encoder-lr-scale 0.05
     torchrun --nproc_per_node 4 train.py --data mosi --batch-size 128   # 4 processes (GPUs), 32 each
 """
 
@@ -19,19 +21,57 @@ from bridge.training import TrainConfig, Trainer
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = _parser()
+    first, _ = p.parse_known_args(argv)
+    if first.recipe:
+        p.set_defaults(**read_recipe(first.recipe, p))
+    return p.parse_args(argv)
+
+
+def read_recipe(path: str, parser: argparse.ArgumentParser) -> dict:
+    """A recipe file's options (JSON: train.py's long option names, e.g. ``{"data": "mosi", "set": [...]}``).
+
+    Raises:
+        ValueError: an unreadable file or an option train.py does not have.
+    """
+    import json
+
+    try:
+        recipe = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"recipe {path} does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"recipe {path} cannot be read: {e}") from None
+    if not isinstance(recipe, dict):
+        raise ValueError(f"recipe {path} must hold a JSON object of train.py options")
+    recipe = {k.replace("-", "_"): v for k, v in recipe.items() if not k.startswith("_")}  # "_note": comments
+    known = {a.dest for a in parser._actions} - {"help", "recipe"}
+    unknown = sorted(set(recipe) - known)
+    if unknown:
+        raise ValueError(f"recipe {path}: train.py has no option {', '.join('--' + k.replace('_', '-') for k in unknown)}")
+    return recipe
+
+
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="train.py", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--recipe", default=None, metavar="FILE",
+                   help="JSON file of these options (recipes/*.json); flags on the command line win")
     p.add_argument("--data", default="synthetic", help="corpus name (synthetic, fer2013, ravdess, ravdess8, meld, goemotions, "
                                                       "goemotions-original, mosi, paired, manifest:PATH)")
     p.add_argument("--data-root", default=None, help="data root (default: $BRIDGE_DATA_ROOT or ../shared/data)")
     p.add_argument("--preset", default="tiny", choices=sorted(PRESETS), help="model size")
     p.add_argument("--modalities", default=None, help="comma-separated subset of the corpus's modalities")
     p.add_argument("--output", default=None, help="checkpoint directory (default: checkpoints/DATA-PRESET)")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a model config field, e.g. text.freeze=false, fusion.depth=3 (repeatable)")
     p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size,
                    help="global batch per optimiser step: under torchrun each of N processes takes batch-size/N "
                         "(which must divide evenly)")
     p.add_argument("--lr", type=float, default=TrainConfig.lr)
+    p.add_argument("--encoder-lr-scale", type=float, default=TrainConfig.encoder_lr_scale,
+                   help="learning rate of pretrained encoders relative to --lr (fine-tuning)")
     p.add_argument("--weight-decay", type=float, default=TrainConfig.weight_decay)
     p.add_argument("--label-smoothing", type=float, default=TrainConfig.label_smoothing)
     p.add_argument("--modality-dropout", type=float, default=TrainConfig.modality_dropout,
@@ -51,14 +91,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--device", default=TrainConfig.device,
                    help="auto, cpu, cuda, cuda:1, ...; under torchrun auto, cpu or cuda (process i: cuda:LOCAL_RANK)")
     p.add_argument("--resume", action="store_true", help="continue the run in --output from its training state")
-    return p.parse_args(argv)
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """Train; under ``torchrun`` (WORLD_SIZE > 1) as one of several DistributedDataParallel processes."""
-    args = parse_args(argv)
     world = launched_world()
-    return run_cli("train.py", lambda: _train(args, world))
+    return run_cli("train.py", lambda: _train(parse_args(argv), world))
 
 
 def _train(args: argparse.Namespace, world: World) -> int:
@@ -76,14 +115,16 @@ def _train(args: argparse.Namespace, world: World) -> int:
 
 def _run(args: argparse.Namespace, world: World, device: str) -> int:
     from bridge.data.corpora import load_splits
+    from bridge.config import override
     from bridge.recipes import model_config_for
 
     say = print if world.is_main else lambda *_: None  # rank 0 speaks for the run
     if not 0 <= args.modality_dropout < 1:
         raise ValueError(f"--modality-dropout must be in [0, 1), got {args.modality_dropout}")
     splits = load_splits(args.data, args.data_root, seed=args.seed, limit=args.limit)
-    model_config = model_config_for(args.preset, splits, args.modalities)
+    model_config = override(model_config_for(args.preset, splits, args.modalities), args.set)
     train_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                               encoder_lr_scale=args.encoder_lr_scale,
                                weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
                                modality_dropout=args.modality_dropout, dropout_schedule=args.dropout_schedule,
                                unimodal_weight=args.unimodal_weight,

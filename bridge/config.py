@@ -8,6 +8,7 @@ It round-trips through JSON, so a checkpoint carries its own config.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, Union
 
@@ -246,3 +247,41 @@ def create_config(preset: str = "tiny", **overrides: Any) -> BridgeConfig:
 def with_modalities(config: BridgeConfig, modalities: tuple[Modality, ...]) -> BridgeConfig:
     """Keep only ``modalities`` (the others' encoders are set to ``None``)."""
     return replace(config, **{m.value: None for m in config.modalities if m not in modalities})
+
+
+def override(config: BridgeConfig, assignments: list[str] | tuple[str, ...]) -> BridgeConfig:
+    """``config`` with dotted fields replaced, e.g. ``["text.freeze=false", "fusion.depth=3", "dim=256"]``.
+
+    Values are read as JSON (``true``, ``3``, ``0.1``, ``null``, ``[1, 2]``), anything else as a string.
+    The result is validated like any config (types are not coerced: give an int where an int is meant).
+
+    Raises:
+        ValueError: a malformed assignment, an unknown field, or a modality the model does not have.
+    """
+    for assignment in assignments:
+        key, sep, raw = assignment.partition("=")
+        path = key.strip().split(".")
+        if not sep or not all(path):
+            raise ValueError(f"--set {assignment!r}: expected FIELD=VALUE or SECTION.FIELD=VALUE")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        config = _set_path(config, path, value, assignment)
+    return BridgeConfig.from_dict(config.to_dict())  # re-validates nested types and the model-level checks
+
+
+def _set_path(node: Any, path: list[str], value: Any, assignment: str) -> Any:
+    names = {f.name for f in fields(node)}
+    head = path[0]
+    if head not in names:
+        raise ValueError(f"--set {assignment!r}: {type(node).__name__} has no field {head!r} "
+                         f"(it has {', '.join(sorted(names))})")
+    if len(path) == 1:
+        if dataclasses.is_dataclass(getattr(node, head)):
+            raise ValueError(f"--set {assignment!r}: {head} is a section; set one of its fields ({head}.FIELD=…)")
+        return replace(node, **{head: tuple(value) if isinstance(value, list) else value})
+    child = getattr(node, head)
+    if child is None:
+        raise ValueError(f"--set {assignment!r}: this model has no {head}")
+    return replace(node, **{head: _set_path(child, path[1:], value, assignment)})

@@ -1,19 +1,23 @@
 """Live predictions on a camera feed or a video file: the face box, the label and the top
 probabilities drawn on each frame (the reference paper's display mode), shown in a window
-or written to a video when no display is available."""
+or written to a video when no display is available. Optionally the audio modality too: the
+microphone beside a camera, or a video file's own sound track played in step with its frames."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from bridge.config import FaceConfig
+from bridge.config import AudioConfig, FaceConfig
 from bridge.data.sample import Sample
+from bridge.media.audio import DEFAULT_MAX_SECONDS
 from bridge.predictor import InputError, Prediction, Predictor
 
 
@@ -41,6 +45,120 @@ def open_capture(source: str) -> tuple[cv2.VideoCapture, str]:
         capture.release()
         raise OSError(f"cannot open {name}")
     return capture, name
+
+
+class MicrophoneAudio:
+    """The last ``seconds`` of sound from a microphone (``sounddevice``), kept in a ring buffer.
+
+    Args:
+        device: a sounddevice input device (index or name); None for the default input.
+        seconds: how much of the latest sound :meth:`window` returns.
+        sample_rate: the rate the device is opened at (the model's, so nothing is resampled).
+
+    Raises:
+        OSError: sounddevice or PortAudio is missing, or no microphone can be opened.
+    """
+
+    def __init__(self, device: int | str | None = None, seconds: float = 3.0, sample_rate: int = 16_000):
+        try:
+            import sounddevice as sd
+        except ImportError:
+            raise OSError("cannot listen: sounddevice is not installed (pip install sounddevice; on Linux also "
+                          "apt-get install libportaudio2)") from None
+        except OSError as e:  # the package is there but the PortAudio library is not
+            raise OSError(f"cannot listen: sounddevice cannot load PortAudio ({_one_line(e)}; on Linux "
+                          "apt-get install libportaudio2)") from None
+        self.sample_rate = sample_rate
+        self._buffer = np.zeros(max(round(seconds * sample_rate), 1), np.float32)  # (n,), oldest first
+        self._filled = 0
+        self._lock = threading.Lock()
+        stream = None
+        try:
+            stream = sd.InputStream(samplerate=sample_rate, channels=1, dtype="float32", device=device,
+                                    callback=self._callback)
+            stream.start()
+        except (sd.PortAudioError, ValueError) as e:  # ValueError: no input device matches ``device``
+            if stream is not None:
+                stream.close()
+            name = "the default input" if device is None else f"input device {device!r}"
+            raise OSError(f"cannot listen: no microphone at {name} ({_one_line(e)})") from None
+        self._stream = stream
+
+    def _callback(self, indata: np.ndarray, frames: int, time, status) -> None:
+        block = np.asarray(indata, np.float32).reshape(len(indata), -1)[:, 0]  # (frames, 1) -> (frames,)
+        n = len(self._buffer)
+        with self._lock:
+            if len(block) >= n:
+                self._buffer[:] = block[-n:]
+            elif len(block):
+                self._buffer[:-len(block)] = self._buffer[len(block):]
+                self._buffer[-len(block):] = block
+            self._filled = min(n, self._filled + len(block))
+
+    def window(self, frame_index: int | None = None) -> np.ndarray | None:
+        """The latest sound, mono float32 ``(n,)`` (up to ``seconds``), or None before any arrived."""
+        with self._lock:
+            return self._buffer[-self._filled:].copy() if self._filled else None
+
+    def close(self) -> None:
+        self._stream.stop()
+        self._stream.close()
+
+    def __enter__(self) -> MicrophoneAudio:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class TrackAudio:
+    """A video file's own sound track, played back in step with its frames.
+
+    Decoded once, as for training (:func:`bridge.media.audio_from_video`).
+
+    Args:
+        path: the video file.
+        fps: its frame rate, to place a frame in time.
+        seconds: how much sound :meth:`window` returns.
+        sample_rate: the rate to decode at (the model's).
+        max_seconds: refuse longer sound tracks before decoding (None: no limit).
+
+    Raises:
+        MediaError: ``"FILE: no audio stream"`` for a silent video, or an unreadable sound track.
+    """
+
+    def __init__(self, path: str | Path, fps: float, seconds: float = 3.0, sample_rate: int = 16_000,
+                 max_seconds: float | None = DEFAULT_MAX_SECONDS):
+        from bridge.media import audio_from_video
+
+        self.wave = audio_from_video(path, sample_rate, max_seconds)  # (n,)
+        self.fps, self.seconds, self.sample_rate = fps, seconds, sample_rate
+
+    def window(self, frame_index: int) -> np.ndarray | None:
+        """The ``seconds`` of sound up to the end of frame ``frame_index`` (shorter at the start), or
+        None when there is none (after the sound track ended)."""
+        end = round((frame_index + 1) / self.fps * self.sample_rate)
+        start = max(end - round(self.seconds * self.sample_rate), 0)
+        chunk = self.wave[start:end]
+        return chunk if len(chunk) else None
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> TrackAudio:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def _input_device(listen: str) -> int | str | None:
+    """``--listen`` DEVICE as sounddevice takes it: None for the default input, an index or a name."""
+    return None if listen == "default" else int(listen) if listen.isdigit() else listen
 
 
 def gui_problem() -> str | None:
@@ -77,8 +195,8 @@ def _text(image: np.ndarray, text: str, origin: tuple[int, int], scale: float) -
 
 
 def run_live(predictor: Predictor, source: str, every: int = 10, save_video: Path | None = None,
-             text: str | None = None, report: Callable[[str], None] = print) -> int:
-    """Predict every ``every`` frames from the face (and ``text``, if given) and draw the result.
+             text: str | None = None, report: Callable[[str], None] = print, listen: str | None = None) -> int:
+    """Predict every ``every`` frames from the face (and the sound and ``text``, if given) and draw the result.
 
     Without ``save_video`` the frames are shown in a window (quit with ``q``); with it, the run is
     headless and the annotated video is written there (atomically, when the feed ends or on Ctrl-C).
@@ -90,52 +208,74 @@ def run_live(predictor: Predictor, source: str, every: int = 10, save_video: Pat
         save_video: an ``.mp4`` to write instead of showing a window.
         text: a transcript used in every prediction.
         report: where the one line per update goes.
+        listen: also use the audio modality: with a camera, the microphone (``"default"`` for the
+            default input, or a sounddevice index or name); with a video file, its own sound track
+            (``"default"`` only). Each prediction hears the latest span of sound the model takes.
 
     Returns:
         The number of frames read.
 
     Raises:
-        ValueError: ``every`` < 1, or no display and no ``save_video``.
-        OSError: a camera or file that cannot be opened.
+        ValueError: ``every`` < 1, a device given for a video file, or no display and no ``save_video``.
+        InputError: no raw face modality, or ``listen`` without a raw audio modality.
+        OSError: a camera, file or microphone that cannot be opened.
+        MediaError: ``listen`` on a video file without a sound track.
     """
     if every < 1:
         raise ValueError(f"--every must be >= 1, got {every}")
     if not isinstance(predictor.config.face, FaceConfig):
         raise InputError("live mode needs a checkpoint with a raw face modality")
+    if listen is not None:
+        if not isinstance(predictor.config.audio, AudioConfig):
+            raise InputError("--listen needs a checkpoint with a raw audio modality")
+        if not source.isdigit() and listen != "default":
+            raise ValueError(f"--listen {listen}: a video file plays its own sound track; give --listen alone")
     if save_video is None and (problem := gui_problem()) is not None:
         raise ValueError(f"cannot show a window: {problem}; pass --save-video OUT.mp4 to run headless")
-    capture, name = open_capture(source)
-    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-    fps = fps if 1.0 <= fps <= 240.0 else 25.0
     cfg = predictor.config.face
-    writer, tmp = None, None
-    prediction, box, count = None, None, 0
-    try:
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            if count % every == 0:
-                box, prediction = _update(predictor, frame, cfg, text, prediction)
-                seen = "face found" if box is not None else "no face"
-                label = f"{prediction.label} {prediction.probabilities[prediction.label]:.0%}" if prediction else "-"
-                report(f"frame {count} ({count / fps:.2f} s): {label} ({seen})")
-            annotate(frame, box, prediction)
-            count += 1
-            if save_video is not None:
-                if writer is None:
-                    writer, tmp = _open_writer(save_video, fps, frame.shape[1], frame.shape[0])
-                writer.write(frame)
-            else:
-                cv2.imshow(f"bridge: {name} (q to quit)", frame)
-                if cv2.waitKey(1) & 0xFF == ord("q"):
+    with contextlib.ExitStack() as stack:
+        audio = None
+        if listen is not None:
+            rate = predictor.config.audio.sample_rate
+            seconds = (predictor.config.audio.max_frames - 1) * 0.010 + 0.025  # what the filterbank keeps
+            if source.isdigit():  # before the camera: a missing microphone is the likelier problem
+                audio = stack.enter_context(MicrophoneAudio(_input_device(listen), seconds, rate))
+        capture, name = open_capture(source)
+        stack.callback(capture.release)
+        fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+        fps = fps if 1.0 <= fps <= 240.0 else 25.0
+        if listen is not None and audio is None:
+            audio = stack.enter_context(TrackAudio(source, fps, seconds, rate, predictor.max_seconds))
+        writer, tmp = None, None
+        prediction, box, count = None, None, 0
+        try:
+            while True:
+                ok, frame = capture.read()
+                if not ok:
                     break
-    finally:
-        capture.release()
-        if writer is not None:
-            writer.release()
-        if save_video is None:
-            cv2.destroyAllWindows()
+                if count % every == 0:
+                    wave = audio.window(count) if audio is not None else None
+                    box, prediction, observed = _update(predictor, frame, cfg, text, prediction, wave,
+                                                        audio.sample_rate if audio is not None else 16_000)
+                    seen = ", ".join(["face found" if box is not None else "no face"]
+                                     + [m for m in observed if m != "face"])
+                    label = f"{prediction.label} {prediction.probabilities[prediction.label]:.0%}" if prediction else "-"
+                    report(f"frame {count} ({count / fps:.2f} s): {label} ({seen})")
+                annotate(frame, box, prediction)
+                count += 1
+                if save_video is not None:
+                    if writer is None:
+                        writer, tmp = _open_writer(save_video, fps, frame.shape[1], frame.shape[0])
+                    writer.write(frame)
+                else:
+                    cv2.imshow(f"bridge: {name} (q to quit)", frame)
+                    if cv2.waitKey(1) & 0xFF == ord("q"):
+                        break
+        finally:
+            if writer is not None:
+                writer.release()
+            if save_video is None:
+                cv2.destroyAllWindows()
     if count == 0:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
@@ -145,8 +285,10 @@ def run_live(predictor: Predictor, source: str, every: int = 10, save_video: Pat
     return count
 
 
-def _update(predictor: Predictor, frame_bgr: np.ndarray, cfg, text: str | None, last: Prediction | None):
-    """The face box and a new prediction (the last one kept when there is nothing to predict from)."""
+def _update(predictor: Predictor, frame_bgr: np.ndarray, cfg, text: str | None, last: Prediction | None,
+            audio: np.ndarray | None = None, sample_rate: int = 16_000):
+    """The face box, a new prediction (the last one kept when there is nothing to predict from) and
+    the modalities it observed (none when the last one was kept)."""
     from bridge.media import crop_box
 
     rgb = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
@@ -155,12 +297,14 @@ def _update(predictor: Predictor, frame_bgr: np.ndarray, cfg, text: str | None, 
     face = None
     if box is not None:
         face = crop_box(rgb, box, cfg.margin, cfg.img_size or 224, cfg.in_chans == 1)[None]
-    if face is None and text is None:
-        return box, last
+    if face is None and audio is None and text is None:
+        return box, last, []
+    sample = Sample(id="live", label=0, face=face, audio=audio, sample_rate=sample_rate, text=text)
     try:
-        return box, predictor.predict_sample(Sample(id="live", label=0, face=face, text=text))
+        prediction = predictor.predict_sample(sample)
     except InputError:
-        return box, last
+        return box, last, []
+    return box, prediction, prediction.observed
 
 
 def _open_writer(path: Path, fps: float, width: int, height: int) -> tuple[cv2.VideoWriter, Path]:

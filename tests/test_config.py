@@ -5,7 +5,7 @@ from dataclasses import FrozenInstanceError
 
 import pytest
 
-from bridge.config import PRESETS, BridgeConfig, FeatureConfig, create_config, with_modalities
+from bridge.config import PRESETS, BridgeConfig, FeatureConfig, create_config, override, with_modalities
 from bridge.modality import Modality, parse_modalities
 
 
@@ -49,3 +49,29 @@ def test_parse_modalities():
         parse_modalities("face,smell")
     with pytest.raises(ValueError, match="no modality"):
         parse_modalities(" , ")
+
+
+def test_override_sets_nested_and_top_level_fields_and_keeps_the_rest():
+    base = create_config("small")
+    config = override(base, ["text.freeze=false", "fusion.depth=3", "dim=256", "text.weights=null",
+                             "labels=[\"neg\", \"pos\"]", "face.arch=vit_small_patch16_224"])
+    assert config.text.freeze is False and config.text.weights is None
+    assert config.fusion.depth == 3 and config.dim == 256 and config.labels == ("neg", "pos")
+    assert config.face.arch == "vit_small_patch16_224"  # not JSON: kept as a string
+    assert config.audio == base.audio and config.translator == base.translator
+    assert override(base, []) == base
+
+
+@pytest.mark.parametrize("assignment, message", [
+    ("text.nope=1", "TextConfig has no field 'nope'"),
+    ("speed=3", "BridgeConfig has no field 'speed'"),
+    ("fusion=3", "fusion is a section"),
+    ("text", "expected FIELD=VALUE"),
+    ("=3", "expected FIELD=VALUE"),
+    ("face.depth=3", "this model has no face"),
+    ("dim=30", "not divisible by heads"),
+])
+def test_override_rejects_what_it_cannot_set(assignment, message):
+    config = with_modalities(create_config("tiny"), (Modality.TEXT,))
+    with pytest.raises(ValueError, match=message):
+        override(config, [assignment])

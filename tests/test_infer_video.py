@@ -1,10 +1,13 @@
 """infer.py on videos: the timeline (printed, and as CSV, JSON and PNG), the per-modality
-explanation, the documented --json schema, and live mode on a video file written headless."""
+explanation, the documented --json schema, and live mode on a video file written headless, with
+the microphone (a stand-in sounddevice) or the file's own sound track as the audio modality."""
 
 from __future__ import annotations
 
 import csv
 import json
+import sys
+import types
 
 import cv2
 import numpy as np
@@ -188,3 +191,148 @@ def test_webcam_without_display_says_so(trained_checkpoint, media, monkeypatch, 
     rc = infer.main(["--checkpoint", str(trained_checkpoint), "--webcam", str(media / "astronaut.mp4")])
     assert rc == 2
     assert "--save-video" in _one_line_error(capsys)
+
+
+def _fake_sounddevice(blocks: list[np.ndarray], error: str | None = None):
+    """A stand-in ``sounddevice`` whose input stream delivers ``blocks`` to its callback on start."""
+    fake = types.ModuleType("sounddevice")
+
+    class PortAudioError(Exception):
+        pass
+
+    class InputStream:
+        def __init__(self, **kwargs):
+            if error is not None:
+                raise PortAudioError(error)
+            self.kwargs, self.closed = kwargs, False
+            fake.streams.append(self)
+
+        def start(self):
+            for block in blocks:
+                self.kwargs["callback"](block[:, None].astype(np.float32), len(block), None, None)
+
+        def stop(self):
+            pass
+
+        def close(self):
+            self.closed = True
+
+    fake.PortAudioError, fake.InputStream, fake.streams = PortAudioError, InputStream, []
+    return fake
+
+
+def test_microphone_keeps_the_last_seconds_of_sound(monkeypatch):
+    from bridge.live import MicrophoneAudio
+
+    t = np.arange(RATE) / RATE
+    sound = (0.5 * np.sin(2 * np.pi * 440 * t) + np.random.default_rng(0).normal(0, 0.05, RATE)).astype(np.float32)
+    blocks = np.split(sound[:9600], 6) + [sound[9600:]]  # six small blocks, then one larger than the buffer
+    fake = _fake_sounddevice(blocks[:3])
+    monkeypatch.setitem(sys.modules, "sounddevice", fake)
+    with MicrophoneAudio(device="USB", seconds=0.25, sample_rate=RATE) as mic:
+        stream = fake.streams[0]
+        assert stream.kwargs["samplerate"] == RATE and stream.kwargs["channels"] == 1
+        assert stream.kwargs["dtype"] == "float32" and stream.kwargs["device"] == "USB"
+        np.testing.assert_array_equal(mic.window(), sound[800:4800])  # 3 x 1600 samples: the last 4000
+        for block in blocks[3:6]:
+            stream.kwargs["callback"](block[:, None], len(block), None, None)
+        np.testing.assert_array_equal(mic.window(), sound[9600 - 4000:9600])
+        stream.kwargs["callback"](blocks[6][:, None], len(blocks[6]), None, None)
+        window = mic.window()
+        assert window.dtype == np.float32 and window.shape == (4000,)
+        np.testing.assert_array_equal(window, sound[-4000:])
+    assert stream.closed
+    monkeypatch.setitem(sys.modules, "sounddevice", _fake_sounddevice([]))
+    with MicrophoneAudio(seconds=0.25, sample_rate=RATE) as silent:
+        assert silent.window() is None  # nothing heard yet
+
+
+def test_webcam_listen_on_a_camera_uses_the_microphone(trained_checkpoint, media, tmp_path, monkeypatch, capsys):
+    import bridge.live
+
+    noise = np.random.default_rng(1).normal(0, 0.1, RATE).astype(np.float32)
+    fake = _fake_sounddevice([noise])
+    monkeypatch.setitem(sys.modules, "sounddevice", fake)
+    monkeypatch.setattr(bridge.live, "open_capture",  # no camera here: the astronaut video plays camera 0
+                        lambda source: (cv2.VideoCapture(str(media / "astronaut.mp4")), f"camera {source}"))
+    saved = tmp_path / "annotated.mp4"
+    rc = infer.main(["--checkpoint", str(trained_checkpoint), "--webcam", "0", "--listen", "2", "--every", "5",
+                     "--save-video", str(saved)])
+    assert rc == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 5 and all(line.endswith("(face found, audio)") for line in lines[:4])
+    assert fake.streams[0].kwargs["device"] == 2 and fake.streams[0].kwargs["samplerate"] == RATE
+    assert fake.streams[0].closed and video_info(saved).num_frames == 20
+
+
+def test_live_update_predicts_from_the_audio_window(trained_checkpoint, media):
+    from bridge.live import _update
+    from bridge.predictor import Predictor
+
+    predictor = Predictor.from_pretrained(trained_checkpoint)
+    blank = np.full((120, 160, 3), 90, np.uint8)  # no face
+    wave = np.random.default_rng(2).normal(0, 0.1, RATE).astype(np.float32)
+    box, prediction, observed = _update(predictor, blank, predictor.config.face, None, None, wave, RATE)
+    assert box is None and observed == ["audio"] == prediction.observed
+    expected = predictor.predict(audio=wave, sample_rate=RATE)
+    assert prediction.probabilities == pytest.approx(expected.probabilities, abs=1e-6)
+    assert _update(predictor, blank, predictor.config.face, None, prediction) == (None, prediction, [])
+
+
+def test_webcam_listen_on_a_video_file_plays_its_sound_track(trained_checkpoint, media, tmp_path, capsys):
+    saved = tmp_path / "annotated.mp4"
+    rc = infer.main(["--checkpoint", str(trained_checkpoint), "--webcam", str(media / "clip.mp4"), "--listen",
+                     "--save-video", str(saved)])
+    assert rc == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" (")[0] for line in lines[:4]] == ["frame 0", "frame 10", "frame 20", "frame 30"]
+    assert all(line.split(": ")[1] != "-" and line.endswith(", audio)") for line in lines[:4])
+    assert lines[-1] == f"40 frames, annotated video written to {saved}" and video_info(saved).num_frames == 40
+
+
+def test_track_audio_follows_the_frames(media):
+    from bridge.live import TrackAudio
+    from bridge.media import MediaError, audio_from_video
+
+    wave = audio_from_video(media / "clip.mp4", RATE)
+    track = TrackAudio(media / "clip.mp4", FPS, seconds=1.0, sample_rate=RATE)
+    np.testing.assert_array_equal(track.window(0), wave[:RATE // FPS])  # the first frame's 0.1 s
+    np.testing.assert_array_equal(track.window(9), wave[:RATE])
+    np.testing.assert_array_equal(track.window(39), wave[3 * RATE:4 * RATE])
+    assert track.window(1000) is None  # long after the sound ended
+    with pytest.raises(MediaError, match="astronaut.mp4: no audio stream"):
+        TrackAudio(media / "astronaut.mp4", FPS)
+
+
+def test_listen_needs_a_raw_audio_modality(tmp_path):
+    from types import SimpleNamespace
+
+    from bridge.config import FaceConfig
+    from bridge.live import run_live
+    from bridge.predictor import InputError
+
+    predictor = SimpleNamespace(config=SimpleNamespace(face=FaceConfig(), audio=None))
+    with pytest.raises(InputError, match="--listen needs a checkpoint with a raw audio modality"):
+        run_live(predictor, "0", save_video=tmp_path / "x.mp4", listen="default")
+
+
+@pytest.mark.parametrize("case", ["no sounddevice", "no microphone", "silent video", "device for a video file",
+                                  "without webcam"])
+def test_listen_problems_are_one_line_exit_2(case, trained_checkpoint, media, tmp_path, monkeypatch, capsys):
+    if case == "no sounddevice":
+        monkeypatch.setitem(sys.modules, "sounddevice", None)  # import raises ImportError
+    elif case == "no microphone":
+        monkeypatch.setitem(sys.modules, "sounddevice", _fake_sounddevice([], error="Error querying device -1"))
+    saved = tmp_path / "annotated.mp4"
+    source = {"silent video": ["--webcam", str(media / "astronaut.mp4"), "--listen"],
+              "device for a video file": ["--webcam", str(media / "clip.mp4"), "--listen", "3"],
+              "without webcam": ["--text", "hello", "--listen"]}.get(case, ["--webcam", "0", "--listen"])
+    output = ["--save-video", str(saved)] if "--webcam" in source else []
+    rc = infer.main(["--checkpoint", str(trained_checkpoint), *source, *output])
+    assert rc == 2
+    expected = {"no sounddevice": "cannot listen: sounddevice is not installed",
+                "no microphone": "cannot listen: no microphone at the default input (Error querying device -1)",
+                "silent video": "astronaut.mp4: no audio stream", "device for a video file": "give --listen alone",
+                "without webcam": "--listen needs --webcam"}[case]
+    assert expected in _one_line_error(capsys)
+    assert not saved.exists() and list(tmp_path.iterdir()) == []

@@ -135,3 +135,34 @@ def test_train_and_evaluate_bad_arguments(tmp_path, trained_checkpoint, capsys):
     assert train.main(["--data", "nonexistent-corpus", "--output", str(tmp_path / "y")]) == 2
     assert evaluate.main(["--checkpoint", str(tmp_path / "none")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_recipe_file_sets_defaults_and_flags_win(tmp_path):
+    recipe = tmp_path / "r.json"
+    recipe.write_text(json.dumps({"_note": "a comment", "data": "synthetic", "preset": "tiny", "epochs": 7,
+                                  "set": ["fusion.depth=1"], "encoder-lr-scale": 0.1}))
+    args = train.parse_args(["--recipe", str(recipe), "--epochs", "2", "--set", "dim=32"])
+    assert (args.data, args.preset, args.epochs, args.encoder_lr_scale) == ("synthetic", "tiny", 2, 0.1)
+    assert args.set == ["fusion.depth=1", "dim=32"]  # the recipe's overrides, then the command line's
+
+
+def test_train_set_overrides_reach_the_checkpoint(tmp_path):
+    out = tmp_path / "ck"
+    assert train.main(["--limit", "24", "--epochs", "1", "--modalities", "text", "--set", "fusion.depth=1",
+                       "--set", "text.num_layers=1", "--output", str(out)]) == 0
+    config = json.loads((out / "config.json").read_text())["model"]
+    assert config["fusion"]["depth"] == 1 and config["text"]["num_layers"] == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--set", "fusion.nope=1"], "FusionConfig has no field 'nope'"),
+    (["--recipe", "missing.json"], "recipe missing.json does not exist"),
+    (["--recipe", "BAD"], "train.py has no option --colour"),
+])
+def test_train_bad_overrides_and_recipes_are_one_line(argv, message, tmp_path, capsys):
+    (tmp_path / "bad.json").write_text(json.dumps({"colour": "blue"}))
+    argv = [str(tmp_path / "bad.json") if a == "BAD" else a for a in argv]
+    assert train.main(argv + ["--output", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("train.py: error: ") and message in err and "\n" not in err
+    assert not (tmp_path / "x").exists()
