@@ -31,11 +31,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def read_recipe(path: str, parser: argparse.ArgumentParser) -> dict:
     """A recipe file's options (JSON: train.py's long option names, e.g. ``{"data": "mosi", "set": [...]}``).
 
+    A relative path is looked up in the working directory, then beside train.py (``recipes/``).
+
     Raises:
         ValueError: an unreadable file or an option train.py does not have.
     """
     import json
 
+    here = Path(__file__).resolve().parent
+    if not Path(path).is_file() and (here / path).is_file():
+        path = str(here / path)  # recipes/NAME.json from any working directory
     try:
         recipe = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -137,6 +137,6 @@ def test_accuracy_benchmark_smoke_run_on_mosi(tmp_path, capsys):
     assert set(rows[1]["figures"]) == {"weighted_f1", "accuracy", "weighted_f1 zero-fill"}
     assert all(0 <= f["mean"] <= 1 for r in rows for f in r["figures"].values())
     # both rows share one training command, so the second reuses the first's run
-    assert len(list((tmp_path / "ckpt" / "accuracy").glob("mosi-tiny-*/seed0/config.json"))) == 1
+    assert len(list((tmp_path / "ckpt" / "accuracy").glob("mosi-*/seed0/config.json"))) == 1
     assert "| mosi-av" in capsys.readouterr().out
     assert accuracy.main(["--rows", "nope"]) == 2

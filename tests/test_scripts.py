@@ -4,6 +4,7 @@ one-line errors (exit code 2, nothing written) the scripts give on bad input."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -166,3 +167,13 @@ def test_train_bad_overrides_and_recipes_are_one_line(argv, message, tmp_path, c
     err = capsys.readouterr().err.strip()
     assert err.startswith("train.py: error: ") and message in err and "\n" not in err
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("recipe", sorted(p.name for p in (Path(train.__file__).parent / "recipes").glob("*.json")))
+def test_shipped_recipes_parse_from_any_directory(recipe, tmp_path, monkeypatch):
+    from bridge.config import create_config, override
+
+    monkeypatch.chdir(tmp_path)  # recipes/NAME.json is found beside train.py
+    args = train.parse_args(["--recipe", f"recipes/{recipe}"])
+    assert args.data != "synthetic" and args.epochs >= 1
+    override(create_config(args.preset), args.set)  # every override names a real field
