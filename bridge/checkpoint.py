@@ -67,6 +67,11 @@ def preprocessing_settings(config: BridgeConfig) -> dict[str, Any]:
         if cfg.kind == "face":
             out[m.value] = {"crop_size": cfg.img_size, "channels": cfg.in_chans, "frames": cfg.num_frames,
                             "margin": cfg.margin, "mean": cfg.mean, "std": cfg.std, "detector": "opencv-haar"}
+        elif cfg.kind == "audio" and cfg.arch == "whisper":
+            out[m.value] = {"sample_rate": cfg.sample_rate, "filterbank": "whisper-log-mel",
+                            "mel_bins": cfg.num_mel_bins, "frame_shift_ms": 10, "window_ms": 25,
+                            "max_frames": cfg.max_frames, "crop": "centre",
+                            "scale": "(log10 + 4) / 4, floored 8 below the peak"}
         elif cfg.kind == "audio":
             out[m.value] = {"sample_rate": cfg.sample_rate, "filterbank": "kaldi-fbank", "mel_bins": cfg.num_mel_bins,
                             "frame_shift_ms": 10, "window_ms": 25, "max_frames": cfg.max_frames,
@@ -87,7 +92,9 @@ def save_checkpoint(model: "BridgeModel", directory: Path, extra: dict[str, Any]
     try:
         save_model(model, str(tmp / WEIGHTS_FILE))
         for m, cfg in model.config.encoders.items():
-            if isinstance(cfg, (AudioConfig, TextConfig)):
+            if isinstance(cfg, AudioConfig) and cfg.arch == "whisper":
+                model.encoders[m.value].save_architecture(tmp / f"{m.value}_encoder")
+            elif isinstance(cfg, (AudioConfig, TextConfig)):
                 hf = model.encoders[m.value].ast if isinstance(cfg, AudioConfig) else model.encoders[m.value].bert
                 hf.config.save_pretrained(tmp / f"{m.value}_encoder")
         if tokenizer is not None and hasattr(tokenizer, "save"):

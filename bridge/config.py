@@ -38,10 +38,14 @@ class FaceConfig:
 
 @dataclass(frozen=True)
 class AudioConfig:
-    """An AST-style patch Transformer (transformers ``ASTModel``) over log-mel filterbanks."""
+    """An AST-style patch Transformer (transformers ``ASTModel``) over log-mel filterbanks, or
+    Whisper's audio encoder over Whisper's log-mel spectrogram (``arch="whisper"``)."""
 
     kind: Literal["audio"] = "audio"
-    weights: str | None = None  # None: random init; else a hub name or local path for ASTModel
+    arch: Literal["ast", "whisper"] = "ast"  # ast: patch Transformer; whisper: convs + Transformer (speech-pretrained)
+    # None: random init; ast: a hub name or local path for ASTModel; whisper: "whisper-tiny.en" (packaged,
+    # offline) or a local CTranslate2 Whisper folder (its sizes then replace the ones below)
+    weights: str | None = None
     sample_rate: int = 16_000  # waveforms are resampled to this before the filterbank
     num_mel_bins: int = 64  # filterbank channels (AST-base: 128)
     max_frames: int = 200  # 10 ms frames per clip after crop/pad (AST-base: 1024)
@@ -52,8 +56,15 @@ class AudioConfig:
     num_layers: int = 2
     num_heads: int = 2
     intermediate_size: int = 128
-    fbank_mean: float = -4.27  # AST's AudioSet statistics, used to normalise the log-mel input
+    fbank_mean: float = -4.27  # AST's AudioSet statistics, used to normalise the log-mel input (ast only)
     fbank_std: float = 4.57
+    freeze: bool = False  # keep a pretrained encoder's weights fixed
+
+    def __post_init__(self) -> None:
+        if self.arch not in ("ast", "whisper"):
+            raise ValueError(f"audio arch must be 'ast' or 'whisper', got {self.arch!r}")
+        if self.arch == "whisper" and self.sample_rate != 16_000:
+            raise ValueError(f"the whisper audio encoder needs sample_rate 16000, got {self.sample_rate}")
 
 
 @dataclass(frozen=True)

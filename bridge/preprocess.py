@@ -78,7 +78,12 @@ class Preprocessor:
         return x, torch.ones(len(frames), dtype=torch.bool)
 
     def audio(self, wave: np.ndarray, sample_rate: int, cfg: AudioConfig) -> tuple[Tensor, Tensor]:
-        """Waveform ``(n,)`` -> normalised log-mel ``(max_frames, mels)`` (centre crop or zero pad) and mask."""
+        """Waveform ``(n,)`` -> normalised log-mel ``(max_frames, mels)`` (centre crop or pad) and mask.
+
+        ``arch="ast"``: Kaldi fbank normalised by ``fbank_mean``/``fbank_std``, zero padding;
+        ``arch="whisper"``: Whisper's log-mel (:func:`~bridge.encoders.whisper.whisper_log_mel`),
+        padded with the clip's floor (what Whisper's silence padding gives).
+        """
         w = torch.as_tensor(np.asarray(wave, dtype=np.float32))
         if w.ndim != 1:
             raise ValueError(f"audio must be a mono waveform (n,), got shape {tuple(w.shape)}")
@@ -89,17 +94,24 @@ class Preprocessor:
         min_len = int(0.025 * cfg.sample_rate)  # one 25 ms window
         if w.numel() < min_len:
             w = torch.nn.functional.pad(w, (0, min_len - w.numel()))
-        fbank = torchaudio.compliance.kaldi.fbank(  # (frames, mels), AST's recipe
-            (w - w.mean())[None], htk_compat=True, sample_frequency=cfg.sample_rate, use_energy=False,
-            window_type="hanning", num_mel_bins=cfg.num_mel_bins, dither=0.0, frame_shift=10)
+        if cfg.arch == "whisper":
+            from bridge.encoders.whisper import whisper_log_mel  # only Whisper configs pay for the import
+
+            fbank = whisper_log_mel(w, cfg.num_mel_bins).T  # (frames, mels)
+            pad_value = float(fbank.min())
+        else:
+            fbank = torchaudio.compliance.kaldi.fbank(  # (frames, mels), AST's recipe
+                (w - w.mean())[None], htk_compat=True, sample_frequency=cfg.sample_rate, use_energy=False,
+                window_type="hanning", num_mel_bins=cfg.num_mel_bins, dither=0.0, frame_shift=10)
+            fbank = (fbank - cfg.fbank_mean) / (2 * cfg.fbank_std)
+            pad_value = 0.0
         n = fbank.shape[0]
         if n > cfg.max_frames:
             start = (n - cfg.max_frames) // 2
             fbank, valid = fbank[start: start + cfg.max_frames], cfg.max_frames
         else:
             valid = n
-        fbank = (fbank - cfg.fbank_mean) / (2 * cfg.fbank_std)
-        out = torch.zeros(cfg.max_frames, cfg.num_mel_bins)
+        out = torch.full((cfg.max_frames, cfg.num_mel_bins), pad_value)
         out[:valid] = fbank[:valid]
         mask = torch.zeros(cfg.max_frames, dtype=torch.bool)
         mask[:valid] = True

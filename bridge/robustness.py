@@ -174,13 +174,20 @@ def corrupt_face(frames: Tensor, mask: Tensor, level: float, cfg: FaceConfig,
     return x.to(dev), (real & ~drop).to(dev)
 
 
+def _log_power(x: Tensor, cfg: AudioConfig, inverse: bool = False) -> Tensor:
+    """An audio encoder's input frames -> natural-log mel power (or back, with ``inverse``)."""
+    if cfg.arch == "whisper":  # (log10(power) + 4) / 4
+        return x / (4 * math.log(10)) + 1 if inverse else (4 * x - 4) * math.log(10)
+    return (x - cfg.fbank_mean) / (2 * cfg.fbank_std) if inverse else x * (2 * cfg.fbank_std) + cfg.fbank_mean
+
+
 def corrupt_audio(fbank: Tensor, mask: Tensor, level: float, cfg: AudioConfig,
                   generator: torch.Generator) -> tuple[Tensor, Tensor]:
     """Dropped 100 ms chunks and additive noise at an SNR set by ``level`` on normalised log-mel ``(b, frames, mels)``."""
     b, n, mels = fbank.shape
     dev = fbank.device
     real = mask.cpu()  # (b, n)
-    logmel = fbank.float().cpu() * (2 * cfg.fbank_std) + cfg.fbank_mean  # natural-log mel power
+    logmel = _log_power(fbank.float().cpu(), cfg)  # natural-log mel power
     floor = logmel.masked_fill(~real[:, :, None], float("inf")).amin(dim=(1, 2))  # (b,) silence
     chunks = math.ceil(n / AUDIO_CHUNK_FRAMES)
     drop = torch.rand(b, chunks, generator=generator) < level / 2
@@ -191,7 +198,7 @@ def corrupt_audio(fbank: Tensor, mask: Tensor, level: float, cfg: AudioConfig,
     signal = (power * weight).sum(dim=(1, 2)) / (weight.sum(dim=(1, 2)) * mels).clamp_min(1)  # (b,)
     ratio = (level / (1 - level)) ** 2 if level < 1 else 1e6
     noise = signal[:, None, None] * ratio * -torch.log1p(-torch.rand(power.shape, generator=generator))  # Exp(1)
-    noisy = (torch.log(power + noise) - cfg.fbank_mean) / (2 * cfg.fbank_std)
+    noisy = _log_power(torch.log(power + noise), cfg, inverse=True)
     x = torch.where(real[:, :, None], noisy, fbank.float().cpu()).to(fbank.dtype)
     return x.to(dev), mask
 

@@ -11,6 +11,7 @@ from bridge.encoders.audio import AudioEncoder
 from bridge.encoders.face import FaceEncoder
 from bridge.encoders.features import FeatureEncoder
 from bridge.encoders.text import TextEncoder
+from bridge.encoders.whisper import WhisperAudioEncoder
 
 ENCODERS: dict[type, type[nn.Module]] = {
     FaceConfig: FaceEncoder, AudioConfig: AudioEncoder, TextConfig: TextEncoder, FeatureConfig: FeatureEncoder,
@@ -18,11 +19,14 @@ ENCODERS: dict[type, type[nn.Module]] = {
 
 
 def build_encoder(config: EncoderConfig, load_weights: bool = True, hf_config_dir: Path | None = None) -> nn.Module:
-    """Build the encoder for ``config``; ``hf_config_dir`` rebuilds a saved transformers architecture."""
+    """Build the encoder for ``config``; ``hf_config_dir`` rebuilds a checkpoint's saved architecture
+    (a transformers config, or ``whisper.json`` for the Whisper audio encoder)."""
     cls = ENCODERS[type(config)]
-    if cls in (AudioEncoder, TextEncoder):
+    if isinstance(config, AudioConfig) and config.arch == "whisper":
+        cls = WhisperAudioEncoder
+    if cls in (AudioEncoder, TextEncoder, WhisperAudioEncoder):
         return cls(config, load_weights=load_weights, hf_config_dir=hf_config_dir)
     return cls(config, load_weights=load_weights)
 
 
-__all__ = ["AudioEncoder", "FaceEncoder", "FeatureEncoder", "TextEncoder", "build_encoder"]
+__all__ = ["AudioEncoder", "FaceEncoder", "FeatureEncoder", "TextEncoder", "WhisperAudioEncoder", "build_encoder"]
