@@ -66,7 +66,7 @@ ROWS: dict[str, Row] = {
     "fer2013": Row("fer2013", ("--data", "fer2013", "--preset", "small", "--modalities", "face", "--epochs", "30"),
                    "face", "accuracy", 0.68, "mini-Xception 65.6 %, reference-paper CNN 63.2 %",
                    also=("macro_f1",), split_note="test 7,178"),
-    "ravdess": Row("ravdess8", ("--data", "ravdess8", "--preset", "small", "--modalities", "audio", "--epochs", "40"),
+    "ravdess": Row("ravdess8", ("--recipe", "recipes/ravdess8-whisper.json"),
                    "audio", "uar", 0.60, "eGeMAPS + LR 50.4 % UAR", also=("accuracy",),
                    split_note="actors 21-24, 8 classes"),
     "meld-text": Row("meld", ("--recipe", "recipes/meld-text.json"),
