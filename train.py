@@ -86,6 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dropout-schedule", choices=["constant", "linear"], default=TrainConfig.dropout_schedule)
     p.add_argument("--fill", choices=["reconstruct", "zero"], default=TrainConfig.fill,
                    help="how missing modalities enter the fusion; 'zero' trains the no-translation baseline")
+    p.add_argument("--augment", action="store_true",
+                   help="augment face crops in training: flips, small rotations/shifts/zooms, random erasing")
     p.add_argument("--seed", type=int, default=TrainConfig.seed)
     p.add_argument("--deterministic", action="store_true", help="deterministic algorithms only (repeatable runs)")
     p.add_argument("--limit", type=int, default=None, help="at most this many samples per split (quick runs)")
@@ -133,7 +135,7 @@ def _run(args: argparse.Namespace, world: World, device: str) -> int:
                                weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
                                modality_dropout=args.modality_dropout, dropout_schedule=args.dropout_schedule,
                                unimodal_weight=args.unimodal_weight,
-                               fill=args.fill, seed=args.seed, deterministic=args.deterministic,
+                               fill=args.fill, augment=args.augment, seed=args.seed, deterministic=args.deterministic,
                                num_workers=args.workers, device=device)
     output = Path(args.output or f"checkpoints/{args.data.split(':')[0]}-{args.preset}")
     if output.exists() and any(output.iterdir()) and not args.resume:

@@ -22,6 +22,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
+from bridge.augment import FaceAugment
 from bridge.checkpoint import atomic_write_text, save_checkpoint
 from bridge.config import BridgeConfig, FeatureConfig
 from bridge.data.sample import Sample
@@ -52,6 +53,7 @@ class TrainConfig:
     dropout_schedule: Literal["constant", "linear"] = "linear"  # linear: ramp up from 0 over dropout_warmup_epochs
     dropout_warmup_epochs: int = 3
     fill: Fill = "reconstruct"  # "zero": the early-fusion baseline, no translation
+    augment: bool = False  # random flips, warps and erasing of face crops (bridge.augment.FaceAugment)
     grad_clip: float = 1.0
     seed: int = 0
     deterministic: bool = False  # deterministic algorithms only (slower on GPU; CPU runs are already repeatable)
@@ -217,6 +219,7 @@ class Trainer:
         if train_config.fill == "zero":
             self.criterion.weight = 0.0  # the zero-fill baseline trains no translators
             self.criterion.cycle_weight = 0.0
+        self.augment = FaceAugment() if train_config.augment else None
         self.step: nn.Module = TrainStep(self.model, self.criterion)  # DDP-wrapped in fit when distributed
         self.history: list[dict[str, Any]] = []
         self.best_score = -math.inf
@@ -334,7 +337,8 @@ class Trainer:
                 sampler.set_epoch(epoch)  # shuffles with epoch_seed, like the single-process loader
                 torch.manual_seed(epoch_seed + 1_000_003 * (world.rank + 1))  # layer dropout: per rank, resumable
             loader = make_loader(train_set, batch_size, True, epoch_seed, self.cfg.num_workers, sampler)
-            train_stats = self._train_epoch(loader, epoch, drop_gen)
+            aug_gen = torch.Generator().manual_seed(epoch_seed + 1_000_003 * (world.rank + 1) + 17)  # resumable
+            train_stats = self._train_epoch(loader, epoch, drop_gen, aug_gen)
             val_stats = self._validate(val_loader)
             row = {"epoch": epoch + 1, "train": train_stats, "val": val_stats, "seconds": round(time.time() - start, 2),
                    "lr": self.scheduler.get_last_lr()[0]}
@@ -355,7 +359,8 @@ class Trainer:
         barrier(world)  # when fit returns, on any rank, rank 0's files are complete
         return self.history
 
-    def _train_epoch(self, loader: DataLoader, epoch: int, drop_gen: torch.Generator) -> dict[str, float]:
+    def _train_epoch(self, loader: DataLoader, epoch: int, drop_gen: torch.Generator,
+                     aug_gen: torch.Generator) -> dict[str, float]:
         self.model.train()
         sums: dict[str, float] = {}
         n = 0
@@ -365,6 +370,8 @@ class Trainer:
         preds, labels = [], []
         for batch in bar:
             batch = batch.to(self.device)
+            if self.augment is not None and Modality.FACE in batch.inputs:
+                batch.inputs[Modality.FACE] = self.augment(batch.inputs[Modality.FACE], aug_gen)
             present = self._drop(batch.present, p, drop_gen) if p > 0 else batch.present
             logits, terms = self.step(batch, present, self.cfg.fill)
             self.optimizer.zero_grad(set_to_none=True)

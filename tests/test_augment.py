@@ -1,0 +1,108 @@
+"""Face augmentation: what each transform does, that a clip shares one warp, and that runs with
+it stay repeatable and resumable."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import train
+from bridge.augment import FaceAugment
+from bridge.training import Trainer
+
+OFF = dict(flip=0.0, degrees=0.0, translate=0.0, scale=(1.0, 1.0), erase=0.0)
+QUICK = ["--limit", "28", "--batch-size", "14", "--modality-dropout", "0", "--no-cache"]
+
+
+def _faces(b: int = 6, t: int = 3, side: int = 16) -> torch.Tensor:
+    return torch.randn(b, t, 1, side, side, generator=torch.Generator().manual_seed(1))
+
+
+def _gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def test_with_every_transform_off_the_crops_are_unchanged():
+    faces = _faces()
+    assert torch.allclose(FaceAugment(**OFF)(faces, _gen()), faces, atol=1e-5)
+
+
+def test_a_certain_flip_mirrors_left_and_right():
+    faces = _faces()
+    out = FaceAugment(**{**OFF, "flip": 1.0})(faces, _gen())
+    assert torch.allclose(out, faces.flip(-1), atol=1e-5)
+
+
+def test_a_shift_moves_the_picture():
+    faces = torch.zeros(1, 1, 1, 20, 20)
+    faces[..., 8:12, 8:12] = 1.0  # a bright square in the middle
+    out = FaceAugment(**{**OFF, "translate": 0.1})(faces.repeat(8, 1, 1, 1, 1), _gen())
+    centres = [(out[i, 0, 0] > 0.5).nonzero().float().mean(0) for i in range(8)]
+    moved = [float((c - torch.tensor([9.5, 9.5])).abs().max()) for c in centres]
+    assert max(moved) > 0.5 and max(moved) <= 2.0 + 1e-6  # up to 10 % of 20 pixels on each axis
+
+
+def test_erasing_blanks_one_rectangle_within_the_area_range():
+    faces = torch.ones(32, 2, 1, 20, 20)
+    out = FaceAugment(**{**OFF, "erase": 1.0, "erase_area": (0.05, 0.1)})(faces, _gen())
+    for sample in out:
+        assert torch.equal(sample[0], sample[1])  # every frame of a clip: the same hole
+        hole = sample[0, 0] == 0
+        rows, cols = hole.any(1).nonzero(), hole.any(0).nonzero()
+        box = (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
+        assert int(hole.sum()) == int(box), "the erased pixels form one rectangle"
+        assert 0.5 * 0.05 * 400 <= int(hole.sum()) <= 0.1 * 400 + 1e-6  # floor() can shave a row or column
+
+
+def test_frames_of_a_sample_share_a_warp_and_samples_differ():
+    clip = _faces(1, 1).repeat(8, 4, 1, 1, 1)  # 8 samples, each 4 copies of the same frame
+    out = FaceAugment()(clip, _gen())
+    for sample in out:
+        for frame in sample[1:]:
+            assert torch.equal(frame, sample[0])
+    assert not torch.allclose(out[0], out[1])
+
+
+def test_the_same_generator_seed_gives_the_same_batch_and_the_input_is_kept():
+    faces = _faces()
+    before = faces.clone()
+    a, b = FaceAugment()(faces, _gen(3)), FaceAugment()(faces, _gen(3))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, FaceAugment()(faces, _gen(4)))
+    assert torch.equal(faces, before)
+
+
+def test_a_batch_of_the_wrong_rank_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"\(b, t, c, h, w\)"):
+        FaceAugment()(torch.zeros(2, 1, 8, 8), _gen())
+
+
+def test_train_augment_is_recorded_changes_training_and_resumes_exactly(tmp_path, monkeypatch):
+    plain, straight, broken = tmp_path / "plain", tmp_path / "straight", tmp_path / "broken"
+    assert train.main([*QUICK, "--epochs", "2", "--output", str(plain)]) == 0
+    assert train.main([*QUICK, "--epochs", "2", "--augment", "--output", str(straight)]) == 0
+    assert json.loads((straight / "config.json").read_text())["training"]["augment"] is True
+    assert json.loads((plain / "config.json").read_text())["training"]["augment"] is False
+    history = lambda d: [r["train"] for r in json.loads((d / "history.json").read_text())]  # noqa: E731
+    assert history(plain) != history(straight)
+
+    epochs = []
+    real = Trainer._train_epoch
+
+    def dies_in_the_second_epoch(self, *args, **kwargs):
+        epochs.append(1)
+        if len(epochs) == 2:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "_train_epoch", dies_in_the_second_epoch)
+    assert train.main([*QUICK, "--epochs", "2", "--augment", "--output", str(broken)]) != 0  # "interrupted"
+    monkeypatch.undo()
+    assert len(json.loads((broken / "history.json").read_text())) == 1
+    assert train.main([*QUICK, "--epochs", "2", "--augment", "--output", str(broken), "--resume"]) == 0
+    a = torch.load(straight / "training_state.pt", weights_only=True)["model"]
+    b = torch.load(broken / "training_state.pt", weights_only=True)["model"]
+    for name, tensor in a.items():
+        assert torch.equal(tensor, b[name]), f"{name} differs after resume"
