@@ -25,7 +25,9 @@ class FaceConfig:
     img_size: int | None = 48  # side of the square crop fed to the ViT (None: the arch's default)
     patch_size: int | None = 8  # ViT patch side in pixels
     in_chans: int = 1  # 1 for grayscale crops (FER-style), 3 for RGB
-    stem: Literal["patch", "conv"] = "conv"  # conv: 3x3 convolutions make the patch tokens (data-efficient from scratch)
+    # conv: two 3x3 convolutions make the patch tokens (data-efficient from scratch); cnn: a VGG-style CNN
+    # (batch norm, max-pooling; power-of-two patch_size) whose feature map becomes the tokens, a hybrid
+    stem: Literal["patch", "conv", "cnn"] = "conv"
     embed_dim: int | None = 64  # ViT width
     depth: int | None = 2  # ViT blocks
     num_heads: int | None = 2  # ViT attention heads

@@ -228,3 +228,30 @@ def test_frozen_text_encoder_memo_matches_a_fresh_forward():
         other(ids, mask)
     assert len(MEMO) == 8
     MEMO.clear()
+
+
+def test_cnn_face_stem_makes_the_token_grid_and_round_trips_with_its_batch_norm(tmp_path, synthetic_samples):
+    from dataclasses import replace
+
+    from bridge.config import override
+    from bridge.encoders.face import FaceEncoder
+
+    config = override(create_config("tiny"), ["face.stem=cnn", "face.patch_size=8", "face.img_size=48"])
+    encoder = FaceEncoder(config.face)
+    tokens, mask = encoder(torch.randn(2, 3, 1, 48, 48), torch.ones(2, 3, dtype=torch.bool))
+    assert tokens.shape == (2, 3 * (1 + 6 * 6), encoder.out_dim) and mask.shape == (2, 3 * 37)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in encoder.modules())
+    with pytest.raises(ValueError, match="power-of-two patch_size"):
+        FaceEncoder(replace(config.face, patch_size=6))
+
+    torch.manual_seed(0)
+    model = BridgeModel(config)
+    pre = Preprocessor(config)
+    batch = collate([pre(synthetic_samples[i]) for i in range(6)])
+    model.train()
+    model(batch)  # moves the batch-norm running statistics away from their initial values
+    model.eval()
+    model.save_pretrained(tmp_path / "ck")
+    loaded = BridgeModel.from_pretrained(tmp_path / "ck")
+    with torch.no_grad():
+        assert torch.equal(model(batch).logits, loaded(batch).logits)
