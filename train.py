@@ -5,6 +5,7 @@
     python train.py --output checkpoints/run --resume
     python train.py --recipe recipes/mosi-text.json  # a published recipe (flags given after it win)
     python train.py --data meld --preset small --modalities text --set text.freeze=false --encoder-lr-scale 0.05
+    python train.py --data paired --preset small --init-encoder face=checkpoints/fer2013-small --set face.freeze=true
     torchrun --nproc_per_node 4 train.py --data mosi --batch-size 128   # 4 processes (GPUs), 32 each
 """
 
@@ -70,6 +71,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default=None, help="checkpoint directory (default: checkpoints/DATA-PRESET)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="override a model config field, e.g. text.freeze=false, fusion.depth=3 (repeatable)")
+    p.add_argument("--init-encoder", action="append", default=[], metavar="MODALITY=CHECKPOINT",
+                   help="start that modality's encoder (and its latent summariser) from a trained bridge checkpoint, "
+                        "e.g. face=checkpoints/fer2013-small; its encoder config comes along (repeatable)")
     p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size,
                    help="global batch per optimiser step: under torchrun each of N processes takes batch-size/N "
@@ -124,18 +128,22 @@ def _run(args: argparse.Namespace, world: World, device: str) -> int:
     from bridge.data.corpora import load_splits
     from bridge.config import override
     from bridge.recipes import model_config_for
+    from bridge.transfer import adopt_encoder_configs, parse_init_encoders
 
     say = print if world.is_main else lambda *_: None  # rank 0 speaks for the run
     if not 0 <= args.modality_dropout < 1:
         raise ValueError(f"--modality-dropout must be in [0, 1), got {args.modality_dropout}")
     splits = load_splits(args.data, args.data_root, seed=args.seed, limit=args.limit)
-    model_config = override(model_config_for(args.preset, splits, args.modalities), args.set)
+    sources = parse_init_encoders(args.init_encoder)
+    model_config = override(adopt_encoder_configs(model_config_for(args.preset, splits, args.modalities), sources),
+                            args.set)
     train_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                encoder_lr_scale=args.encoder_lr_scale,
                                weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
                                modality_dropout=args.modality_dropout, dropout_schedule=args.dropout_schedule,
                                unimodal_weight=args.unimodal_weight,
-                               fill=args.fill, augment=args.augment, seed=args.seed, deterministic=args.deterministic,
+                               fill=args.fill, augment=args.augment, init_encoders=tuple(args.init_encoder),
+                               seed=args.seed, deterministic=args.deterministic,
                                num_workers=args.workers, device=device)
     output = Path(args.output or f"checkpoints/{args.data.split(':')[0]}-{args.preset}")
     if output.exists() and any(output.iterdir()) and not args.resume:
@@ -149,6 +157,8 @@ def _run(args: argparse.Namespace, world: World, device: str) -> int:
     say(f"bridge: training {args.preset} ({n_params / 1e6:.2f}M parameters) on {splits.name} "
         f"[{', '.join(m.value for m in model_config.modalities)}] "
         f"train {len(splits.train)} / val {len(splits.val)}, {train_config.epochs} epochs on {trainer.device}{procs}")
+    for line in trainer.init_report:
+        say(f"started {line}")
     from bridge.cache import default_cache_dir
 
     cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())

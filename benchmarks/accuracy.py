@@ -9,7 +9,9 @@ A row trains ``python train.py ARGS --seed S --output checkpoints/accuracy/RUN/s
 seed (RUN names the command) unless that command already finished there (an interrupted run resumes), then evaluates
 the test split on the row's modality pattern. Hyperparameters come from validation data only;
 the test split is read once per figure. Rows sharing a training command with
-``benchmarks/robustness.py`` (``mosi``, ``paired``) share its checkpoints.
+``benchmarks/robustness.py`` (``mosi``, ``paired-small``) share its checkpoints. A row may start
+encoders from other rows' seed-0 checkpoints (``paired``: ``fer2013``, ``ravdess``, ``meld-text``),
+which are trained first when missing.
 
 Prints the table and writes ``reports/accuracy.json`` (corpus, split, seeds, metric, figure,
 preset, training time, hardware, command).
@@ -49,6 +51,7 @@ class Row:
     zero_fill: bool = False  # also score the same model with missing modalities zero-filled
     limit: int | None = None  # samples per split (the same --limit as training)
     shared: str | None = None  # checkpoint folder shared with benchmarks/robustness.py, {seed} filled in
+    init: tuple[tuple[str, str], ...] = ()  # (modality, row): start that encoder from the row's seed-0 checkpoint
     split_note: str = field(default="")
 
 
@@ -72,10 +75,14 @@ ROWS: dict[str, Row] = {
     "meld-text": Row("meld", ("--recipe", "recipes/meld-text.json"),
                      "text", "weighted_f1", 0.60, "TF-IDF + LR 46.6, frozen MiniLM + LR 55.7",
                      also=("accuracy",), split_note="test 2,610"),
-    "paired": Row("paired", PAIRED, "face+audio+text", "macro_f1", "best single + 10",
-                  "best single modality of the same model", also=("accuracy",), limit=1000,
-                  shared="robustness/paired-small/seed{seed}/bridge",
-                  split_note="label-paired, 1,000 evenly spaced test samples"),
+    "paired-small": Row("paired", PAIRED, "face+audio+text", "macro_f1", "best single + 10",
+                        "best single modality of the same model", also=("accuracy",), limit=1000,
+                        shared="robustness/paired-small/seed{seed}/bridge",
+                        split_note="label-paired, 1,000 evenly spaced test samples"),
+    "paired": Row("paired", ("--recipe", "recipes/paired.json"), "face+audio+text", "macro_f1", "best single + 10",
+                  "best single modality of the same model", also=("accuracy",),
+                  init=(("face", "fer2013"), ("audio", "ravdess"), ("text", "meld-text")),
+                  split_note="label-paired, all 7,178 test faces"),
 }
 
 
@@ -115,6 +122,23 @@ def recipe(row: Row, args: argparse.Namespace) -> list[str]:
     import shlex
 
     return argv + shlex.split(args.train_args)
+
+
+def with_init(row: Row, argv: list[str], args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """``argv`` plus ``--init-encoder`` for each of the row's source rows, whose seed-0 runs are
+    trained first if missing (unless ``--no-train``). Returns the arguments to run and a form of them that does not
+    depend on where checkpoints live (it names the run folder)."""
+    from robustness import ensure_trained
+
+    run_argv, name_argv = list(argv), list(argv)
+    for modality, source in row.init:
+        source_argv = recipe(ROWS[source], args)
+        folder = f"accuracy/{run_name(source_argv)}/seed0"
+        if not args.no_train:
+            ensure_trained(Path(args.checkpoints) / folder, source_argv + ["--seed", "0"], False)
+        run_argv += ["--init-encoder", f"{modality}={Path(args.checkpoints) / folder}"]
+        name_argv += ["--init-encoder", f"{modality}=checkpoints/{folder}"]
+    return run_argv, name_argv
 
 
 def train_options(argv: list[str]) -> argparse.Namespace:
@@ -179,11 +203,12 @@ def run(args: argparse.Namespace) -> int:
         argv = recipe(row, args)
         limit = args.limit if args.limit is not None else row.limit
         shared = row.shared is not None and argv == list(row.train)  # overrides: a run of its own
+        argv, name_argv = with_init(row, argv, args) if row.init else (argv, argv)
         figures: dict[str, list[float]] = {}
         seconds = []
         for seed in range(args.seeds):
             directory = Path(args.checkpoints) / (row.shared.format(seed=seed) if shared else
-                                                  f"accuracy/{run_name(argv)}/seed{seed}")
+                                                  f"accuracy/{run_name(name_argv)}/seed{seed}")
             if args.no_train and not finished(directory, argv + ["--seed", str(seed)]):
                 continue
             trained = ensure_trained(directory, argv + ["--seed", str(seed)], False)
@@ -211,7 +236,7 @@ def run(args: argparse.Namespace) -> int:
                  "target": target, "target_rule": row.target, "met": bool(mean >= target - 1e-9 and (
                      not row.zero_fill or mean > np.mean(figures[f"{row.metric} zero-fill"]))),
                  "anchors": row.anchors, "preset": train_options(argv).preset,
-                 "command": "python train.py " + " ".join(argv) + " --seed S",
+                 "command": "python train.py " + " ".join(name_argv) + " --seed S",
                  "train_seconds": seconds, "hardware": hardware}
         table.append(entry)
         print(render([entry], header=len(table) == 1))

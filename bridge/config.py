@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
+import typing
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, Union
 
@@ -36,6 +38,7 @@ class FaceConfig:
     margin: float = 0.2  # extra border around a detected face box, as a fraction of its side
     mean: float = 0.5  # pixel normalisation after scaling to [0, 1]
     std: float = 0.5
+    freeze: bool = False  # keep the encoder's weights (and batch-norm statistics) fixed, e.g. after --init-encoder
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,7 @@ class FeatureConfig:
 
 
 EncoderConfig = Union[FaceConfig, AudioConfig, TextConfig, FeatureConfig]
+_SECTIONS = ("face", "audio", "text", "translator", "fusion")
 _ENCODER_KINDS: dict[str, type] = {"face": FaceConfig, "audio": AudioConfig, "text": TextConfig, "features": FeatureConfig}
 
 
@@ -141,6 +145,7 @@ class BridgeConfig:
     fusion: FusionConfig = field(default_factory=FusionConfig)
 
     def __post_init__(self) -> None:
+        _check_values(BridgeConfig, {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _SECTIONS})
         if not self.encoders:
             raise ValueError("a BridgeConfig needs at least one modality")
         if len(self.labels) < 2:
@@ -197,7 +202,34 @@ def _build(cls: type, data: dict[str, Any]) -> Any:
     unknown = sorted(set(data) - known)
     if unknown:
         raise ValueError(f"unknown {cls.__name__} fields: {', '.join(unknown)}")
+    _check_values(cls, data)
     return cls(**data)
+
+
+def _check_values(cls: type, data: dict[str, Any]) -> None:
+    # Literal fields must hold one of their choices; int/float/bool/str fields (optionally None) their type.
+    hints = typing.get_type_hints(cls)
+    for name, value in data.items():
+        hint = hints[name]
+        if typing.get_origin(hint) is Literal:
+            if value not in typing.get_args(hint):
+                choices = ", ".join(repr(c) for c in typing.get_args(hint))
+                raise ValueError(f"{cls.__name__}.{name} must be one of {choices}, got {value!r}")
+            continue
+        options = typing.get_args(hint) if typing.get_origin(hint) in (Union, types.UnionType) else (hint,)
+        if not all(o in (int, float, bool, str, type(None)) for o in options):
+            continue  # nested sections and tuples are checked where they are built
+        ok = any(
+            value is None if o is type(None)
+            else isinstance(value, bool) if o is bool
+            else isinstance(value, (int, float)) and not isinstance(value, bool) if o is float
+            else isinstance(value, o) and not isinstance(value, bool) if o is int
+            else isinstance(value, o)
+            for o in options
+        )
+        if not ok:
+            wanted = " or ".join("null" if o is type(None) else o.__name__ for o in options)
+            raise ValueError(f"{cls.__name__}.{name} must be {wanted}, got {value!r}")
 
 
 def _tiny() -> BridgeConfig:

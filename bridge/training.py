@@ -33,6 +33,7 @@ from bridge.metrics import classification_report
 from bridge.model import BridgeModel, Fill
 from bridge.modality import Modality
 from bridge.preprocess import Example, Preprocessor, collate
+from bridge.transfer import load_encoder_weights, parse_init_encoders
 
 STATE_FILE = "training_state.pt"
 
@@ -54,6 +55,7 @@ class TrainConfig:
     dropout_warmup_epochs: int = 3
     fill: Fill = "reconstruct"  # "zero": the early-fusion baseline, no translation
     augment: bool = False  # random flips, warps and erasing of face crops (bridge.augment.FaceAugment)
+    init_encoders: tuple[str, ...] = ()  # "MODALITY=CHECKPOINT": start that encoder from a trained checkpoint
     grad_clip: float = 1.0
     seed: int = 0
     deterministic: bool = False  # deterministic algorithms only (slower on GPU; CPU runs are already repeatable)
@@ -213,6 +215,8 @@ class Trainer:
             torch.use_deterministic_algorithms(True, warn_only=False)
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it for determinism
         self.model = BridgeModel(model_config).to(self.device)
+        self.init_sources = parse_init_encoders(train_config.init_encoders)
+        self.init_report = load_encoder_weights(self.model, self.init_sources)  # before any resume overwrites
         self.preprocessor = Preprocessor(model_config)
         self.criterion = BridgeLoss(model_config, train_config.label_smoothing,
                                     train_config.unimodal_weight).to(self.device)
@@ -227,7 +231,8 @@ class Trainer:
 
     # --- set-up ----------------------------------------------------------------------------
     def _optimizer(self, steps_per_epoch: int) -> None:
-        pretrained = [p for m, cfg in self.model_config.encoders.items() if getattr(cfg, "weights", None)
+        pretrained = [p for m, cfg in self.model_config.encoders.items()
+                      if getattr(cfg, "weights", None) or m in self.init_sources
                       for p in self.model.encoders[m.value].parameters() if p.requires_grad]
         pretrained_ids = {id(p) for p in pretrained}
         rest = [p for p in self.model.parameters() if p.requires_grad and id(p) not in pretrained_ids]
@@ -309,7 +314,7 @@ class Trainer:
                 log(f"{name}: skipped {sum(ds.skipped.values())} samples: " +
                     ", ".join(f"{k} ({v})" for k, v in ds.skipped.items()))
         for m, enc_cfg in self.model_config.encoders.items():
-            if isinstance(enc_cfg, FeatureConfig) and enc_cfg.normalize:
+            if isinstance(enc_cfg, FeatureConfig) and enc_cfg.normalize and m not in self.init_sources:
                 encoder = self.model.encoders[m.value]
                 assert isinstance(encoder, FeatureEncoder)
                 encoder.set_statistics(*(t.to(self.device) for t in feature_statistics(train_set, m)))

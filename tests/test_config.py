@@ -70,8 +70,23 @@ def test_override_sets_nested_and_top_level_fields_and_keeps_the_rest():
     ("=3", "expected FIELD=VALUE"),
     ("face.depth=3", "this model has no face"),
     ("dim=30", "not divisible by heads"),
+    ("text.tokenizer=3", "TextConfig.tokenizer must be str"),
+    ("text.freeze=1", "TextConfig.freeze must be bool"),
+    ("translator.loss=l1", "TranslatorConfig.loss must be one of 'mse', 'cosine'"),
+    ("translator.depth=1.5", "TranslatorConfig.depth must be int"),
+    ("dim=true", "BridgeConfig.dim must be int"),
 ])
 def test_override_rejects_what_it_cannot_set(assignment, message):
     config = with_modalities(create_config("tiny"), (Modality.TEXT,))
     with pytest.raises(ValueError, match=message):
         override(config, [assignment])
+
+
+def test_override_checks_choices_and_types_but_accepts_ints_for_floats():
+    config = create_config("tiny")
+    with pytest.raises(ValueError, match="FaceConfig.stem must be one of 'patch', 'conv', 'cnn', got 'foo'"):
+        override(config, ["face.stem=foo"])
+    with pytest.raises(ValueError, match="FaceConfig.depth must be int or null"):
+        override(config, ["face.depth=2.5"])
+    changed = override(config, ["face.margin=1", "fusion.dropout=0", "face.weights=null", "face.stem=cnn"])
+    assert (changed.face.margin, changed.fusion.dropout, changed.face.weights, changed.face.stem) == (1, 0, None, "cnn")

@@ -255,3 +255,51 @@ def test_cnn_face_stem_makes_the_token_grid_and_round_trips_with_its_batch_norm(
     loaded = BridgeModel.from_pretrained(tmp_path / "ck")
     with torch.no_grad():
         assert torch.equal(model(batch).logits, loaded(batch).logits)
+
+
+@pytest.mark.parametrize("stem", ["conv", "cnn"])
+def test_frozen_face_encoder_keeps_its_weights_and_statistics_and_memoises(stem):
+    from bridge.config import FaceConfig
+    from bridge.encoders.face import FaceEncoder
+    from bridge.encoders.memo import MEMO
+
+    torch.manual_seed(0)
+    encoder = FaceEncoder(FaceConfig(stem=stem, freeze=True)).train()
+    before = {k: v.clone() for k, v in encoder.state_dict().items()}
+    frames, mask = torch.randn(3, 4, 1, 48, 48), torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]]).bool()
+    MEMO.clear()
+    tokens, token_mask = encoder(frames, mask)
+    assert not any(p.requires_grad for p in encoder.parameters()) and not encoder.training
+    assert all(torch.equal(before[k], v) for k, v in encoder.state_dict().items())  # batch norm included
+    assert len(MEMO) == 3
+    fresh, fresh_mask = encoder._encode(frames, mask)
+    torch.testing.assert_close(tokens, fresh, atol=1e-5, rtol=1e-5)
+    assert torch.equal(token_mask, fresh_mask)
+    calls = []
+    encoder.vit.register_forward_hook(lambda *a: calls.append(1))
+    again, _ = encoder(frames[[2, 0]], mask[[2, 0]])  # other batches, other order: served from the memo
+    assert not calls and torch.equal(again, tokens[[2, 0]])
+    MEMO.clear()
+
+
+def test_frozen_whisper_encoder_memo_matches_a_fresh_forward():
+    from bridge.config import AudioConfig
+    from bridge.encoders.memo import MEMO
+    from bridge.encoders.whisper import WhisperAudioEncoder
+
+    torch.manual_seed(0)
+    encoder = WhisperAudioEncoder(AudioConfig(arch="whisper", num_mel_bins=80, max_frames=100, hidden_size=64,
+                                              num_heads=2, num_layers=1, intermediate_size=128, freeze=True))
+    fbank, mask = torch.randn(2, 100, 80), torch.arange(100)[None] < torch.tensor([[60], [100]])
+    MEMO.clear()
+    states, state_mask = encoder(fbank, mask)
+    fresh, fresh_mask = encoder._encode(fbank, mask)
+    torch.testing.assert_close(states, fresh, atol=1e-5, rtol=1e-5)
+    assert torch.equal(state_mask, fresh_mask) and state_mask.shape == (2, 50) and len(MEMO) == 2
+    twin = WhisperAudioEncoder(encoder.config, load_weights=False)
+    state = encoder.state_dict()
+    state["whisper.conv1.weight"] = state["whisper.conv1.weight"] * 2
+    twin.load_state_dict(state)  # other weights: another fingerprint, so encoded afresh
+    twin(fbank, mask)
+    assert len(MEMO) == 4
+    MEMO.clear()

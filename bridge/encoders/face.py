@@ -12,6 +12,7 @@ from einops import rearrange, repeat
 from torch import Tensor, nn
 
 from bridge.config import FaceConfig
+from bridge.encoders.memo import MEMO, digest, fingerprint, memoised
 
 
 def conv_stem(in_chans: int, dim: int, patch: int) -> nn.Sequential:
@@ -80,6 +81,8 @@ class FaceEncoder(nn.Module):
         self.out_dim: int = self.vit.num_features
         self.temporal = nn.Parameter(torch.zeros(config.num_frames, self.out_dim))
         nn.init.trunc_normal_(self.temporal, std=0.02)
+        if config.freeze:
+            self.requires_grad_(False)
 
     def forward(self, frames: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """Encode face crops.
@@ -91,6 +94,25 @@ class FaceEncoder(nn.Module):
         Returns:
             tokens ``(b, t * n, e)`` and their mask ``(b, t * n)``.
         """
+        if self.config.freeze:
+            self.eval()  # frozen: batch-norm statistics and dropout stay fixed while the rest trains
+            if MEMO.max_bytes > 0:  # the tokens depend on the input alone (bridge.encoders.memo)
+                b, t = frames.shape[:2]
+                n = self.tokens_per_frame
+                out = frames.new_zeros((b, t * n, self.out_dim))
+                keys = [digest(frames[i], mask[i]) for i in range(b)]
+                tokens = memoised(fingerprint(self), keys, [t * n] * b,
+                                  lambda rows: self._encode(frames[rows], mask[rows])[0], out)
+                return tokens, repeat(mask, "b t -> b (t n)", n=n)
+        return self._encode(frames, mask)
+
+    @property
+    def tokens_per_frame(self) -> int:
+        if self.config.frame_tokens == "cls":
+            return 1
+        return getattr(self.vit, "num_prefix_tokens", 1) + self.vit.patch_embed.num_patches
+
+    def _encode(self, frames: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         b, t = frames.shape[:2]
         x = self.vit.forward_features(rearrange(frames, "b t c h w -> (b t) c h w"))  # (b t, 1 + n, e)
         if self.config.frame_tokens == "cls":

@@ -24,6 +24,7 @@ import torchaudio
 from torch import Tensor, nn
 
 from bridge.config import AudioConfig
+from bridge.encoders.memo import MEMO, digest, fingerprint, memoised
 from bridge.layers import Block, Transformer
 
 SAMPLE_RATE = 16_000  # Whisper's front-end is fixed: 16 kHz, 25 ms windows, 10 ms hop
@@ -350,5 +351,15 @@ class WhisperAudioEncoder(nn.Module):
         returns states ``(b, ceil(max_frames / 2), width)`` and their mask."""
         if self.config.freeze:
             self.whisper.eval()
+            if MEMO.max_bytes > 0:  # frozen: the states depend on the input alone (bridge.encoders.memo)
+                token_mask = mask[:, ::2]
+                out = fbank.new_zeros((fbank.shape[0], token_mask.shape[1], self.out_dim))
+                keys = [digest(fbank[i], mask[i]) for i in range(len(fbank))]
+                lengths = [token_mask.shape[1]] * len(fbank)
+                return memoised(fingerprint(self.whisper), keys, lengths,
+                                lambda rows: self._encode(fbank[rows], mask[rows])[0], out), token_mask
+        return self._encode(fbank, mask)
+
+    def _encode(self, fbank: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         tokens, token_mask = self.whisper(fbank.transpose(1, 2), mask)  # (b, t, width), (b, t)
         return tokens * token_mask[..., None].to(tokens.dtype), token_mask
