@@ -126,8 +126,8 @@ def recipe(row: Row, args: argparse.Namespace) -> list[str]:
 
 def with_init(row: Row, argv: list[str], args: argparse.Namespace) -> tuple[list[str], list[str]]:
     """``argv`` plus ``--init-encoder`` for each of the row's source rows, whose seed-0 runs are
-    trained first if missing (unless ``--no-train``). Returns the arguments to run and a form of them that does not
-    depend on where checkpoints live (it names the run folder)."""
+    trained first if missing (unless ``--no-train``). Returns the arguments to run, and a form of
+    them that does not depend on where checkpoints live (it names the run folder)."""
     from robustness import ensure_trained
 
     run_argv, name_argv = list(argv), list(argv)
@@ -223,6 +223,8 @@ def run(args: argparse.Namespace) -> int:
             if row.target == "best single + 10":
                 singles = {p: r["reconstruct"][row.metric] for p, r in scored["results"].items() if "+" not in p}
                 figures.setdefault("best single", []).append(max(singles.values()))
+                for pattern, value in singles.items():
+                    figures.setdefault(f"{pattern} alone", []).append(value)
         if not seconds:
             print(f"| {name} | not trained: python train.py {' '.join(argv)} --seed S |")
             continue

@@ -116,6 +116,35 @@ def test_robustness_benchmark_trains_and_compares_every_system(tmp_path, capsys)
     assert "trained with other arguments" in capsys.readouterr().err
 
 
+def test_accuracy_row_starts_its_encoders_from_other_rows_checkpoints(tmp_path, monkeypatch, capsys):
+    """A row with ``init`` trains its source rows' seed 0 first and passes them as --init-encoder."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import accuracy
+
+    quick = ("--data", "synthetic", "--limit", "40", "--epochs", "1", "--batch-size", "16", "--no-cache")
+    rows = {"face-source": accuracy.Row("synthetic", (*quick, "--modalities", "face"), "face", "macro_f1", 0.0, "-"),
+            "tri": accuracy.Row("synthetic", (*quick, "--set", "face.freeze=true"), "face+audio+text", "macro_f1",
+                                "best single + 10", "-", init=(("face", "face-source"),), limit=40)}
+    monkeypatch.setattr(accuracy, "ROWS", rows)
+    out = tmp_path / "accuracy.json"
+    argv = ["--rows", "tri", "--seeds", "1", "--checkpoints", str(tmp_path / "ckpt"), "--output", str(out)]
+    assert accuracy.main(argv) == 0
+    entry = json.loads(out.read_text())["rows"][0]
+    runs = sorted((tmp_path / "ckpt" / "accuracy").glob("synthetic-*/seed0"))
+    assert len(runs) == 2  # the source row's run, then the row's own
+    source = next(r for r in runs if f"face=checkpoints/accuracy/{r.parent.name}/seed0" in entry["command"])
+    tri = next(r for r in runs if r != source)
+    meta = json.loads((tri / "config.json").read_text())
+    assert meta["training"]["init_encoders"] == [f"face={source}"]
+    assert {"best single", "face alone", "audio alone", "text alone"} <= set(entry["figures"])
+    assert entry["figures"]["best single"]["mean"] == max(entry["figures"][f"{m} alone"]["mean"]
+                                                          for m in ("face", "audio", "text"))
+    capsys.readouterr()
+    assert accuracy.main([*argv, "--no-train"]) == 0  # finds the same runs without training anything
+    assert "$ python train.py" not in capsys.readouterr().out
+    assert json.loads(out.read_text())["rows"][0]["figures"] == entry["figures"]
+
+
 def test_accuracy_benchmark_smoke_run_on_mosi(tmp_path, capsys):
     """The machinery of benchmarks/accuracy.py on a few real MOSI samples (no figure is claimed)."""
     from bridge.data.paths import require_corpus
