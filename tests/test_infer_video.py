@@ -255,10 +255,15 @@ def test_webcam_listen_on_a_camera_uses_the_microphone(trained_checkpoint, media
     monkeypatch.setitem(sys.modules, "sounddevice", fake)
     monkeypatch.setattr(bridge.live, "open_capture",  # no camera here: the astronaut video plays camera 0
                         lambda source: (cv2.VideoCapture(str(media / "astronaut.mp4")), f"camera {source}"))
+    from bridge.encoders.memo import MEMO
+
+    memo_during, real_update, memo_before = [], bridge.live._update, MEMO.max_bytes
+    monkeypatch.setattr(bridge.live, "_update", lambda *a, **k: memo_during.append(MEMO.max_bytes) or real_update(*a, **k))
     saved = tmp_path / "annotated.mp4"
     rc = infer.main(["--checkpoint", str(trained_checkpoint), "--webcam", "0", "--listen", "2", "--every", "5",
                      "--save-video", str(saved)])
     assert rc == 0
+    assert set(memo_during) == {0} and MEMO.max_bytes == memo_before  # live inputs never repeat: no memo, then restored
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 5 and all(line.endswith("(face found, audio)") for line in lines[:4])
     assert fake.streams[0].kwargs["device"] == 2 and fake.streams[0].kwargs["samplerate"] == RATE
