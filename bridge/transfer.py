@@ -97,7 +97,6 @@ def load_encoder_weights(model: nn.Module, sources: dict[Modality, Path]) -> lis
     return done
 
 
-
 def _first_problem(error: RuntimeError) -> str:
     # torch lists every missing key and size mismatch; the first is enough to point at the field.
     lines = [line.strip() for line in str(error).splitlines()[1:] if line.strip()]
