@@ -8,6 +8,7 @@ It round-trips through JSON, so a checkpoint carries its own config.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import types
 import typing
@@ -206,9 +207,14 @@ def _build(cls: type, data: dict[str, Any]) -> Any:
     return cls(**data)
 
 
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
 def _check_values(cls: type, data: dict[str, Any]) -> None:
     # Literal fields must hold one of their choices; int/float/bool/str fields (optionally None) their type.
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     for name, value in data.items():
         hint = hints[name]
         if typing.get_origin(hint) is Literal:

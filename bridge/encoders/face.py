@@ -12,7 +12,7 @@ from einops import rearrange, repeat
 from torch import Tensor, nn
 
 from bridge.config import FaceConfig
-from bridge.encoders.memo import MEMO, digest, fingerprint, memoised
+from bridge.encoders.memo import MEMO, fingerprint, memoised, row_digests
 
 
 def conv_stem(in_chans: int, dim: int, patch: int) -> nn.Sequential:
@@ -100,7 +100,7 @@ class FaceEncoder(nn.Module):
                 b, t = frames.shape[:2]
                 n = self.tokens_per_frame
                 out = frames.new_zeros((b, t * n, self.out_dim))
-                keys = [digest(frames[i], mask[i]) for i in range(b)]
+                keys = row_digests(frames, mask)
                 tokens = memoised(fingerprint(self), keys, [t * n] * b,
                                   lambda rows: self._encode(frames[rows], mask[rows])[0], out)
                 return tokens, repeat(mask, "b t -> b (t n)", n=n)

@@ -84,6 +84,12 @@ def digest(*tensors: Tensor) -> bytes:
     return h.digest()
 
 
+def row_digests(*batches: Tensor) -> list[bytes]:
+    """One :func:`digest` per sample of same-length batches, copied to the host once per batch."""
+    host = [b.detach().cpu().contiguous() for b in batches]
+    return [digest(*(b[i] for b in host)) for i in range(len(host[0]))]
+
+
 @torch.no_grad()
 def memoised(owner: str, keys: Sequence[bytes], lengths: Sequence[int],
              encode: Callable[[list[int]], Tensor], out: Tensor) -> Tensor:

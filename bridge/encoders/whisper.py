@@ -24,7 +24,7 @@ import torchaudio
 from torch import Tensor, nn
 
 from bridge.config import AudioConfig
-from bridge.encoders.memo import MEMO, digest, fingerprint, memoised
+from bridge.encoders.memo import MEMO, fingerprint, memoised, row_digests
 from bridge.layers import Block, Transformer
 
 SAMPLE_RATE = 16_000  # Whisper's front-end is fixed: 16 kHz, 25 ms windows, 10 ms hop
@@ -354,7 +354,7 @@ class WhisperAudioEncoder(nn.Module):
             if MEMO.max_bytes > 0:  # frozen: the states depend on the input alone (bridge.encoders.memo)
                 token_mask = mask[:, ::2]
                 out = fbank.new_zeros((fbank.shape[0], token_mask.shape[1], self.out_dim))
-                keys = [digest(fbank[i], mask[i]) for i in range(len(fbank))]
+                keys = row_digests(fbank, mask)
                 lengths = [token_mask.shape[1]] * len(fbank)
                 return memoised(fingerprint(self.whisper), keys, lengths,
                                 lambda rows: self._encode(fbank[rows], mask[rows])[0], out), token_mask
