@@ -18,7 +18,7 @@ from pathlib import Path
 from bridge.cli import run_cli
 from bridge.config import PRESETS
 from bridge.distributed import World, launched_world, setup, teardown
-from bridge.training import TrainConfig, Trainer
+from bridge.training import TrainConfig, Trainer, parse_mismatch
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -74,6 +74,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--init-encoder", action="append", default=[], metavar="MODALITY=CHECKPOINT",
                    help="start that modality's encoder (and its latent summariser) from a trained bridge checkpoint, "
                         "e.g. face=checkpoints/fer2013-small; its encoder config comes along (repeatable)")
+    p.add_argument("--mismatch", action="append", default=[], metavar="MODALITY=RATE",
+                   help="in that share of training samples, take the modality from a sample of another label, so the "
+                        "fusion learns how often an encoder that saw the training items is wrong on new ones "
+                        "(e.g. audio=0.35; repeatable)")
     p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size,
                    help="global batch per optimiser step: under torchrun each of N processes takes batch-size/N "
@@ -137,12 +141,14 @@ def _run(args: argparse.Namespace, world: World, device: str) -> int:
     sources = parse_init_encoders(args.init_encoder)
     model_config = override(adopt_encoder_configs(model_config_for(args.preset, splits, args.modalities), sources),
                             args.set)
+    parse_mismatch(args.mismatch, model_config.modalities)  # a bad spec fails before any model is built
     train_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                encoder_lr_scale=args.encoder_lr_scale,
                                weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
                                modality_dropout=args.modality_dropout, dropout_schedule=args.dropout_schedule,
                                unimodal_weight=args.unimodal_weight,
                                fill=args.fill, augment=args.augment, init_encoders=tuple(args.init_encoder),
+                               mismatch=tuple(args.mismatch),
                                seed=args.seed, deterministic=args.deterministic,
                                num_workers=args.workers, device=device)
     output = Path(args.output or f"checkpoints/{args.data.split(':')[0]}-{args.preset}")

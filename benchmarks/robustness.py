@@ -154,11 +154,14 @@ def ensure_trained(directory: Path, argv: list[str], retrain: bool) -> dict[str,
     directory.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(record, json.dumps({"argv": argv}))
     print(f"\n$ python train.py {shlex.join(argv + ['--output', str(directory)])}" + (" --resume" if resume else ""))
+    history = directory / "history.json"  # epochs run before an interruption count by their own times
+    done = json.loads(history.read_text()) if resume and history.is_file() else []
+    before = sum(e.get("seconds", 0.0) for e in done)
     start = time.time()
     rc = train.main(argv + ["--output", str(directory)] + (["--resume"] if resume else []))
     if rc:
         raise ValueError(f"train.py failed (exit {rc}) for {directory}")
-    seconds = round(time.time() - start, 1)
+    seconds = round(before + time.time() - start, 1)
     atomic_write_text(record, json.dumps({"argv": argv, "seconds": seconds}))
     return {"trained": True, "seconds": seconds}
 

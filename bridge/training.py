@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from bridge.augment import FaceAugment
+from bridge.batch import Batch
 from bridge.checkpoint import atomic_write_text, save_checkpoint
 from bridge.config import BridgeConfig, FeatureConfig
 from bridge.data.sample import Sample
@@ -56,6 +57,7 @@ class TrainConfig:
     fill: Fill = "reconstruct"  # "zero": the early-fusion baseline, no translation
     augment: bool = False  # random flips, warps and erasing of face crops (bridge.augment.FaceAugment)
     init_encoders: tuple[str, ...] = ()  # "MODALITY=CHECKPOINT": start that encoder from a trained checkpoint
+    mismatch: tuple[str, ...] = ()  # "MODALITY=RATE": that share of training samples take it from another label's
     grad_clip: float = 1.0
     seed: int = 0
     deterministic: bool = False  # deterministic algorithms only (slower on GPU; CPU runs are already repeatable)
@@ -138,6 +140,67 @@ def drop_modalities(present: dict[Modality, Tensor], p: float, generator: torch.
         kept[choice[lost], lost.nonzero().squeeze(1)] = True
     device = next(iter(present.values())).device
     return {m: kept[i].to(device) for i, m in enumerate(mods)}
+
+
+def parse_mismatch(specs: Sequence[str], modalities: Sequence[Modality]) -> dict[Modality, float]:
+    """``["audio=0.35", ...]`` -> ``{Modality.AUDIO: 0.35, ...}``.
+
+    Raises:
+        ValueError: a malformed or repeated spec, a modality the model lacks, or a rate outside [0, 1).
+    """
+    rates: dict[Modality, float] = {}
+    for spec in specs:
+        name, _, value = spec.partition("=")
+        try:
+            modality, rate = Modality(name.strip()), float(value)
+        except ValueError:
+            raise ValueError(f"--mismatch {spec!r}: expected MODALITY=RATE with a modality of "
+                             f"{', '.join(m.value for m in modalities)} and a rate in [0, 1), e.g. audio=0.3") from None
+        if modality not in modalities:
+            raise ValueError(f"--mismatch {spec!r}: this model has no {modality.value} "
+                             f"(its modalities: {', '.join(m.value for m in modalities)})")
+        if modality in rates:
+            raise ValueError(f"--mismatch names {modality.value} twice")
+        if not 0 <= rate < 1:
+            raise ValueError(f"--mismatch {spec!r}: the rate must be in [0, 1)")
+        rates[modality] = rate
+    return rates
+
+
+def mismatch_modalities(batch: Batch, rates: dict[Modality, float], generator: torch.Generator) -> Batch:
+    """The batch with some samples' modality taken from another sample of a different label.
+
+    For each modality with a rate, each sample is picked with that probability and gets the
+    input (and padding mask) of a random sample in the batch that has the modality and another
+    label; a picked sample without such a donor keeps its own. The fusion then meets that
+    modality wrong about as often as the rate says. Use it where encoders trained on the very
+    items of the training split are right on them far more often than on unseen data (say a
+    voice encoder with 93 % recall on its training clips and 63 % on held-out ones): without
+    it the fusion learns to trust them as much as the training split suggests. The translators
+    learn from the swapped pairs too, whose targets then belong to another label: a little
+    noise in their targets, at the same rates.
+
+    Args:
+        batch: a labelled training batch.
+        rates: per modality, the probability that a sample's input is swapped.
+        generator: CPU random generator (for reproducibility).
+    """
+    inputs, masks, present = dict(batch.inputs), dict(batch.masks), batch.present
+    labels = batch.labels.cpu()
+    other = labels[:, None] != labels[None, :]  # (b, b): j may give i its input
+    for modality, rate in rates.items():
+        if rate <= 0 or modality not in inputs:
+            continue
+        has = present[modality].cpu()
+        donors = other & has[None, :]
+        picked = (torch.rand(len(labels), generator=generator) < rate) & has & donors.any(dim=1)
+        if not picked.any():
+            continue
+        choice = (torch.rand(donors.shape, generator=generator) * donors).argmax(dim=1)  # a random donor each
+        source = torch.where(picked, choice, torch.arange(len(labels))).to(inputs[modality].device)
+        inputs[modality] = inputs[modality][source]
+        masks[modality] = masks[modality][source]
+    return Batch(inputs, masks, present, batch.labels, batch.ids)
 
 
 def feature_statistics(dataset: ExampleDataset, modality: Modality) -> tuple[Tensor, Tensor]:
@@ -224,6 +287,7 @@ class Trainer:
             self.criterion.weight = 0.0  # the zero-fill baseline trains no translators
             self.criterion.cycle_weight = 0.0
         self.augment = FaceAugment() if train_config.augment else None
+        self.mismatch = parse_mismatch(train_config.mismatch, model_config.modalities)
         self.step: nn.Module = TrainStep(self.model, self.criterion)  # DDP-wrapped in fit when distributed
         self.history: list[dict[str, Any]] = []
         self.best_score = -math.inf
@@ -377,6 +441,8 @@ class Trainer:
             batch = batch.to(self.device)
             if self.augment is not None and Modality.FACE in batch.inputs:
                 batch.inputs[Modality.FACE] = self.augment(batch.inputs[Modality.FACE], aug_gen)
+            if self.mismatch:
+                batch = mismatch_modalities(batch, self.mismatch, aug_gen)
             present = self._drop(batch.present, p, drop_gen) if p > 0 else batch.present
             logits, terms = self.step(batch, present, self.cfg.fill)
             self.optimizer.zero_grad(set_to_none=True)

@@ -116,6 +116,31 @@ def test_robustness_benchmark_trains_and_compares_every_system(tmp_path, capsys)
     assert "trained with other arguments" in capsys.readouterr().err
 
 
+def test_a_resumed_run_counts_the_epochs_before_the_interruption(tmp_path, monkeypatch):
+    """ensure_trained resumes an interrupted run and reports its epochs before and after."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import robustness as bench
+    import train
+    from bridge.training import STATE_FILE
+
+    run = tmp_path / "seed0"
+    run.mkdir()
+    (run / "history.json").write_text(json.dumps([{"epoch": 1, "seconds": 100.0}, {"epoch": 2, "seconds": 50.0}]))
+    (run / STATE_FILE).write_bytes(b"state")
+    argv = ["--data", "synthetic", "--epochs", "3"]
+    bench.command_record(run).write_text(json.dumps({"argv": argv}))  # started, never finished
+    calls = []
+    monkeypatch.setattr(train, "main", lambda a: calls.append(a) or 0)
+    result = bench.ensure_trained(run, argv, False)
+    assert calls == [argv + ["--output", str(run), "--resume"]]
+    assert result["trained"] and 150.0 <= result["seconds"] < 160.0
+    assert json.loads(bench.command_record(run).read_text())["seconds"] == result["seconds"]
+    # from scratch, nothing before counts
+    calls.clear()
+    assert bench.ensure_trained(run, argv, True)["seconds"] < 10.0
+    assert calls == [argv + ["--output", str(run)]]
+
+
 def test_accuracy_row_starts_its_encoders_from_other_rows_checkpoints(tmp_path, monkeypatch, capsys):
     """A row with ``init`` trains its source rows' seed 0 first and passes them as --init-encoder."""
     sys.path.insert(0, str(ROOT / "benchmarks"))

@@ -1,0 +1,98 @@
+"""train.py --mismatch: some training samples take a modality from a sample of another label."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import train
+from bridge.batch import Batch
+from bridge.checkpoint import load_checkpoint
+from bridge.modality import Modality
+from bridge.training import mismatch_modalities, parse_mismatch
+
+FACE, AUDIO, TEXT = Modality.FACE, Modality.AUDIO, Modality.TEXT
+
+
+def _batch(n: int, labels: torch.Tensor, audio_present: torch.Tensor | None = None) -> Batch:
+    """Every row of every input holds its own index, so a swapped row says where it came from."""
+    rows = torch.arange(n, dtype=torch.float32)
+    inputs = {FACE: rows[:, None, None, None, None].expand(n, 1, 1, 2, 2).clone(),
+              AUDIO: rows[:, None, None].expand(n, 4, 3).clone(),
+              TEXT: torch.arange(n)[:, None].expand(n, 6).clone()}
+    masks = {FACE: torch.ones(n, 1, dtype=torch.bool), AUDIO: torch.arange(4)[None, :] < (rows[:, None] % 4 + 1),
+             TEXT: torch.ones(n, 6, dtype=torch.bool)}
+    present = {m: torch.ones(n, dtype=torch.bool) for m in inputs}
+    if audio_present is not None:
+        present[AUDIO] = audio_present
+    return Batch(inputs, masks, present, labels, [str(i) for i in range(n)])
+
+
+def test_swapped_inputs_come_from_another_label_at_the_rate_asked():
+    n = 4000
+    labels = torch.randint(0, 7, (n,), generator=torch.Generator().manual_seed(0))
+    has_audio = torch.arange(n) % 10 != 0  # every tenth sample has no audio: never swapped, never a donor
+    batch = _batch(n, labels, has_audio)
+    out = mismatch_modalities(batch, {AUDIO: 0.4}, torch.Generator().manual_seed(1))
+    source = out.inputs[AUDIO][:, 0, 0].long()
+    swapped = source != torch.arange(n)
+    assert (labels[source[swapped]] != labels[swapped]).all()  # always from another label
+    assert has_audio[source[swapped]].all() and not swapped[~has_audio].any()
+    assert torch.equal(out.masks[AUDIO], batch.masks[AUDIO][source])  # the padding mask travels with the input
+    assert (out.inputs[AUDIO] == source[:, None, None].float()).all()  # whole rows, not parts
+    rate = swapped[has_audio].float().mean().item()
+    assert 0.37 < rate < 0.43
+    for m in (FACE, TEXT):  # modalities without a rate are untouched
+        assert torch.equal(out.inputs[m], batch.inputs[m]) and torch.equal(out.masks[m], batch.masks[m])
+    assert all(torch.equal(out.present[m], batch.present[m]) for m in out.present)
+    assert torch.equal(out.labels, labels) and out.ids == batch.ids
+    again = mismatch_modalities(batch, {AUDIO: 0.4}, torch.Generator().manual_seed(1))
+    assert torch.equal(again.inputs[AUDIO], out.inputs[AUDIO])  # the generator fixes it
+
+
+def test_several_modalities_swap_independently_and_a_one_label_batch_keeps_its_own():
+    n = 3000
+    labels = torch.arange(n) % 7
+    out = mismatch_modalities(_batch(n, labels), {FACE: 0.2, TEXT: 0.6}, torch.Generator().manual_seed(0))
+    face = out.inputs[FACE].flatten(1)[:, 0].long() != torch.arange(n)
+    text = out.inputs[TEXT][:, 0] != torch.arange(n)
+    assert 0.17 < face.float().mean() < 0.23 and 0.57 < text.float().mean() < 0.63
+    assert abs((face & text).float().mean() - 0.2 * 0.6) < 0.03  # independent draws
+    same = _batch(50, torch.full((50,), 3))
+    kept = mismatch_modalities(same, {AUDIO: 0.9}, torch.Generator().manual_seed(0))
+    assert torch.equal(kept.inputs[AUDIO], same.inputs[AUDIO])  # no donor of another label: nothing changes
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("audio", "expected MODALITY=RATE"),
+    ("smell=0.2", "expected MODALITY=RATE"),
+    ("audio=lots", "expected MODALITY=RATE"),
+    ("audio=1", r"the rate must be in \[0, 1\)"),
+    ("audio=-0.1", r"the rate must be in \[0, 1\)"),
+])
+def test_parse_mismatch_rejects_malformed_specs(spec, message):
+    with pytest.raises(ValueError, match=message):
+        parse_mismatch([spec], (FACE, AUDIO, TEXT))
+
+
+def test_parse_mismatch_reads_rates_and_rejects_repeats_and_absent_modalities():
+    assert parse_mismatch(["audio=0.35", " text = 0.3"], (FACE, AUDIO, TEXT)) == {AUDIO: 0.35, TEXT: 0.3}
+    with pytest.raises(ValueError, match="names audio twice"):
+        parse_mismatch(["audio=0.1", "audio=0.2"], (AUDIO,))
+    with pytest.raises(ValueError, match="this model has no text"):
+        parse_mismatch(["text=0.1"], (FACE, AUDIO))
+
+
+def test_train_with_mismatch_records_it_and_a_bad_spec_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train.main(["--limit", "32", "--epochs", "1", "--batch-size", "16", "--no-cache", "--output", str(out),
+                       "--mismatch", "audio=0.5", "--mismatch", "text=0.2"]) == 0
+    _, meta = load_checkpoint(out)
+    assert meta["training"]["mismatch"] == ["audio=0.5", "text=0.2"]
+    capsys.readouterr()
+    bad = tmp_path / "bad"
+    assert train.main(["--limit", "16", "--epochs", "1", "--no-cache", "--modalities", "face,audio",
+                       "--output", str(bad), "--mismatch", "text=0.2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("train.py: error: --mismatch 'text=0.2': this model has no text") and "Traceback" not in err
+    assert not bad.exists()
