@@ -18,7 +18,7 @@ from pathlib import Path
 from bridge.cli import run_cli
 from bridge.config import PRESETS
 from bridge.distributed import World, launched_world, setup, teardown
-from bridge.training import TrainConfig, Trainer, parse_mismatch
+from bridge.training import SELECT_KEYS, TrainConfig, Trainer, parse_mismatch
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -78,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="in that share of training samples, take the modality from a sample of another label, so the "
                         "fusion learns how often an encoder that saw the training items is wrong on new ones "
                         "(e.g. audio=0.35; repeatable)")
+    p.add_argument("--select", choices=["all", "patterns"], default=TrainConfig.select,
+                   help="keep the epoch with the best validation macro F1 on all modalities, or on the mean over "
+                        "every modality pattern (each subset observed, the rest filled as in training)")
     p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size,
                    help="global batch per optimiser step: under torchrun each of N processes takes batch-size/N "
@@ -148,7 +151,7 @@ def _run(args: argparse.Namespace, world: World, device: str) -> int:
                                modality_dropout=args.modality_dropout, dropout_schedule=args.dropout_schedule,
                                unimodal_weight=args.unimodal_weight,
                                fill=args.fill, augment=args.augment, init_encoders=tuple(args.init_encoder),
-                               mismatch=tuple(args.mismatch),
+                               mismatch=tuple(args.mismatch), select=args.select,
                                seed=args.seed, deterministic=args.deterministic,
                                num_workers=args.workers, device=device)
     output = Path(args.output or f"checkpoints/{args.data.split(':')[0]}-{args.preset}")
@@ -173,9 +176,12 @@ def _run(args: argparse.Namespace, world: World, device: str) -> int:
 
     for line in problems_report(splits):
         say(f"data {line}")
-    best = max(trainer.history, key=lambda r: r["val"]["macro_f1"])
+    key = SELECT_KEYS[args.select]
+    best = max(trainer.history, key=lambda r: r["val"][key])  # the first of equals, as the trainer keeps
     say(f"best epoch {best['epoch']}: val accuracy {best['val']['accuracy']:.3f}, "
-        f"macro-F1 {best['val']['macro_f1']:.3f}; checkpoint in {output}/ (curves.png, history.json)")
+        f"macro-F1 {best['val']['macro_f1']:.3f}"
+        + (f" (mean over patterns {best['val'][key]:.3f})" if args.select == "patterns" else "")
+        + f"; checkpoint in {output}/ (curves.png, history.json)")
     return 0
 
 

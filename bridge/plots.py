@@ -49,6 +49,9 @@ def plot_curves(history: Sequence[dict[str, Any]], path: Path) -> None:
                     label="train (modality dropout on)")
         ax.plot(epochs, [r["val"][metric] for r in history], "o-", color="C1", label="val")
         ax.set_title(metric.replace("_", " ").replace("f1", "F1"))
+    if all("macro_f1_patterns" in r["val"] for r in history):  # train.py --select patterns
+        axes[2].plot(epochs, [r["val"]["macro_f1_patterns"] for r in history], "s--", color="C2",
+                     label="val, mean over modality patterns")
     for ax in axes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")

@@ -29,14 +29,16 @@ from bridge.config import BridgeConfig, FeatureConfig
 from bridge.data.sample import Sample
 from bridge.distributed import GlobalBatchSampler, World, barrier, gather_objects, gather_present
 from bridge.encoders.features import FeatureEncoder
+from bridge.evaluation import pattern_predictions, subsets
 from bridge.losses import BridgeLoss
 from bridge.metrics import classification_report
 from bridge.model import BridgeModel, Fill
-from bridge.modality import Modality
+from bridge.modality import Modality, pattern_name
 from bridge.preprocess import Example, Preprocessor, collate
 from bridge.transfer import load_encoder_weights, parse_init_encoders
 
 STATE_FILE = "training_state.pt"
+SELECT_KEYS = {"all": "macro_f1", "patterns": "macro_f1_patterns"}  # --select: the validation score to maximise
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class TrainConfig:
     augment: bool = False  # random flips, warps and erasing of face crops (bridge.augment.FaceAugment)
     init_encoders: tuple[str, ...] = ()  # "MODALITY=CHECKPOINT": start that encoder from a trained checkpoint
     mismatch: tuple[str, ...] = ()  # "MODALITY=RATE": that share of training samples take it from another label's
+    select: Literal["all", "patterns"] = "all"  # keep the epoch best on all modalities, or on the mean over patterns
     grad_clip: float = 1.0
     seed: int = 0
     deterministic: bool = False  # deterministic algorithms only (slower on GPU; CPU runs are already repeatable)
@@ -412,16 +415,19 @@ class Trainer:
             row = {"epoch": epoch + 1, "train": train_stats, "val": val_stats, "seconds": round(time.time() - start, 2),
                    "lr": self.scheduler.get_last_lr()[0]}
             self.history.append(row)
-            improved = val_stats["macro_f1"] > self.best_score  # the same on every rank: metrics are gathered
+            score = val_stats[SELECT_KEYS[self.cfg.select]]
+            improved = score > self.best_score  # the same on every rank: metrics are gathered
             if improved:
-                self.best_score = val_stats["macro_f1"]
+                self.best_score = score
                 if world.is_main:
                     self._save_best(row)
             parts = ", ".join(f"{k} {train_stats[k]:.4f}" for k in ("ce", "translation", "cycle", "unimodal")
                               if k in train_stats)
             log(f"epoch {epoch + 1}/{self.cfg.epochs}  train loss {train_stats['loss']:.4f} ({parts})  "
                 f"val loss {val_stats['loss']:.4f} acc {val_stats['accuracy']:.3f} "
-                f"macro-F1 {val_stats['macro_f1']:.3f}{'  *best' if improved else ''}  [{row['seconds']:.0f}s]")
+                f"macro-F1 {val_stats['macro_f1']:.3f}"
+                + (f" (patterns {score:.3f})" if self.cfg.select == "patterns" else "")
+                + f"{'  *best' if improved else ''}  [{row['seconds']:.0f}s]")
             if world.is_main:
                 self._save_state(epoch)
                 self._write_history()
@@ -499,7 +505,26 @@ class Trainer:
             loss, n = sum(q[0] for q in parts), sum(q[1] for q in parts)
             y_true, y_pred = np.concatenate([q[2] for q in parts]), np.concatenate([q[3] for q in parts])
         report = classification_report(y_true, y_pred, self.model_config.labels)
-        return {"loss": loss / n, "accuracy": report["accuracy"], "macro_f1": report["macro_f1"]}
+        stats = {"loss": loss / n, "accuracy": report["accuracy"], "macro_f1": report["macro_f1"]}
+        if self.cfg.select == "patterns":
+            stats.update(self._validate_patterns(loader))
+        return stats
+
+    def _validate_patterns(self, loader: DataLoader) -> dict[str, float]:
+        """Validation macro F1 per modality pattern (every non-empty subset of the model's
+        modalities, the missing ones filled as in training) and their mean, ``macro_f1_patterns``."""
+        patterns = subsets(self.model.modalities)
+        preds = pattern_predictions(self.model, loader, self.device, patterns, (self.cfg.fill,), progress=False)
+        mine = {pattern_name(p): (preds[(p, self.cfg.fill)]["labels"], preds[(p, self.cfg.fill)]["probs"].argmax(-1))
+                for p in patterns if (p, self.cfg.fill) in preds}
+        if self.world.distributed:
+            parts = gather_objects(mine, self.world)
+            mine = {k: (np.concatenate([q[k][0] for q in parts if k in q]),
+                        np.concatenate([q[k][1] for q in parts if k in q]))
+                    for k in sorted({k for q in parts for k in q})}
+        scores = {f"macro_f1/{k}": classification_report(t, p, self.model_config.labels)["macro_f1"]
+                  for k, (t, p) in mine.items()}
+        return {**scores, "macro_f1_patterns": float(np.mean(list(scores.values())))}
 
     def _save_best(self, row: dict[str, Any]) -> None:
         extra = {"training": dataclasses.asdict(self.cfg), "data": self.data_info,

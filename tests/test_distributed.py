@@ -25,7 +25,7 @@ ROOT = HERE.parent
 # 24 samples, global batch 8: three steps an epoch, 4 samples per process. Constant modality
 # dropout 0.5 so that every step uses the masks drawn on the global batch.
 ARGS = ["--limit", "24", "--batch-size", "8", "--epochs", "2", "--modality-dropout", "0.5",
-        "--dropout-schedule", "constant", "--no-cache"]
+        "--dropout-schedule", "constant", "--no-cache", "--select", "patterns"]
 
 
 def _relative_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
@@ -83,6 +83,8 @@ def test_two_processes_train_like_one_process_with_the_same_global_batch(tmp_pat
     for ra, rb in zip(json.loads((one / "history.json").read_text()), history):
         assert ra["val"]["accuracy"] == rb["val"]["accuracy"]
         assert ra["val"]["macro_f1"] == rb["val"]["macro_f1"]
+        assert {k: v for k, v in ra["val"].items() if k.startswith("macro_f1")} == \
+            {k: v for k, v in rb["val"].items() if k.startswith("macro_f1")}  # each pattern, gathered over ranks
         assert rb["val"]["loss"] == pytest.approx(ra["val"]["loss"], rel=1e-5)
         assert rb["train"]["loss"] == pytest.approx(ra["train"]["loss"], rel=1e-5)
         assert rb["train"]["accuracy"] == ra["train"]["accuracy"]
