@@ -1,5 +1,6 @@
-"""The training loop behind ``train.py``: modality dropout, named loss terms, per-epoch
-validation, curves, best checkpoint by validation macro F1, and resume."""
+"""The training loop behind ``train.py``: modality dropout, modality mismatch, named loss terms,
+per-epoch validation, curves, best checkpoint by validation macro F1 (on all modalities, or
+averaged over modality patterns), and resume."""
 
 from __future__ import annotations
 
