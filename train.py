@@ -55,6 +55,16 @@ def read_recipe(path: str, parser: argparse.ArgumentParser) -> dict:
     unknown = sorted(set(recipe) - known)
     if unknown:
         raise ValueError(f"recipe {path}: train.py has no option {', '.join('--' + k.replace('_', '-') for k in unknown)}")
+    for action in parser._actions:  # defaults skip argparse's checks: a bad value would surface epochs later
+        if action.dest not in recipe:
+            continue
+        value, flag = recipe[action.dest], action.option_strings[-1]
+        repeated = isinstance(action, argparse._AppendAction)
+        if repeated != isinstance(value, list):
+            raise ValueError(f"recipe {path}: {flag} takes {'a list' if repeated else 'one value'}, got {value!r}")
+        bad = [v for v in (value if repeated else [value]) if action.choices is not None and v not in action.choices]
+        if bad:
+            raise ValueError(f"recipe {path}: {flag} {bad[0]!r} is not one of {', '.join(map(str, action.choices))}")
     return recipe
 
 
@@ -78,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="in that share of training samples, take the modality from a sample of another label, so the "
                         "fusion learns how often an encoder that saw the training items is wrong on new ones "
                         "(e.g. audio=0.35; repeatable)")
-    p.add_argument("--select", choices=["all", "patterns"], default=TrainConfig.select,
+    p.add_argument("--select", choices=list(SELECT_KEYS), default=TrainConfig.select,
                    help="keep the epoch with the best validation macro F1 on all modalities, or on the mean over "
                         "every modality pattern (each subset observed, the rest filled as in training)")
     p.add_argument("--epochs", type=int, default=TrainConfig.epochs)

@@ -159,10 +159,14 @@ def test_train_set_overrides_reach_the_checkpoint(tmp_path):
     (["--set", "fusion.nope=1"], "FusionConfig has no field 'nope'"),
     (["--recipe", "missing.json"], "recipe missing.json does not exist"),
     (["--recipe", "BAD"], "train.py has no option --colour"),
+    (["--recipe", "SELECT"], "--select 'best' is not one of all, patterns"),
+    (["--recipe", "MISMATCH"], "--mismatch takes a list, got 'audio=0.3'"),
 ])
 def test_train_bad_overrides_and_recipes_are_one_line(argv, message, tmp_path, capsys):
-    (tmp_path / "bad.json").write_text(json.dumps({"colour": "blue"}))
-    argv = [str(tmp_path / "bad.json") if a == "BAD" else a for a in argv]
+    recipes = {"BAD": {"colour": "blue"}, "SELECT": {"select": "best"}, "MISMATCH": {"mismatch": "audio=0.3"}}
+    for name, recipe in recipes.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(recipe))
+    argv = [str(tmp_path / f"{a}.json") if a in recipes else a for a in argv]
     assert train.main(argv + ["--output", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("train.py: error: ") and message in err and "\n" not in err
