@@ -8,6 +8,7 @@ per modality and on all at once, see bridge/robustness.py).
     python evaluate.py --checkpoint checkpoints/synthetic-tiny
     python evaluate.py --checkpoint checkpoints/mosi-small --data mosi --split test --json
     python evaluate.py --checkpoint checkpoints/synthetic-tiny --protocols missing --etas 0,0.5 --seeds 5
+    python evaluate.py --checkpoint checkpoints/fer2013-small --protocols patterns --test-flip on
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--noise-levels", default=",".join(f"{i / 10:g}" for i in range(10)),
                    help="noise levels in [0, 1] for the noise protocol")
     p.add_argument("--seeds", type=int, default=3, help="random draws of the masks and noise (mean ± std)")
+    p.add_argument("--test-flip", default="checkpoint", choices=["checkpoint", "on", "off"],
+                   help="average each face with its mirror image (test-time augmentation); checkpoint: as trained")
     return p.parse_args(argv)
 
 
@@ -183,6 +186,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     ckpt = Path(args.checkpoint)
     device = pick_device(args.device)
     model, meta = load_checkpoint(ckpt, device)
+    if args.test_flip != "checkpoint":
+        model.set_test_flip(args.test_flip == "on")
     data_meta = meta.get("data", {})
     data = args.data or data_meta.get("name") or "synthetic"
     seed = meta.get("training", {}).get("seed", 0)
@@ -212,7 +217,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     out_dir = Path(args.output or ckpt / f"eval-{splits.name}-{args.split}")
     report = {"checkpoint": str(ckpt), "checkpoint_sha256": checkpoint_hash(ckpt), "data": splits.name,
               "split": args.split, "n": len(dataset), "modalities": [m.value for m in modalities], "skipped": dataset.skipped, "labels": list(model.config.labels),
-              "protocols": list(protocols),
+              "test_flip": bool(getattr(model.config.face, "test_flip", False)), "protocols": list(protocols),
               "protocol": "patterns: fixed modality subsets; missing: each (sample, modality) dropped with "
                           "probability eta, one kept; noise: input corruption per modality and on all; "
                           "missing modalities reconstructed by translation or zero-filled",

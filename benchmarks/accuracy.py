@@ -52,6 +52,7 @@ class Row:
     limit: int | None = None  # samples per split (the same --limit as training)
     shared: str | None = None  # checkpoint folder shared with benchmarks/robustness.py, {seed} filled in
     init: tuple[tuple[str, str], ...] = ()  # (modality, row): start that encoder from the row's seed-0 checkpoint
+    test_flip: bool = False  # score with faces averaged over the crop and its mirror (and also without)
     split_note: str = field(default="")
 
 
@@ -68,10 +69,10 @@ ROWS: dict[str, Row] = {
                      split_note="transcripts alone"),
     "fer2013": Row("fer2013", ("--recipe", "recipes/fer2013.json"),
                    "face", "accuracy", 0.68, "mini-Xception 65.6 %, reference-paper CNN 63.2 %",
-                   also=("macro_f1",), split_note="test 7,178"),
+                   also=("macro_f1",), test_flip=True, split_note="test 7,178"),
     "fer2013-long": Row("fer2013", ("--recipe", "recipes/fer2013-long.json"),
                         "face", "accuracy", 0.68, "mini-Xception 65.6 %, reference-paper CNN 63.2 %",
-                        also=("macro_f1",), split_note="test 7,178, 30 epochs"),
+                        also=("macro_f1",), test_flip=True, split_note="test 7,178, 30 epochs"),
     "ravdess": Row("ravdess8", ("--recipe", "recipes/ravdess8-whisper.json"),
                    "audio", "uar", 0.60, "eGeMAPS + LR 50.4 % UAR", also=("accuracy",),
                    split_note="actors 21-24, 8 classes"),
@@ -165,7 +166,9 @@ def run_name(argv: list[str]) -> str:
 
 
 def score(directory: Path, row: Row, args: argparse.Namespace, seed: int, limit: int | None) -> dict[str, Any]:
-    """The test-split reports of the row's pattern (and of each single modality), per fill."""
+    """The test-split reports of the row's pattern (and of each single modality), per fill; for a
+    ``test_flip`` row, with faces averaged over their mirror images, and the same without
+    (``results_without_flip``)."""
     from bridge.cache import default_cache_dir
     from bridge.checkpoint import load_checkpoint, tokenizer_dir
     from bridge.data.corpora import load_splits
@@ -182,9 +185,14 @@ def score(directory: Path, row: Row, args: argparse.Namespace, seed: int, limit:
     dataset = ExampleDataset(splits.test, Preprocessor(model.config, tokenizer_dir(directory)), "preprocess test",
                              default_cache_dir())
     loader = make_loader(dataset, 64, False, 0, 0)
-    results = evaluate_patterns(model, loader, device, ("reconstruct", "zero"), progress=False,
-                                modalities=parse_modalities(row.pattern.replace("+", ",")))
-    return {"n": len(dataset), "results": results}
+    modalities = parse_modalities(row.pattern.replace("+", ","))
+    out: dict[str, Any] = {"n": len(dataset)}
+    for flip, key in ((False, "results_without_flip"), (True, "results")) if row.test_flip else ((None, "results"),):
+        if flip is not None:
+            model.set_test_flip(flip)
+        out[key] = evaluate_patterns(model, loader, device, ("reconstruct", "zero"), progress=False,
+                                     modalities=modalities)
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -220,6 +228,9 @@ def run(args: argparse.Namespace) -> int:
             rec = scored["results"][row.pattern]["reconstruct"]
             for metric in (row.metric, *row.also):
                 figures.setdefault(metric, []).append(rec[metric])
+            if row.test_flip:  # single crops too, as most published FER figures are
+                figures.setdefault(f"{row.metric} without flip", []).append(
+                    scored["results_without_flip"][row.pattern]["reconstruct"][row.metric])
             if row.zero_fill:
                 figures.setdefault(f"{row.metric} zero-fill", []).append(
                     scored["results"][row.pattern]["zero"][row.metric])
@@ -240,7 +251,7 @@ def run(args: argparse.Namespace) -> int:
                              for k, v in figures.items()},
                  "target": target, "target_rule": row.target, "met": bool(mean >= target - 1e-9 and (
                      not row.zero_fill or mean > np.mean(figures[f"{row.metric} zero-fill"]))),
-                 "anchors": row.anchors, "preset": train_options(argv).preset,
+                 "anchors": row.anchors, "test_flip": row.test_flip, "preset": train_options(argv).preset,
                  "command": "python train.py " + " ".join(name_argv) + " --seed S",
                  "train_seconds": seconds, "hardware": hardware}
         table.append(entry)

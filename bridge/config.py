@@ -40,6 +40,9 @@ class FaceConfig:
     mean: float = 0.5  # pixel normalisation after scaling to [0, 1]
     std: float = 0.5
     freeze: bool = False  # keep the encoder's weights (and batch-norm statistics) fixed, e.g. after --init-encoder
+    # out of training (validation, evaluation, inference), average the face latent of each crop and its
+    # mirror image: horizontal-flip test-time augmentation; costs a second face encoding
+    test_flip: bool = False
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ Transformer; classify. Follows the MERT design in ``DESIGN.md``, drawing on MCTN
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,9 +96,26 @@ class BridgeModel(nn.Module):
         latents = {}
         for m in self.modalities:
             if m in batch.inputs:
-                tokens, mask = self.encoders[m.value](batch.inputs[m], batch.masks[m])  # (b, n, e), (b, n)
-                latents[m] = self.summarisers[m.value](tokens, mask)  # (b, k, d)
+                latents[m] = self._encode_one(m, batch.inputs[m], batch.masks[m])
+                if not self.training and getattr(self.config.encoders[m], "test_flip", False):
+                    mirrored = self._encode_one(m, batch.inputs[m].flip(-1), batch.masks[m])
+                    latents[m] = (latents[m] + mirrored) / 2  # horizontal-flip test-time augmentation
         return latents
+
+    def _encode_one(self, modality: Modality, inputs: Tensor, mask: Tensor) -> Tensor:
+        tokens, mask = self.encoders[modality.value](inputs, mask)  # (b, n, e), (b, n)
+        return self.summarisers[modality.value](tokens, mask)  # (b, k, d)
+
+    def set_test_flip(self, on: bool) -> None:
+        """Turn horizontal-flip test-time augmentation of faces on or off (``FaceConfig.test_flip``).
+
+        Raises:
+            ValueError: when the model has no raw-face encoder.
+        """
+        face = self.config.face
+        if face is None or face.kind != "face":
+            raise ValueError("test-time flipping needs a model with a face encoder (not features)")
+        self.config = dataclasses.replace(self.config, face=dataclasses.replace(face, test_flip=on))
 
     def translate(self, latents: dict[Modality, Tensor]) -> dict[str, Tensor]:
         """Every translation whose source is in ``latents``, keyed ``"source_to_target"``."""

@@ -149,7 +149,7 @@ def test_accuracy_row_starts_its_encoders_from_other_rows_checkpoints(tmp_path, 
     quick = ("--data", "synthetic", "--limit", "40", "--epochs", "1", "--batch-size", "16", "--no-cache")
     rows = {"face-source": accuracy.Row("synthetic", (*quick, "--modalities", "face"), "face", "macro_f1", 0.0, "-"),
             "tri": accuracy.Row("synthetic", (*quick, "--set", "face.freeze=true"), "face+audio+text", "macro_f1",
-                                "best single + 10", "-", init=(("face", "face-source"),), limit=40)}
+                                "best single + 10", "-", init=(("face", "face-source"),), limit=40, test_flip=True)}
     monkeypatch.setattr(accuracy, "ROWS", rows)
     out = tmp_path / "accuracy.json"
     argv = ["--rows", "tri", "--seeds", "1", "--checkpoints", str(tmp_path / "ckpt"), "--output", str(out)]
@@ -161,7 +161,8 @@ def test_accuracy_row_starts_its_encoders_from_other_rows_checkpoints(tmp_path, 
     tri = next(r for r in runs if r != source)
     meta = json.loads((tri / "config.json").read_text())
     assert meta["training"]["init_encoders"] == [f"face={source}"]
-    assert {"best single", "face alone", "audio alone", "text alone"} <= set(entry["figures"])
+    assert {"best single", "face alone", "audio alone", "text alone", "macro_f1 without flip"} <= set(entry["figures"])
+    assert entry["test_flip"]
     assert entry["figures"]["best single"]["mean"] == max(entry["figures"][f"{m} alone"]["mean"]
                                                           for m in ("face", "audio", "text"))
     capsys.readouterr()

@@ -158,6 +158,33 @@ def test_checkpoint_round_trip_is_exact(tmp_path, model, batch):
             assert torch.equal(model(batch.select(subset)).logits, loaded(batch.select(subset)).logits)
 
 
+def test_test_flip_averages_each_face_with_its_mirror_out_of_training(tmp_path, model, batch):
+    import copy
+    import dataclasses
+
+    from bridge.config import FeatureConfig
+
+    flipping = copy.deepcopy(model)
+    flipping.set_test_flip(True)
+    mirrored = dataclasses.replace(batch, inputs={**batch.inputs, Modality.FACE: batch.inputs[Modality.FACE].flip(-1)})
+    model.eval(), flipping.eval()
+    with torch.no_grad():
+        plain, flipped, averaged = model.encode(batch), model.encode(mirrored), flipping.encode(batch)
+        assert torch.allclose(averaged[Modality.FACE], (plain[Modality.FACE] + flipped[Modality.FACE]) / 2, atol=1e-6)
+        assert not torch.allclose(averaged[Modality.FACE], plain[Modality.FACE], atol=1e-4)
+        assert all(torch.equal(averaged[m], plain[m]) for m in (Modality.AUDIO, Modality.TEXT))
+        flipping.train(), model.train()  # training sees single crops: its augmentation flips at random instead
+        torch.manual_seed(1)
+        trained_view = flipping.encode(batch)[Modality.FACE]
+        torch.manual_seed(1)
+        assert torch.equal(trained_view, model.encode(batch)[Modality.FACE])
+    flipping.save_pretrained(tmp_path / "ck")  # the checkpoint carries the setting
+    assert BridgeModel.from_pretrained(tmp_path / "ck").config.face.test_flip
+    features = BridgeModel(create_config("tiny", face=FeatureConfig(input_dim=8), audio=None, text=None))
+    with pytest.raises(ValueError, match="face encoder"):
+        features.set_test_flip(True)
+
+
 def test_bad_checkpoints_fail_clearly(tmp_path, model):
     with pytest.raises(CheckpointError, match="does not exist"):
         BridgeModel.from_pretrained(tmp_path / "nothing")

@@ -68,6 +68,18 @@ def test_evaluate_reports_every_pattern_and_fill(trained_checkpoint, tmp_path, c
     assert "face+audio+text" in capsys.readouterr().out
 
 
+def test_evaluate_test_flip_follows_the_checkpoint_unless_told(trained_checkpoint, tmp_path):
+    flags = {}
+    for choice in ("checkpoint", "on"):
+        out = tmp_path / choice
+        assert evaluate.main(["--checkpoint", str(trained_checkpoint), "--limit", "30", "--output", str(out),
+                              "--protocols", "patterns", "--modalities", "face", "--test-flip", choice]) == 0
+        report = json.loads((out / "results.json").read_text())
+        assert set(report["results"]) == {"face"}
+        flags[choice] = report["test_flip"]
+    assert flags == {"checkpoint": False, "on": True}
+
+
 @pytest.mark.parametrize("inputs", [
     ["--image", "face.png", "--no-face-detection"], ["--image", "astronaut.png"], ["--audio", "voice.wav"],
     ["--text", "@text.txt"], ["--image", "face.png", "--no-face-detection", "--audio", "voice.wav", "--text", "@text.txt"],
