@@ -52,6 +52,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-seconds", type=float, default=600.0,
                    help="refuse audio or sound tracks longer than this, before decoding (0: no limit)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--test-flip", default="checkpoint", choices=["checkpoint", "on", "off"],
+                   help="average each face with its mirror image (test-time augmentation); checkpoint: as trained")
     return p.parse_args(argv)
 
 
@@ -134,9 +136,18 @@ def _check_modes(args: argparse.Namespace) -> None:
         raise ValueError(f"--window and --hop must be positive seconds, got window={args.window:g}, hop={hop:g}")
 
 
+def load_predictor(args: argparse.Namespace, detect_faces: bool | None = None):
+    """The checkpoint's :class:`~bridge.predictor.Predictor` with the command line's settings."""
+    from bridge.predictor import Predictor
+
+    flip = None if args.test_flip == "checkpoint" else args.test_flip == "on"
+    detect = not args.no_face_detection if detect_faces is None else detect_faces
+    return Predictor.from_pretrained(args.checkpoint, args.device, detect_faces=detect,
+                                     max_seconds=args.max_seconds or None, test_flip=flip)
+
+
 def _infer(args: argparse.Namespace) -> int:
     from bridge.checkpoint import atomic_write_text
-    from bridge.predictor import Predictor
 
     _check_modes(args)
     for flag in ("image", "video", "audio"):
@@ -152,8 +163,7 @@ def _infer(args: argparse.Namespace) -> int:
         return _timeline(args, text)
     if not any(v is not None for v in (args.image, args.video, args.audio, text)):
         raise ValueError("no input given: pass at least one of --image, --video, --audio, --text")
-    predictor = Predictor.from_pretrained(args.checkpoint, args.device, detect_faces=not args.no_face_detection,
-                                          max_seconds=args.max_seconds or None)
+    predictor = load_predictor(args)
     prediction = predictor.predict(image=args.image, audio=args.audio, text=text, video=args.video)
     payload = json.dumps(prediction.to_dict(), indent=2)
     if args.output:
@@ -165,12 +175,10 @@ def _infer(args: argparse.Namespace) -> int:
 def _timeline(args: argparse.Namespace, text: str | None) -> int:
     from bridge.checkpoint import atomic_write_text
     from bridge.plots import plot_timeline
-    from bridge.predictor import Predictor
     from bridge.timeline import timeline_csv, timeline_json
 
     hop = args.window / 2 if args.hop is None else args.hop
-    predictor = Predictor.from_pretrained(args.checkpoint, args.device, detect_faces=not args.no_face_detection,
-                                          max_seconds=args.max_seconds or None)
+    predictor = load_predictor(args)
     rows = predictor.timeline(args.video, args.window, hop, text=text)
     labels = predictor.config.labels
     payload = timeline_json(rows, labels, args.window, hop)
@@ -191,7 +199,6 @@ def _batch(args: argparse.Namespace) -> int:
 
     from bridge.checkpoint import atomic_write_text
     from bridge.items import find_items
-    from bridge.predictor import Predictor
 
     items, ignored = find_items(args.batch)
     outputs = None
@@ -200,8 +207,7 @@ def _batch(args: argparse.Namespace) -> int:
         for path in outputs:
             if path.parent.exists() and not path.parent.is_dir():
                 raise NotADirectoryError(f"--output: {path.parent} is not a folder")
-    predictor = Predictor.from_pretrained(args.checkpoint, args.device, detect_faces=not args.no_face_detection,
-                                          max_seconds=args.max_seconds or None)
+    predictor = load_predictor(args)
     records = []
     for item in tqdm(items, desc="infer", unit="item", disable=None, file=sys.stderr):
         records.append(batch_record(predictor, item))
@@ -277,9 +283,8 @@ def render_batch(records: list[dict]) -> str:
 
 def _live(args: argparse.Namespace, text: str | None) -> int:
     from bridge.live import run_live
-    from bridge.predictor import Predictor
 
-    predictor = Predictor.from_pretrained(args.checkpoint, args.device, max_seconds=args.max_seconds or None)
+    predictor = load_predictor(args, detect_faces=True)
     save = Path(args.save_video) if args.save_video else None
     frames = run_live(predictor, args.webcam, args.every, save, text=text, listen=args.listen)
     print(f"{frames} frames" + (f", annotated video written to {save}" if save else ""))

@@ -91,7 +91,7 @@ class Predictor:
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str = "cpu", detect_faces: bool = True,
-                        max_seconds: float | None = DEFAULT_MAX_SECONDS) -> "Predictor":
+                        max_seconds: float | None = DEFAULT_MAX_SECONDS, test_flip: bool | None = None) -> "Predictor":
         """Load a checkpoint directory written by ``train.py``.
 
         Args:
@@ -101,8 +101,11 @@ class Predictor:
                 already face crops (as FER-2013's are).
             max_seconds: refuse audio (or a video's sound track) longer than this, checked before
                 decoding (None: no limit; a long track is decoded whole, 64 kB per second).
+            test_flip: average each face with its mirror image (None: as the checkpoint says).
         """
         model, _ = load_checkpoint(Path(directory), device)
+        if test_flip is not None:
+            model.set_test_flip(test_flip)
         return cls(model, Preprocessor(model.config, tokenizer_dir(Path(directory))), device, detect_faces,
                    max_seconds)
 

@@ -98,6 +98,16 @@ def test_infer_each_modality_and_all(trained_checkpoint, media, inputs, capsys):
     assert set(result["reconstructed"]) == {"face", "audio", "text"} - observed
 
 
+def test_infer_test_flip_averages_the_face_with_its_mirror(trained_checkpoint, media, capsys):
+    probs = {}
+    for choice in ("checkpoint", "off", "on"):
+        assert infer.main(["--checkpoint", str(trained_checkpoint), "--image", str(media / "face.png"),
+                           "--no-face-detection", "--json", "--test-flip", choice]) == 0
+        probs[choice] = list(json.loads(capsys.readouterr().out)["probabilities"].values())
+    assert probs["checkpoint"] == probs["off"]  # trained without it
+    assert not np.allclose(probs["on"], probs["off"], atol=1e-7)
+
+
 def test_infer_human_readable(trained_checkpoint, capsys):
     assert infer.main(["--checkpoint", str(trained_checkpoint), "--text", "I am so angry with you"]) == 0
     out = capsys.readouterr().out
