@@ -186,12 +186,14 @@ def score(directory: Path, row: Row, args: argparse.Namespace, seed: int, limit:
                              default_cache_dir())
     loader = make_loader(dataset, 64, False, 0, 0)
     modalities = parse_modalities(row.pattern.replace("+", ","))
+    patterns = lambda: evaluate_patterns(model, loader, device, ("reconstruct", "zero"), progress=False,  # noqa: E731
+                                         modalities=modalities)
     out: dict[str, Any] = {"n": len(dataset)}
-    for flip, key in ((False, "results_without_flip"), (True, "results")) if row.test_flip else ((None, "results"),):
-        if flip is not None:
-            model.set_test_flip(flip)
-        out[key] = evaluate_patterns(model, loader, device, ("reconstruct", "zero"), progress=False,
-                                     modalities=modalities)
+    if row.test_flip:
+        model.set_test_flip(False)
+        out["results_without_flip"] = patterns()
+        model.set_test_flip(True)
+    out["results"] = patterns()
     return out
 
 
