@@ -166,7 +166,7 @@ def evaluated_modalities(spec: str | None, model_modalities, available, data: st
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from bridge.checkpoint import load_checkpoint, tokenizer_dir
+    from bridge.checkpoint import atomic_write_text, load_checkpoint, tokenizer_dir
     from bridge.data.corpora import load_splits
     from bridge.evaluation import evaluate_patterns, evaluate_robustness
     from bridge.modality import pattern_name
@@ -176,7 +176,6 @@ def _evaluate(args: argparse.Namespace) -> int:
     from bridge.robustness import noise_context
     from bridge.robustness_plots import plot_missing, plot_noise
     from bridge.training import ExampleDataset, make_loader, pick_device
-    from bridge.checkpoint import atomic_write_text
 
     protocols = parse_protocols(args.protocols)
     etas = parse_levels(args.etas, "missing rate", upper_open=True) if "missing" in protocols else ()

@@ -142,8 +142,8 @@ def _train(args: argparse.Namespace, world: World) -> int:
 
 
 def _run(args: argparse.Namespace, world: World, device: str) -> int:
-    from bridge.data.corpora import load_splits
     from bridge.config import override
+    from bridge.data.corpora import load_splits
     from bridge.recipes import model_config_for
     from bridge.transfer import adopt_encoder_configs, parse_init_encoders
 

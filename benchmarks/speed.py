@@ -43,8 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bridge.baselines.reference_cnn import ReferenceCNN  # noqa: E402
 from bridge.config import create_config  # noqa: E402
 from bridge.media import FaceDetector, read_video_frames, write_video  # noqa: E402
-from bridge.model import BridgeModel  # noqa: E402
 from bridge.modality import Modality  # noqa: E402
+from bridge.model import BridgeModel  # noqa: E402
 from bridge.predictor import Predictor  # noqa: E402
 from bridge.preprocess import Preprocessor, collate  # noqa: E402
 

@@ -17,8 +17,8 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from bridge.metrics import classification_report
-from bridge.model import BridgeModel, Fill
 from bridge.modality import Modality, pattern_name
+from bridge.model import BridgeModel, Fill
 from bridge.robustness import NoiseContext, area_under_curve, corrupt_batch, missing_masks
 
 FILLS: tuple[Fill, ...] = ("reconstruct", "zero")

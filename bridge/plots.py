@@ -9,8 +9,8 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display needed; set here, not at package import
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def save_figure(fig, path: Path) -> None:

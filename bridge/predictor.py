@@ -16,8 +16,8 @@ import torch
 from bridge.batch import Batch
 from bridge.checkpoint import load_checkpoint, tokenizer_dir
 from bridge.config import AudioConfig, FaceConfig, TextConfig
-from bridge.media.audio import DEFAULT_MAX_SECONDS
 from bridge.data.sample import Sample
+from bridge.media.audio import DEFAULT_MAX_SECONDS
 from bridge.modality import Modality
 from bridge.preprocess import Example, Preprocessor, collate
 from bridge.timeline import TimelineRow, window_starts

@@ -33,8 +33,8 @@ from bridge.encoders.features import FeatureEncoder
 from bridge.evaluation import pattern_predictions, subsets
 from bridge.losses import BridgeLoss
 from bridge.metrics import classification_report
-from bridge.model import BridgeModel, Fill
 from bridge.modality import Modality, pattern_name
+from bridge.model import BridgeModel, Fill
 from bridge.preprocess import Example, Preprocessor, collate
 from bridge.transfer import load_encoder_weights, parse_init_encoders
 

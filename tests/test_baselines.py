@@ -14,8 +14,8 @@ import torch
 from bridge import create_config
 from bridge.baselines.late_fusion import LateFusion
 from bridge.evaluation import evaluate_patterns
-from bridge.model import BridgeModel
 from bridge.modality import Modality
+from bridge.model import BridgeModel
 from bridge.preprocess import Preprocessor, collate
 from bridge.training import make_loader
 

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from bridge.media import write_video as media_write_video
 from bridge.data.paths import data_root
 from bridge.media import (
     Box,
@@ -27,6 +26,7 @@ from bridge.media import (
     resample,
     video_info,
 )
+from bridge.media import write_video as media_write_video
 
 # --- helpers -----------------------------------------------------------------------------
 

@@ -26,11 +26,11 @@ from bridge.data.manifest import read_manifest
 from bridge.data.meld import fix_mojibake, parse_time, read_meld
 from bridge.data.mosi import MosiAlignmentError, read_mosi
 from bridge.data.paired import compose_paired
-from bridge.media import write_video as media_write_video
 from bridge.data.paths import ENV_VAR, data_root, require_corpus
 from bridge.data.ravdess import parse_ravdess_name, read_ravdess
 from bridge.data.registry import CORPORA, load_corpus, load_corpus_splits, load_splits
 from bridge.data.sample import Sample
+from bridge.media import write_video as media_write_video
 from bridge.modality import EMOTIONS, Modality
 
 # --- helpers -----------------------------------------------------------------------------

@@ -20,8 +20,8 @@ from torch import Tensor, nn
 
 from bridge.batch import Batch
 from bridge.config import BridgeConfig
-from bridge.model import BridgeModel, BridgeOutput
 from bridge.modality import Modality
+from bridge.model import BridgeModel, BridgeOutput
 
 
 class LateFusion(nn.Module):

@@ -67,7 +67,6 @@ from bridge.data.sample import Sample
 from bridge.modality import EMOTIONS, Modality
 
 
-
 @dataclass(frozen=True)
 class SyntheticConfig:
     """How samples look and how hard they are.
