@@ -73,6 +73,9 @@ ROWS: dict[str, Row] = {
     "fer2013-long": Row("fer2013", ("--recipe", "recipes/fer2013-long.json"),
                         "face", "accuracy", 0.68, "mini-Xception 65.6 %, reference-paper CNN 63.2 %",
                         also=("macro_f1",), test_flip=True, split_note="test 7,178, 30 epochs"),
+    "fer2013-40": Row("fer2013", ("--recipe", "recipes/fer2013-40.json"),
+                      "face", "accuracy", 0.68, "mini-Xception 65.6 %, reference-paper CNN 63.2 %",
+                      also=("macro_f1",), test_flip=True, split_note="test 7,178, 40 epochs"),
     "ravdess": Row("ravdess8", ("--recipe", "recipes/ravdess8-whisper.json"),
                    "audio", "uar", 0.60, "eGeMAPS + LR 50.4 % UAR", also=("accuracy",),
                    split_note="actors 21-24, 8 classes"),
@@ -186,8 +189,10 @@ def score(directory: Path, row: Row, args: argparse.Namespace, seed: int, limit:
                              default_cache_dir())
     loader = make_loader(dataset, 64, False, 0, 0)
     modalities = parse_modalities(row.pattern.replace("+", ","))
-    patterns = lambda: evaluate_patterns(model, loader, device, ("reconstruct", "zero"), progress=False,  # noqa: E731
-                                         modalities=modalities)
+
+    def patterns() -> dict[str, Any]:
+        return evaluate_patterns(model, loader, device, ("reconstruct", "zero"), progress=False, modalities=modalities)
+
     out: dict[str, Any] = {"n": len(dataset)}
     if row.test_flip:
         model.set_test_flip(False)
