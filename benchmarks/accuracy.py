@@ -56,10 +56,10 @@ class Row:
     split_note: str = field(default="")
 
 
-def fer_row(recipe: str, split_note: str) -> Row:
+def fer_row(recipe: str, split_note: str, init: tuple[tuple[str, str], ...] = ()) -> Row:
     """A FER-2013 face-alone row: ``recipes/RECIPE.json``, scored with and without mirror averaging."""
     return Row("fer2013", ("--recipe", f"recipes/{recipe}.json"), "face", "accuracy", 0.68,
-               "mini-Xception 65.6 %, reference-paper CNN 63.2 %", also=("macro_f1",), test_flip=True,
+               "mini-Xception 65.6 %, reference-paper CNN 63.2 %", also=("macro_f1",), init=init, test_flip=True,
                split_note=split_note)
 
 
@@ -77,6 +77,7 @@ ROWS: dict[str, Row] = {
     "fer2013": fer_row("fer2013", "test 7,178"),
     "fer2013-long": fer_row("fer2013-long", "test 7,178, 30 epochs"),
     "fer2013-40": fer_row("fer2013-40", "test 7,178, 40 epochs"),
+    "fer2013-restart": fer_row("fer2013-restart", "test 7,178, 40 + 30 epochs", init=(("face", "fer2013-40"),)),
     "ravdess": Row("ravdess8", ("--recipe", "recipes/ravdess8-whisper.json"),
                    "audio", "uar", 0.60, "eGeMAPS + LR 50.4 % UAR", also=("accuracy",),
                    split_note="actors 21-24, 8 classes"),

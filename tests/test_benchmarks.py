@@ -51,3 +51,50 @@ def test_speed_quick_writes_every_section(tmp_path, capsys):
         + 1024 * 7
     assert math.isclose(report["reference_cnn"]["gflop_per_face"], 2 * macs / 1e9, rel_tol=1e-6)
     assert "face path" in capsys.readouterr().out
+
+
+def _history(run: Path, val_f1: list[float], patterns: bool = False) -> Path:
+    rows = []
+    for i, f1 in enumerate(val_f1):
+        val = {"loss": 1.0, "accuracy": f1 + 0.1, "macro_f1": f1}
+        if patterns:
+            val["macro_f1_patterns"] = 1.0 - f1  # a different best epoch than macro_f1's
+        rows.append({"epoch": i + 1, "train": {"loss": 1.0}, "val": val, "seconds": 10.0})
+    run.mkdir(parents=True)
+    (run / "history.json").write_text(json.dumps(rows))
+    return run
+
+
+def test_curves_chain_best_epochs_and_plot(tmp_path, capsys):
+    curves = _load("curves")
+    first = _history(tmp_path / "a" / "seed0", [0.1, 0.4, 0.3])
+    second = _history(tmp_path / "b", [0.5, 0.6])
+    out, png = tmp_path / "curves.json", tmp_path / "curves.png"
+    assert curves.main([str(first), str(second), "--chain", "--labels", "first,second",
+                        "--output", str(out), "--plot", str(png)]) == 0
+    report = json.loads(out.read_text())
+    a, b = report["runs"]
+    assert (a["label"], a["best"]["epoch"], a["last"]["macro_f1"], a["seconds"]) == ("first", 2, 0.3, 30.0)
+    assert b["offset"] == 3 and [p["epoch"] for p in b["curve"]] == [4, 5] and b["best"]["epoch"] == 2
+    assert png.stat().st_size > 0 and cv2.imread(str(png)) is not None
+    table = capsys.readouterr().out
+    assert "first" in table and "second" in table and "60.0" in table  # b's best macro F1, in %
+
+    # side by side (no --chain), labels from the folders, the selection score a run recorded
+    patterns = _history(tmp_path / "c", [0.2, 0.9], patterns=True)
+    assert curves.main([str(first), str(patterns), "--output", str(out)]) == 0
+    a, c = json.loads(out.read_text())["runs"]
+    assert (a["label"], c["label"], c["offset"]) == ("a", "c", 0)
+    assert (c["select"], c["best"]["epoch"]) == ("macro_f1_patterns", 1)
+
+
+def test_curves_bad_input_is_one_line(tmp_path, capsys):
+    curves = _load("curves")
+    assert curves.main([str(tmp_path / "nowhere"), "--output", str(tmp_path / "x.json")]) == 2
+    assert "no history.json" in capsys.readouterr().err
+    (tmp_path / "h.json").write_text("{}")
+    assert curves.main([str(tmp_path / "h.json"), "--output", str(tmp_path / "x.json")]) == 2
+    assert "not a train.py history" in capsys.readouterr().err
+    run = _history(tmp_path / "r", [0.1])
+    assert curves.main([str(run), "--labels", "one,two", "--output", str(tmp_path / "x.json")]) == 2
+    assert "--labels names 2 runs, but 1 were given" in capsys.readouterr().err
