@@ -1,7 +1,7 @@
 """Validation curves of finished or running training runs, side by side or one after another.
 
     python benchmarks/curves.py checkpoints/accuracy/fer2013-40-2c31d6cb/seed0 \\
-        checkpoints/accuracy/fer2013-restart-55abbd31/seed0 --chain \\
+        checkpoints/accuracy/fer2013-restart-f380f247/seed0 --chain \\
         --labels "40 epochs,restart" --plot docs/results/fer2013/validation.png
 
 Reads each run's ``history.json`` (train.py writes it after every epoch, so a run still
