@@ -10,8 +10,8 @@ seed (RUN names the command) unless that command already finished there (an inte
 the test split on the row's modality pattern. Hyperparameters come from validation data only;
 the test split is read once per figure. Rows sharing a training command with
 ``benchmarks/robustness.py`` (``mosi``, ``paired-small``) share its checkpoints. A row may start
-encoders from other rows' seed-0 checkpoints (``paired``: ``fer2013``, ``ravdess``, ``meld-text``),
-which are trained first when missing.
+encoders from other rows' seed-0 checkpoints (``paired``: ``fer2013``, ``ravdess``, ``meld-text``;
+``fer2013-restart``: ``fer2013-40``), which are trained first when missing.
 
 Prints the table and writes ``reports/accuracy.json`` (corpus, split, seeds, metric, figure,
 preset, training time, hardware, command).
