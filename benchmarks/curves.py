@@ -23,6 +23,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bridge.checkpoint import atomic_write_text  # noqa: E402
 from bridge.cli import run_cli  # noqa: E402
 
 METRICS = ("accuracy", "macro_f1")
@@ -38,8 +39,12 @@ def read_history(run: Path) -> list[dict[str, Any]]:
     path = run / "history.json" if run.is_dir() else run
     if not path.is_file():
         raise FileNotFoundError(f"{run}: no history.json (not a train.py run folder, or no epoch has finished)")
-    history = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(history, list) or not history or not all("epoch" in r and "val" in r for r in history):
+    try:
+        history = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not JSON ({e})") from None
+    if not isinstance(history, list) or not history or not all(
+            isinstance(r, dict) and "epoch" in r and all(m in r.get("val", {}) for m in METRICS) for r in history):
         raise ValueError(f"{path}: not a train.py history (expected a list of epochs with validation scores)")
     return history
 
@@ -105,8 +110,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{s['label']:<24} {s['epochs']:>6} {s['offset'] + b['epoch']:>14} {100 * b['accuracy']:>8.1f} "
               f"{100 * b['macro_f1']:>7.1f} {100 * last['accuracy']:>9.1f} {100 * last['macro_f1']:>8.1f} "
               f"{s['seconds'] / 60:>6.1f} m")
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps({"chain": args.chain, "runs": summaries}, indent=2), encoding="utf-8")
+    atomic_write_text(args.output, json.dumps({"chain": args.chain, "runs": summaries}, indent=2))
     print(f"wrote {args.output}")
     if args.plot:
         plot(summaries, args.plot)

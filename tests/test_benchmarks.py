@@ -92,9 +92,11 @@ def test_curves_bad_input_is_one_line(tmp_path, capsys):
     curves = _load("curves")
     assert curves.main([str(tmp_path / "nowhere"), "--output", str(tmp_path / "x.json")]) == 2
     assert "no history.json" in capsys.readouterr().err
-    (tmp_path / "h.json").write_text("{}")
-    assert curves.main([str(tmp_path / "h.json"), "--output", str(tmp_path / "x.json")]) == 2
-    assert "not a train.py history" in capsys.readouterr().err
+    for text in ("{}", '[{"epoch": 1, "val": {"loss": 1.0}}]', "[1]", "not json"):
+        (tmp_path / "h.json").write_text(text)
+        assert curves.main([str(tmp_path / "h.json"), "--output", str(tmp_path / "x.json")]) == 2
+        assert "h.json" in capsys.readouterr().err
     run = _history(tmp_path / "r", [0.1])
     assert curves.main([str(run), "--labels", "one,two", "--output", str(tmp_path / "x.json")]) == 2
     assert "--labels names 2 runs, but 1 were given" in capsys.readouterr().err
+    assert not (tmp_path / "x.json").exists()  # nothing written on bad input
