@@ -9,6 +9,7 @@ per modality and on all at once, see bridge/robustness.py).
     python evaluate.py --checkpoint checkpoints/mosi-small --data mosi --split test --json
     python evaluate.py --checkpoint checkpoints/synthetic-tiny --protocols missing --etas 0,0.5 --seeds 5
     python evaluate.py --checkpoint checkpoints/fer2013-small --protocols patterns --test-flip on
+    python evaluate.py --checkpoint RUN/cycle1 RUN/cycle2 RUN/cycle3 --output reports/ensemble  # averaged
 """
 
 from __future__ import annotations
@@ -27,13 +28,16 @@ from bridge.cli import run_cli
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="evaluate.py", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--checkpoint", required=True, help="checkpoint directory written by train.py")
+    p.add_argument("--checkpoint", required=True, nargs="+",
+                   help="checkpoint directory written by train.py; several: an ensemble (their probabilities averaged)")
     p.add_argument("--data", default=None, help="corpus (default: the one the checkpoint was trained on)")
     p.add_argument("--data-root", default=None, help="data root (default: $BRIDGE_DATA_ROOT or ../shared/data)")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--limit", type=int, default=None, help="at most this many samples")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--output", default=None, help="report directory (default: CHECKPOINT/eval-DATA-SPLIT)")
+    p.add_argument("--output", default=None,
+                   help="report directory (default: CHECKPOINT/eval-DATA-SPLIT; an ensemble: the first's "
+                        "eval-DATA-SPLIT-ensemble-HASH)")
     p.add_argument("--device", default="auto")
     p.add_argument("--cache-dir", default=None,
                    help="preprocessing cache (default: $BRIDGE_CACHE_DIR or .cache/bridge)")
@@ -165,9 +169,24 @@ def evaluated_modalities(spec: str | None, model_modalities, available, data: st
     return tuple(m for m in model_modalities if m in wanted)
 
 
+def check_member_splits(ckpts: list[Path], metas: list[dict], split: str) -> None:
+    """Raises ValueError when an ensemble's members were trained on different data or split seeds:
+    one member's validation samples may then be another's training samples (only test is shared)."""
+    def key(meta: dict) -> str:
+        data = meta.get("data", {})
+        return json.dumps([data.get("name"), data.get("options"), data.get("limit")], sort_keys=True)
+
+    differ = [str(c) for c, m in zip(ckpts[1:], metas[1:]) if key(m) != key(metas[0])]
+    if differ:
+        raise ValueError(f"{', '.join(differ)} were trained on another split of the data than {ckpts[0]} "
+                         f"(corpus, split options or limit): their {split} samples may overlap a member's "
+                         "training samples; evaluate the ensemble on --split test")
+
+
 def _evaluate(args: argparse.Namespace) -> int:
-    from bridge.checkpoint import atomic_write_text, load_checkpoint, tokenizer_dir
+    from bridge.checkpoint import atomic_write_text, tokenizer_dir
     from bridge.data.corpora import load_splits
+    from bridge.ensemble import load_models
     from bridge.evaluation import evaluate_patterns, evaluate_robustness
     from bridge.modality import pattern_name
     from bridge.plots import plot_confusion, plot_patterns
@@ -182,14 +201,18 @@ def _evaluate(args: argparse.Namespace) -> int:
     levels = parse_levels(args.noise_levels, "noise level", upper_open=False) if "noise" in protocols else ()
     if args.seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
-    ckpt = Path(args.checkpoint)
+    ckpts = [Path(c) for c in args.checkpoint]
+    ckpt = ckpts[0]
     device = pick_device(args.device)
-    model, meta = load_checkpoint(ckpt, device)
+    model, metas = load_models(ckpts, device)
+    meta = metas[0]
     if args.test_flip != "checkpoint":
         model.set_test_flip(args.test_flip == "on")
     data_meta = meta.get("data", {})
     data = args.data or data_meta.get("name") or "synthetic"
     seed = meta.get("training", {}).get("seed", 0)
+    if args.split != "test":
+        check_member_splits(ckpts, metas, args.split)
     splits = load_splits(data, args.data_root or data_meta.get("data_root"), seed=seed, limit=args.limit)
     if tuple(splits.labels) != tuple(model.config.labels):
         raise ValueError(f"label mismatch: {data} has labels {list(splits.labels)}, "
@@ -213,15 +236,21 @@ def _evaluate(args: argparse.Namespace) -> int:
                                          modalities=modalities)
     seconds = time.time() - start
     full = pattern_name(modalities)
-    out_dir = Path(args.output or ckpt / f"eval-{splits.name}-{args.split}")
-    report = {"checkpoint": str(ckpt), "checkpoint_sha256": checkpoint_hash(ckpt), "data": splits.name,
+    hashes = [checkpoint_hash(c) for c in ckpts]
+    suffix = "" if len(ckpts) == 1 else "-ensemble-" + hashlib.sha256("".join(hashes).encode()).hexdigest()[:8]
+    out_dir = Path(args.output or ckpt / f"eval-{splits.name}-{args.split}{suffix}")
+    members = {} if len(ckpts) == 1 else {"ensemble": [{"checkpoint": str(c), "checkpoint_sha256": h}
+                                                       for c, h in zip(ckpts, hashes)]}
+    report = {"checkpoint": str(ckpt), "checkpoint_sha256": hashes[0], **members, "data": splits.name,
               "split": args.split, "n": len(dataset), "modalities": [m.value for m in modalities], "skipped": dataset.skipped, "labels": list(model.config.labels),
               "test_flip": bool(getattr(model.config.face, "test_flip", False)), "protocols": list(protocols),
               "protocol": "patterns: fixed modality subsets; missing: each (sample, modality) dropped with "
                           "probability eta, one kept; noise: input corruption per modality and on all; "
                           "missing modalities reconstructed by translation or zero-filled",
               "seconds": round(seconds, 2), "results": results, "robustness": robustness}
-    title = f"{splits.name} {args.split} (n={len(dataset)}), checkpoint {ckpt}"
+    what = (f"checkpoint {ckpt}" if len(ckpts) == 1 else
+            f"ensemble of {len(ckpts)} checkpoints ({', '.join(map(str, ckpts))})")
+    title = f"{splits.name} {args.split} (n={len(dataset)}), {what}"
     md, figures = "", []
     if results:
         md = markdown_table(results, title)

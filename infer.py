@@ -9,6 +9,7 @@
     python infer.py --checkpoint DIR --webcam clip.mp4 --listen --save-video annotated.mp4   # + its sound track
     python infer.py --checkpoint DIR --batch media/ --output predictions.csv   # + predictions.jsonl
     python infer.py --checkpoint DIR --batch manifest.csv --json                # JSON lines on stdout
+    python infer.py --checkpoint DIR1 DIR2 DIR3 --image face.png --no-face-detection  # an ensemble
 
 The fields of ``--json`` (a prediction with its per-modality explanation, or a timeline) are
 documented in docs/infer-json.md, as are the CSV and JSON lines of ``--batch``.
@@ -26,7 +27,8 @@ from bridge.cli import run_cli
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="infer.py", description=__doc__.split("\n")[0])
-    p.add_argument("--checkpoint", required=True, help="checkpoint directory written by train.py")
+    p.add_argument("--checkpoint", required=True, nargs="+",
+                   help="checkpoint directory written by train.py; several: an ensemble (their probabilities averaged)")
     p.add_argument("--image", help="photo with a face (the largest face is used)")
     p.add_argument("--video", help="video: face frames, and its sound track unless --audio is given")
     p.add_argument("--audio", help="speech recording (wav, flac, mp3, ...)")

@@ -11,7 +11,8 @@ the test split on the row's modality pattern. Hyperparameters come from validati
 the test split is read once per figure. Rows sharing a training command with
 ``benchmarks/robustness.py`` (``mosi``, ``paired-small``) share its checkpoints. A row may start
 encoders from other rows' seed-0 checkpoints (``paired``: ``fer2013``, ``ravdess``, ``meld-text``;
-``fer2013-restart``: ``fer2013-40``), which are trained first when missing.
+``fer2013-restart``: ``fer2013-40``; ``fer2013-restart2``: ``fer2013-restart``), which are trained
+first when missing (and their own sources before them).
 
 Prints the table and writes ``reports/accuracy.json`` (corpus, split, seeds, metric, figure,
 preset, training time, hardware, command).
@@ -54,13 +55,16 @@ class Row:
     init: tuple[tuple[str, str], ...] = ()  # (modality, row): start that encoder from the row's seed-0 checkpoint
     test_flip: bool = False  # score with faces averaged over the crop and its mirror (and also without)
     split_note: str = field(default="")
+    ensemble: tuple[str, ...] = ()  # rows whose runs of each seed are averaged (train is then unused)
 
 
-def fer_row(recipe: str, split_note: str, init: tuple[tuple[str, str], ...] = ()) -> Row:
-    """A FER-2013 face-alone row: ``recipes/RECIPE.json``, scored with and without mirror averaging."""
-    return Row("fer2013", ("--recipe", f"recipes/{recipe}.json"), "face", "accuracy", 0.68,
+def fer_row(recipe: str, split_note: str, init: tuple[tuple[str, str], ...] = (),
+            ensemble: tuple[str, ...] = ()) -> Row:
+    """A FER-2013 face-alone row: ``recipes/RECIPE.json`` (or an ensemble of rows), scored with and
+    without mirror averaging."""
+    return Row("fer2013", () if ensemble else ("--recipe", f"recipes/{recipe}.json"), "face", "accuracy", 0.68,
                "mini-Xception 65.6 %, reference-paper CNN 63.2 %", also=("macro_f1",), init=init, test_flip=True,
-               split_note=split_note)
+               split_note=split_note, ensemble=ensemble)
 
 
 MOSI = ("--recipe", "recipes/mosi.json")
@@ -78,6 +82,10 @@ ROWS: dict[str, Row] = {
     "fer2013-long": fer_row("fer2013-long", "test 7,178, 30 epochs"),
     "fer2013-40": fer_row("fer2013-40", "test 7,178, 40 epochs"),
     "fer2013-restart": fer_row("fer2013-restart", "test 7,178, 40 + 30 epochs", init=(("face", "fer2013-40"),)),
+    "fer2013-restart2": fer_row("fer2013-restart2", "test 7,178, 40 + 30 + 30 epochs",
+                                init=(("face", "fer2013-restart"),)),
+    "fer2013-snapshots": fer_row("", "test 7,178, the three cycles' checkpoints averaged",
+                                 ensemble=("fer2013-40", "fer2013-restart", "fer2013-restart2")),
     "ravdess": Row("ravdess8", ("--recipe", "recipes/ravdess8-whisper.json"),
                    "audio", "uar", 0.60, "eGeMAPS + LR 50.4 % UAR", also=("accuracy",),
                    split_note="actors 21-24, 8 classes"),
@@ -141,13 +149,23 @@ def with_init(row: Row, argv: list[str], args: argparse.Namespace) -> tuple[list
 
     run_argv, name_argv = list(argv), list(argv)
     for modality, source in row.init:
-        source_argv = recipe(ROWS[source], args)
-        folder = f"accuracy/{run_name(source_argv)}/seed0"
+        source_argv, source_name = with_init(ROWS[source], recipe(ROWS[source], args), args)  # chains too
+        folder = f"accuracy/{run_name(source_name)}/seed0"
         if not args.no_train:
             ensure_trained(Path(args.checkpoints) / folder, source_argv + ["--seed", "0"], False)
         run_argv += ["--init-encoder", f"{modality}={Path(args.checkpoints) / folder}"]
         name_argv += ["--init-encoder", f"{modality}=checkpoints/{folder}"]
     return run_argv, name_argv
+
+
+def commands(name: str, args: argparse.Namespace) -> tuple[list[str], list[str], bool]:
+    """A row's train.py arguments to run, the same naming its run folder (:func:`with_init`), and
+    whether its runs are the ones it shares with benchmarks/robustness.py."""
+    row = ROWS[name]
+    argv = recipe(row, args)
+    shared = row.shared is not None and argv == list(row.train)  # overrides: a run of its own
+    argv, name_argv = with_init(row, argv, args) if row.init else (argv, argv)
+    return argv, name_argv, shared
 
 
 def train_options(argv: list[str]) -> argparse.Namespace:
@@ -170,37 +188,54 @@ def run_name(argv: list[str]) -> str:
     return f"{value.get('--data', 'data')}-{value.get('--preset', 'preset')}-{digest}"
 
 
-def score(directory: Path, row: Row, args: argparse.Namespace, seed: int, limit: int | None) -> dict[str, Any]:
+def score(directories: list[Path], row: Row, args: argparse.Namespace, seed: int,
+          limit: int | None) -> dict[str, Any]:
     """The test-split reports of the row's pattern (and of each single modality), per fill; for a
     ``test_flip`` row, with faces averaged over their mirror images, and the same without
-    (``results_without_flip``)."""
+    (``results_without_flip``). Several directories are scored as an ensemble, which also reports
+    validation accuracy and macro F1 of the ensemble and of its best member (``validation``)."""
+    from evaluate import check_member_splits
+
     from bridge.cache import default_cache_dir
-    from bridge.checkpoint import load_checkpoint, tokenizer_dir
+    from bridge.checkpoint import tokenizer_dir
     from bridge.data.corpora import load_splits
+    from bridge.ensemble import load_models
     from bridge.evaluation import evaluate_patterns
     from bridge.modality import parse_modalities
     from bridge.preprocess import Preprocessor
     from bridge.training import ExampleDataset, make_loader, pick_device
 
     device = pick_device(args.device)
-    model, _ = load_checkpoint(directory, device)
+    model, metas = load_models(directories, device)
     splits = load_splits(row.corpus, args.data_root, seed=seed, limit=limit)
     if tuple(splits.labels) != tuple(model.config.labels):
-        raise ValueError(f"{directory} was trained on other labels than {row.corpus}")
-    dataset = ExampleDataset(splits.test, Preprocessor(model.config, tokenizer_dir(directory)), "preprocess test",
-                             default_cache_dir())
-    loader = make_loader(dataset, 64, False, 0, 0)
+        raise ValueError(f"{directories[0]} was trained on other labels than {row.corpus}")
+    preprocessor = Preprocessor(model.config, tokenizer_dir(directories[0]))
     modalities = parse_modalities(row.pattern.replace("+", ","))
 
-    def patterns() -> dict[str, Any]:
-        return evaluate_patterns(model, loader, device, ("reconstruct", "zero"), progress=False, modalities=modalities)
+    def loader(split: str):
+        dataset = ExampleDataset(splits.split(split), preprocessor, f"preprocess {split}", default_cache_dir())
+        return make_loader(dataset, 64, False, 0, 0), len(dataset)
 
-    out: dict[str, Any] = {"n": len(dataset)}
+    def patterns(scored, data) -> dict[str, Any]:
+        return evaluate_patterns(scored, data, device, ("reconstruct", "zero"), progress=False, modalities=modalities)
+
+    test, n = loader("test")
+    out: dict[str, Any] = {"n": n}
+    if len(directories) > 1:  # what validation data says of the ensemble against its members
+        check_member_splits(directories, metas, "val")
+        val, _ = loader("val")
+        if row.test_flip:
+            model.set_test_flip(True)
+        reports = [patterns(m, val)[row.pattern]["reconstruct"] for m in (model, *model.members)]
+        best = max(reports[1:], key=lambda r: r["macro_f1"])
+        out["validation"] = {f"val {k}": reports[0][k] for k in ("accuracy", "macro_f1")}
+        out["validation"].update({f"val {k} best member": best[k] for k in ("accuracy", "macro_f1")})
     if row.test_flip:
         model.set_test_flip(False)
-        out["results_without_flip"] = patterns()
+        out["results_without_flip"] = patterns(model, test)
         model.set_test_flip(True)
-    out["results"] = patterns()
+    out["results"] = patterns(model, test)
     return out
 
 
@@ -220,26 +255,28 @@ def run(args: argparse.Namespace) -> int:
     table = []
     for name in names:
         row = ROWS[name]
-        argv = recipe(row, args)
         limit = args.limit if args.limit is not None else row.limit
-        shared = row.shared is not None and argv == list(row.train)  # overrides: a run of its own
-        argv, name_argv = with_init(row, argv, args) if row.init else (argv, argv)
+        runs = [commands(member, args) for member in (row.ensemble or (name,))]  # (argv, name_argv, shared)
         figures: dict[str, list[float]] = {}
         seconds = []
         for seed in range(args.seeds):
-            directory = Path(args.checkpoints) / (row.shared.format(seed=seed) if shared else
-                                                  f"accuracy/{run_name(name_argv)}/seed{seed}")
-            if args.no_train and not finished(directory, argv + ["--seed", str(seed)]):
+            directories = [Path(args.checkpoints) / (ROWS[member].shared.format(seed=seed) if shared else
+                                                     f"accuracy/{run_name(name_argv)}/seed{seed}")
+                           for member, (_, name_argv, shared) in zip(row.ensemble or (name,), runs)]
+            if args.no_train and not all(finished(d, argv + ["--seed", str(seed)])
+                                         for d, (argv, _, _) in zip(directories, runs)):
                 continue
-            trained = ensure_trained(directory, argv + ["--seed", str(seed)], False)
-            seconds.append(trained["seconds"])
-            scored = score(directory, row, args, seed, limit)
+            seconds.append(sum(ensure_trained(d, argv + ["--seed", str(seed)], False)["seconds"]
+                               for d, (argv, _, _) in zip(directories, runs)))
+            scored = score(directories, row, args, seed, limit)
             rec = scored["results"][row.pattern]["reconstruct"]
             for metric in (row.metric, *row.also):
                 figures.setdefault(metric, []).append(rec[metric])
             if row.test_flip:  # single crops too, as most published FER figures are
                 figures.setdefault(f"{row.metric} without flip", []).append(
                     scored["results_without_flip"][row.pattern]["reconstruct"][row.metric])
+            for key, value in scored.get("validation", {}).items():
+                figures.setdefault(key, []).append(value)
             if row.zero_fill:
                 figures.setdefault(f"{row.metric} zero-fill", []).append(
                     scored["results"][row.pattern]["zero"][row.metric])
@@ -249,7 +286,8 @@ def run(args: argparse.Namespace) -> int:
                 for pattern, value in singles.items():
                     figures.setdefault(f"{pattern} alone", []).append(value)
         if not seconds:
-            print(f"| {name} | not trained: python train.py {' '.join(argv)} --seed S |")
+            print(f"| {name} | not trained: " + "; ".join(f"python train.py {' '.join(argv)} --seed S"
+                                                       for argv, _, _ in runs) + " |")
             continue
         mean = float(np.mean(figures[row.metric]))
         target = (float(np.mean(figures["best single"])) + 0.10 if row.target == "best single + 10"
@@ -260,8 +298,9 @@ def run(args: argparse.Namespace) -> int:
                              for k, v in figures.items()},
                  "target": target, "target_rule": row.target, "met": bool(mean >= target - 1e-9 and (
                      not row.zero_fill or mean > np.mean(figures[f"{row.metric} zero-fill"]))),
-                 "anchors": row.anchors, "test_flip": row.test_flip, "preset": train_options(argv).preset,
-                 "command": "python train.py " + " ".join(name_argv) + " --seed S",
+                 "anchors": row.anchors, "test_flip": row.test_flip, "preset": train_options(runs[0][0]).preset,
+                 "command": "; ".join(f"python train.py {' '.join(name_argv)} --seed S" for _, name_argv, _ in runs),
+                 **({"ensemble": list(row.ensemble)} if row.ensemble else {}),
                  "train_seconds": seconds, "hardware": hardware}
         table.append(entry)
         print(render([entry], header=len(table) == 1))

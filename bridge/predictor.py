@@ -5,6 +5,7 @@ Media goes through the same decoding, face detection and preprocessing as traini
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,10 @@ import numpy as np
 import torch
 
 from bridge.batch import Batch
-from bridge.checkpoint import load_checkpoint, tokenizer_dir
+from bridge.checkpoint import tokenizer_dir
 from bridge.config import AudioConfig, FaceConfig, TextConfig
 from bridge.data.sample import Sample
+from bridge.ensemble import load_models
 from bridge.media.audio import DEFAULT_MAX_SECONDS
 from bridge.modality import Modality
 from bridge.preprocess import Example, Preprocessor, collate
@@ -90,12 +92,14 @@ class Predictor:
         self._detector = None
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, device: str = "cpu", detect_faces: bool = True,
-                        max_seconds: float | None = DEFAULT_MAX_SECONDS, test_flip: bool | None = None) -> "Predictor":
-        """Load a checkpoint directory written by ``train.py``.
+    def from_pretrained(cls, directory: str | Path | Sequence[str | Path], device: str = "cpu",
+                        detect_faces: bool = True, max_seconds: float | None = DEFAULT_MAX_SECONDS,
+                        test_flip: bool | None = None) -> "Predictor":
+        """Load a checkpoint directory written by ``train.py``, or several as an ensemble.
 
         Args:
-            directory: the checkpoint.
+            directory: the checkpoint; a list of checkpoints of one task averages their
+                probabilities (:class:`~bridge.ensemble.Ensemble`).
             device: where to run.
             detect_faces: find and crop the largest face; False when images and frames are
                 already face crops (as FER-2013's are).
@@ -103,10 +107,11 @@ class Predictor:
                 decoding (None: no limit; a long track is decoded whole, 64 kB per second).
             test_flip: average each face with its mirror image (None: as the checkpoint says).
         """
-        model, _ = load_checkpoint(Path(directory), device)
+        directories = [directory] if isinstance(directory, (str, Path)) else list(directory)
+        model, _ = load_models(directories, device)
         if test_flip is not None:
             model.set_test_flip(test_flip)
-        return cls(model, Preprocessor(model.config, tokenizer_dir(Path(directory))), device, detect_faces,
+        return cls(model, Preprocessor(model.config, tokenizer_dir(Path(directories[0]))), device, detect_faces,
                    max_seconds)
 
     @property
@@ -243,8 +248,7 @@ class Predictor:
             patterns += [{k: v & (k != m) for k, v in present.items()} for m in observed]
         n = len(patterns)
         stacked = {k: torch.cat([p[k] for p in patterns]) for k in present}  # (n,)
-        all_probs = self._probabilities({m: z.expand(n, -1, -1) for m, z in latents.items()},
-                                        {key: z.expand(n, -1, -1) for key, z in translations.items()}, stacked)
+        all_probs = self._probabilities(_repeat(latents, n), _repeat(translations, n), stacked)
         probs = all_probs[0]
         top = int(probs.argmax())
         explanation = {}
@@ -377,6 +381,12 @@ class Predictor:
 
     def _named(self, probs: np.ndarray) -> dict[str, float]:
         return {n: float(p) for n, p in zip(self.config.labels, probs)}
+
+
+def _repeat(tensors: dict, n: int) -> dict:
+    """Each ``(1, k, d)`` tensor of a dict seen ``n`` times, ``(n, k, d)``; an ensemble's tuples element-wise."""
+    return {key: tuple(t.expand(n, -1, -1) for t in z) if isinstance(z, tuple) else z.expand(n, -1, -1)
+            for key, z in tensors.items()}
 
 
 def _video_duration(video: str | Path) -> float:

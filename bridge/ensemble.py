@@ -1,0 +1,131 @@
+"""Ensembles: several checkpoints of one task whose class probabilities are averaged, such as the
+checkpoints that successive cosine cycles of one run leave behind (snapshot ensembles, Huang et
+al., ICLR 2017) or runs with different seeds.
+
+An :class:`Ensemble` has the stages of a :class:`~bridge.model.BridgeModel` (``encode``,
+``translate``, ``reconstruct``, ``fuse``, ``classify``), so evaluation, the robustness protocols
+and :class:`~bridge.predictor.Predictor` run it unchanged: each intermediate holds one tensor per
+member (a tuple where the model has a tensor), and ``classify`` returns the log of the members'
+mean probabilities, whose softmax is that mean.
+
+The members share one preprocessor, so they must agree on everything preprocessing reads (crop
+size, channels, frames, filterbank, tokenizer, feature shape) and on the labels; their networks
+may differ.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from bridge.modality import Modality
+
+# The encoder-config fields that preprocessing reads (bridge.preprocess, bridge.predictor), per kind.
+PREPROCESSING_FIELDS: dict[str, tuple[str, ...]] = {
+    "face": ("img_size", "in_chans", "num_frames", "margin", "mean", "std"),
+    "audio": ("arch", "sample_rate", "num_mel_bins", "max_frames", "fbank_mean", "fbank_std"),
+    "text": ("tokenizer", "vocab_size", "max_length"),
+    "features": ("input_dim", "max_steps"),
+}
+
+
+def preprocessing(config) -> dict[str, dict]:
+    """What a :class:`~bridge.config.BridgeConfig` asks of preprocessing, per modality."""
+    return {m.value: {"kind": cfg.kind, **{f: getattr(cfg, f) for f in PREPROCESSING_FIELDS[cfg.kind]}}
+            for m, cfg in config.encoders.items()}
+
+
+class Ensemble(nn.Module):
+    """Models of one task with their probabilities averaged.
+
+    Args:
+        members: at least one model; all with the same labels, modalities and preprocessing.
+
+    Raises:
+        ValueError: no members, or a member that differs from the first in labels, modalities or
+            preprocessing (the message names the member and the difference).
+    """
+
+    def __init__(self, members: Sequence[nn.Module], names: Sequence[str] | None = None):
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one model")
+        names = list(names) if names is not None else [f"member {i}" for i in range(len(members))]
+        first = members[0]
+        for name, member in zip(names[1:], members[1:]):
+            for what, get in (("labels", lambda m: tuple(m.config.labels)), ("modalities", lambda m: m.modalities),
+                              ("preprocessing", lambda m: preprocessing(m.config))):
+                if get(member) != get(first):
+                    raise ValueError(f"{name} has other {what} than {names[0]}: {get(member)} vs {get(first)}")
+        self.members = nn.ModuleList(members)
+        self.names = names
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    @property
+    def config(self):
+        """The first member's config: labels, modalities and preprocessing are the same for all."""
+        return self.members[0].config
+
+    @property
+    def modalities(self) -> tuple[Modality, ...]:
+        return self.members[0].modalities
+
+    @property
+    def encoders(self):
+        """The first member's encoders (the noise protocol reads feature statistics from them)."""
+        return self.members[0].encoders
+
+    def set_test_flip(self, on: bool) -> None:
+        for member in self.members:
+            member.set_test_flip(on)
+
+    def encode(self, batch) -> dict[Modality, tuple[Tensor, ...]]:
+        per = [member.encode(batch) for member in self.members]
+        return {m: tuple(p[m] for p in per) for m in per[0]}
+
+    def translate(self, latents: dict[Modality, tuple[Tensor, ...]]) -> dict[str, tuple[Tensor, ...]]:
+        per = [member.translate({m: z[i] for m, z in latents.items()}) for i, member in enumerate(self.members)]
+        return {key: tuple(p[key] for p in per) for key in per[0]}
+
+    def reconstruct(self, translations: dict[str, tuple[Tensor, ...]], present: dict[Modality, Tensor],
+                    batch_size: int) -> dict[Modality, tuple[Tensor, ...]]:
+        per = [member.reconstruct({k: t[i] for k, t in translations.items()}, present, batch_size)
+               for i, member in enumerate(self.members)]
+        return {m: tuple(p[m] for p in per) for m in per[0]}
+
+    def fuse(self, latents: dict[Modality, tuple[Tensor, ...]], reconstructions: dict[Modality, tuple[Tensor, ...]],
+             present: dict[Modality, Tensor], fill: str = "reconstruct") -> tuple[Tensor, ...]:
+        return tuple(member.fuse({m: z[i] for m, z in latents.items()}, {m: r[i] for m, r in reconstructions.items()},
+                                 present, fill) for i, member in enumerate(self.members))
+
+    def classify(self, joints: tuple[Tensor, ...]) -> Tensor:
+        """``(b, classes)`` log mean probability: its softmax is the members' mean softmax."""
+        logp = torch.stack([member.classify(j).float().log_softmax(-1) for member, j in zip(self.members, joints)])
+        return logp.logsumexp(0) - math.log(len(self.members))
+
+
+def load_models(directories: Sequence[str | Path], device: str | torch.device = "cpu"):
+    """One checkpoint as its :class:`~bridge.model.BridgeModel`, several as an :class:`Ensemble`.
+
+    Returns:
+        the model (eval mode) and a list of each checkpoint's metadata.
+
+    Raises:
+        CheckpointError: a checkpoint that cannot be loaded.
+        ValueError: no directory, or checkpoints that cannot form an ensemble.
+    """
+    from bridge.checkpoint import load_checkpoint
+
+    if not directories:
+        raise ValueError("no checkpoint given")
+    loaded = [load_checkpoint(Path(d), device) for d in directories]
+    metas = [meta for _, meta in loaded]
+    if len(loaded) == 1:
+        return loaded[0][0], metas
+    return Ensemble([model for model, _ in loaded], [str(d) for d in directories]).eval(), metas
