@@ -169,14 +169,20 @@ def evaluated_modalities(spec: str | None, model_modalities, available, data: st
     return tuple(m for m in model_modalities if m in wanted)
 
 
-def check_member_splits(ckpts: list[Path], metas: list[dict], split: str) -> None:
-    """Raises ValueError when an ensemble's members were trained on different data or split seeds:
-    one member's validation samples may then be another's training samples (only test is shared)."""
+def other_splits(ckpts: list[Path], metas: list[dict]) -> list[str]:
+    """The ensemble members (after the first) trained on another split of the data than the first
+    (corpus, split options such as the seed, or limit): one member's validation samples may then
+    be another's training samples; only the test split is shared."""
     def key(meta: dict) -> str:
         data = meta.get("data", {})
         return json.dumps([data.get("name"), data.get("options"), data.get("limit")], sort_keys=True)
 
-    differ = [str(c) for c, m in zip(ckpts[1:], metas[1:]) if key(m) != key(metas[0])]
+    return [str(c) for c, m in zip(ckpts[1:], metas[1:]) if key(m) != key(metas[0])]
+
+
+def check_member_splits(ckpts: list[Path], metas: list[dict], split: str) -> None:
+    """Raises ValueError when :func:`other_splits` names a member."""
+    differ = other_splits(ckpts, metas)
     if differ:
         raise ValueError(f"{', '.join(differ)} were trained on another split of the data than {ckpts[0]} "
                          f"(corpus, split options or limit): their {split} samples may overlap a member's "
@@ -242,7 +248,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     members = {} if len(ckpts) == 1 else {"ensemble": [{"checkpoint": str(c), "checkpoint_sha256": h}
                                                        for c, h in zip(ckpts, hashes)]}
     report = {"checkpoint": str(ckpt), "checkpoint_sha256": hashes[0], **members, "data": splits.name,
-              "split": args.split, "n": len(dataset), "modalities": [m.value for m in modalities], "skipped": dataset.skipped, "labels": list(model.config.labels),
+              "split": args.split, "n": len(dataset), "modalities": [m.value for m in modalities],
+              "skipped": dataset.skipped, "labels": list(model.config.labels),
               "test_flip": bool(getattr(model.config.face, "test_flip", False)), "protocols": list(protocols),
               "protocol": "patterns: fixed modality subsets; missing: each (sample, modality) dropped with "
                           "probability eta, one kept; noise: input corruption per modality and on all; "

@@ -12,7 +12,10 @@ the test split is read once per figure. Rows sharing a training command with
 ``benchmarks/robustness.py`` (``mosi``, ``paired-small``) share its checkpoints. A row may start
 encoders from other rows' seed-0 checkpoints (``paired``: ``fer2013``, ``ravdess``, ``meld-text``;
 ``fer2013-restart``: ``fer2013-40``; ``fer2013-restart2``: ``fer2013-restart``), which are trained
-first when missing (and their own sources before them).
+first when missing (and their own sources before them). An ensemble row averages the
+probabilities of other rows' runs (``bridge.ensemble``): ``fer2013-snapshots`` the three FER-2013
+cycles of each seed, ``mosi-seeds`` and ``mosi-av-seeds`` the ``mosi`` row's seeds 0 to 2 (one
+figure); members are trained first when missing.
 
 Prints the table and writes ``reports/accuracy.json`` (corpus, split, seeds, metric, figure,
 preset, training time, hardware, command).
@@ -55,7 +58,9 @@ class Row:
     init: tuple[tuple[str, str], ...] = ()  # (modality, row): start that encoder from the row's seed-0 checkpoint
     test_flip: bool = False  # score with faces averaged over the crop and its mirror (and also without)
     split_note: str = field(default="")
-    ensemble: tuple[str, ...] = ()  # rows whose runs of each seed are averaged (train is then unused)
+    # rows whose runs are averaged (train is then unused): "row" is its run of each seed, "row@S" its
+    # seed-S run (a row of such members alone is one figure: an ensemble of seeds)
+    ensemble: tuple[str, ...] = ()
 
 
 def fer_row(recipe: str, split_note: str, init: tuple[tuple[str, str], ...] = (),
@@ -86,6 +91,14 @@ ROWS: dict[str, Row] = {
                                 init=(("face", "fer2013-restart"),)),
     "fer2013-snapshots": fer_row("", "test 7,178, the three cycles' checkpoints averaged",
                                  ensemble=("fer2013-40", "fer2013-restart", "fer2013-restart2")),
+    "mosi-seeds": Row("mosi", (), "face+audio+text", "accuracy", 0.82,
+                      "LR 75.0 %, MLP 76.4 %, frozen MiniLM + LR 78.6 %", also=("weighted_f1",),
+                      split_note="standard 1,447 / 752, the mosi row's three seeds averaged",
+                      ensemble=("mosi@0", "mosi@1", "mosi@2")),
+    "mosi-av-seeds": Row("mosi", (), "face+audio", "weighted_f1", 0.60, "LR / MLP on audio+video 55.2 / 56.0 wF1",
+                         also=("accuracy",), zero_fill=True,
+                         split_note="text missing at test, reconstructed; the three seeds averaged",
+                         ensemble=("mosi@0", "mosi@1", "mosi@2")),
     "ravdess": Row("ravdess8", ("--recipe", "recipes/ravdess8-whisper.json"),
                    "audio", "uar", 0.60, "eGeMAPS + LR 50.4 % UAR", also=("accuracy",),
                    split_note="actors 21-24, 8 classes"),
@@ -158,6 +171,14 @@ def with_init(row: Row, argv: list[str], args: argparse.Namespace) -> tuple[list
     return run_argv, name_argv
 
 
+def member(spec: str) -> tuple[str, int | None]:
+    """An ensemble member: ``"mosi@1"`` -> ``("mosi", 1)``, ``"fer2013-40"`` -> ``("fer2013-40", None)``."""
+    name, _, seed = spec.partition("@")
+    if name not in ROWS or (seed and not seed.isdigit()):
+        raise ValueError(f"ensemble member {spec!r} is not ROW or ROW@SEED (rows: {', '.join(ROWS)})")
+    return name, int(seed) if seed else None
+
+
 def commands(name: str, args: argparse.Namespace) -> tuple[list[str], list[str], bool]:
     """A row's train.py arguments to run, the same naming its run folder (:func:`with_init`), and
     whether its runs are the ones it shares with benchmarks/robustness.py."""
@@ -193,8 +214,9 @@ def score(directories: list[Path], row: Row, args: argparse.Namespace, seed: int
     """The test-split reports of the row's pattern (and of each single modality), per fill; for a
     ``test_flip`` row, with faces averaged over their mirror images, and the same without
     (``results_without_flip``). Several directories are scored as an ensemble, which also reports
-    validation accuracy and macro F1 of the ensemble and of its best member (``validation``)."""
-    from evaluate import check_member_splits
+    validation accuracy and macro F1 of the ensemble and of its best member (``validation``) when
+    every member was trained on the same split."""
+    from evaluate import other_splits
 
     from bridge.cache import default_cache_dir
     from bridge.checkpoint import tokenizer_dir
@@ -222,8 +244,7 @@ def score(directories: list[Path], row: Row, args: argparse.Namespace, seed: int
 
     test, n = loader("test")
     out: dict[str, Any] = {"n": n}
-    if len(directories) > 1:  # what validation data says of the ensemble against its members
-        check_member_splits(directories, metas, "val")
+    if len(directories) > 1 and not other_splits(directories, metas):  # validation: ensemble against members
         val, _ = loader("val")
         if row.test_flip:
             model.set_test_flip(True)
@@ -256,18 +277,22 @@ def run(args: argparse.Namespace) -> int:
     for name in names:
         row = ROWS[name]
         limit = args.limit if args.limit is not None else row.limit
-        runs = [commands(member, args) for member in (row.ensemble or (name,))]  # (argv, name_argv, shared)
+        members = [member(m) for m in row.ensemble] if row.ensemble else [(name, None)]
+        runs = [commands(m, args) for m, _ in members]  # (argv, name_argv, shared)
+        runs_argv, seed_names = [argv for argv, _, _ in runs], ["S" if s is None else s for _, s in members]
         figures: dict[str, list[float]] = {}
         seconds = []
-        for seed in range(args.seeds):
-            directories = [Path(args.checkpoints) / (ROWS[member].shared.format(seed=seed) if shared else
-                                                     f"accuracy/{run_name(name_argv)}/seed{seed}")
-                           for member, (_, name_argv, shared) in zip(row.ensemble or (name,), runs)]
-            if args.no_train and not all(finished(d, argv + ["--seed", str(seed)])
-                                         for d, (argv, _, _) in zip(directories, runs)):
+        for seed in range(1 if all(s is not None for _, s in members) else args.seeds):
+            seeds = [seed if s is None else s for _, s in members]
+            directories = [Path(args.checkpoints) / (ROWS[m].shared.format(seed=s) if shared else
+                                                     f"accuracy/{run_name(name_argv)}/seed{s}")
+                           for (m, _), s, (_, name_argv, shared) in zip(members, seeds, runs)]
+            if args.no_train and not all(finished(d, argv + ["--seed", str(s)])
+                                         for d, s, (argv, _, _) in zip(directories, seeds, runs)):
                 continue
-            seconds.append(sum(ensure_trained(d, argv + ["--seed", str(seed)], False)["seconds"]
-                               for d, (argv, _, _) in zip(directories, runs)))
+            spent = [ensure_trained(d, argv + ["--seed", str(s)], False)["seconds"]
+                     for d, s, (argv, _, _) in zip(directories, seeds, runs)]
+            seconds.append(None if None in spent else sum(spent))  # None: a run that did not record it
             scored = score(directories, row, args, seed, limit)
             rec = scored["results"][row.pattern]["reconstruct"]
             for metric in (row.metric, *row.also):
@@ -286,8 +311,8 @@ def run(args: argparse.Namespace) -> int:
                 for pattern, value in singles.items():
                     figures.setdefault(f"{pattern} alone", []).append(value)
         if not seconds:
-            print(f"| {name} | not trained: " + "; ".join(f"python train.py {' '.join(argv)} --seed S"
-                                                       for argv, _, _ in runs) + " |")
+            print(f"| {name} | not trained: " + "; ".join(f"python train.py {' '.join(argv)} --seed {s}"
+                                                       for argv, s in zip(runs_argv, seed_names)) + " |")
             continue
         mean = float(np.mean(figures[row.metric]))
         target = (float(np.mean(figures["best single"])) + 0.10 if row.target == "best single + 10"
@@ -299,7 +324,8 @@ def run(args: argparse.Namespace) -> int:
                  "target": target, "target_rule": row.target, "met": bool(mean >= target - 1e-9 and (
                      not row.zero_fill or mean > np.mean(figures[f"{row.metric} zero-fill"]))),
                  "anchors": row.anchors, "test_flip": row.test_flip, "preset": train_options(runs[0][0]).preset,
-                 "command": "; ".join(f"python train.py {' '.join(name_argv)} --seed S" for _, name_argv, _ in runs),
+                 "command": "; ".join(f"python train.py {' '.join(name_argv)} --seed {s}"
+                                      for (_, name_argv, _), s in zip(runs, seed_names)),
                  **({"ensemble": list(row.ensemble)} if row.ensemble else {}),
                  "train_seconds": seconds, "hardware": hardware}
         table.append(entry)

@@ -158,6 +158,7 @@ def test_accuracy_ensemble_row_trains_members_and_reports_validation(tmp_path, m
                               limit=60)}
     rows["ab"] = accuracy.Row("synthetic", (), "face+audio+text", "accuracy", 0.5, "none", also=("macro_f1",),
                               limit=60, ensemble=("a", "b"))
+    rows["fixed"] = dataclasses.replace(rows["ab"], ensemble=("a@0", "b@0"))
     monkeypatch.setattr(accuracy, "ROWS", rows)
     out = tmp_path / "acc.json"
     argv = ["--seeds", "1", "--checkpoints", str(tmp_path / "ckpt"), "--output", str(out)]
@@ -167,8 +168,20 @@ def test_accuracy_ensemble_row_trains_members_and_reports_validation(tmp_path, m
     figures = entry["figures"]
     assert {"accuracy", "macro_f1", "val accuracy", "val macro_f1", "val macro_f1 best member"} <= set(figures)
     assert len(list((tmp_path / "ckpt" / "accuracy").iterdir())) == 2  # one run folder per member
+    assert accuracy.main(["--seeds", "2", *argv[2:], "--rows", "fixed"]) == 0  # seeds named: one figure
+    fixed = json.loads(out.read_text())["rows"][0]
+    assert fixed["seeds"] == 1 and fixed["figures"]["accuracy"] == figures["accuracy"]
+    assert fixed["command"].count("--seed 0") == 2
+    assert sorted(p.name for p in (tmp_path / "ckpt" / "accuracy").glob("*/*") if p.is_dir()) == ["seed0", "seed0"]
     assert accuracy.main(argv + ["--rows", "a,b,ab", "--no-train"]) == 0  # the members' runs are reused
     by_row = {e["row"]: e for e in json.loads(out.read_text())["rows"]}
     assert by_row["ab"]["figures"]["accuracy"] == figures["accuracy"]
     best = max(by_row["a"], by_row["b"], key=lambda e: e["figures"]["accuracy"]["mean"])
     assert 0 <= best["figures"]["accuracy"]["mean"] <= 1
+
+
+@pytest.mark.parametrize("spec", ["nope", "nope@1", "fer2013-40@x"])
+def test_accuracy_rejects_unknown_ensemble_members(spec):
+    with pytest.raises(ValueError, match="is not ROW or ROW@SEED"):
+        _accuracy().member(spec)
+    assert _accuracy().member("mosi@2") == ("mosi", 2)
