@@ -11,7 +11,7 @@ the test split on the row's modality pattern. Hyperparameters come from validati
 the test split is read once per figure. Rows sharing a training command with
 ``benchmarks/robustness.py`` (``mosi``, ``paired-small``) share its checkpoints. A row may start
 encoders from other rows' seed-0 checkpoints (``paired``: ``fer2013``, ``ravdess``, ``meld-text``;
-``fer2013-restart``: ``fer2013-40``; ``fer2013-restart2``: ``fer2013-restart``), which are trained
+``fer2013-restart``: ``fer2013-40``, and each later cycle the one before), which are trained
 first when missing (and their own sources before them). An ensemble row averages the
 probabilities of other rows' runs (``bridge.ensemble``): ``fer2013-snapshots`` the three FER-2013
 cycles of each seed, ``mosi-seeds`` and ``mosi-av-seeds`` the ``mosi`` row's seeds 0 to 2 (one
@@ -89,6 +89,8 @@ ROWS: dict[str, Row] = {
     "fer2013-restart": fer_row("fer2013-restart", "test 7,178, 40 + 30 epochs", init=(("face", "fer2013-40"),)),
     "fer2013-restart2": fer_row("fer2013-restart2", "test 7,178, 40 + 30 + 30 epochs",
                                 init=(("face", "fer2013-restart"),)),
+    "fer2013-restart3": fer_row("fer2013-restart3", "test 7,178, 40 + 30 + 30 + 30 epochs",
+                                init=(("face", "fer2013-restart2"),)),
     "fer2013-snapshots": fer_row("", "test 7,178, the three cycles' checkpoints averaged",
                                  ensemble=("fer2013-40", "fer2013-restart", "fer2013-restart2")),
     "mosi-seeds": Row("mosi", (), "face+audio+text", "accuracy", 0.82,
