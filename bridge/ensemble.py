@@ -44,6 +44,7 @@ class Ensemble(nn.Module):
 
     Args:
         members: at least one model; all with the same labels, modalities and preprocessing.
+        names: what errors call each member (e.g. its checkpoint directory); default "member I".
 
     Raises:
         ValueError: no members, or a member that differs from the first in labels, modalities or
