@@ -91,6 +91,8 @@ ROWS: dict[str, Row] = {
                                 init=(("face", "fer2013-restart"),)),
     "fer2013-restart3": fer_row("fer2013-restart3", "test 7,178, 40 + 30 + 30 + 30 epochs",
                                 init=(("face", "fer2013-restart2"),)),
+    "fer2013-restart4": fer_row("fer2013-restart4", "test 7,178, 40 + 30 + 30 + 30 + 30 epochs",
+                                init=(("face", "fer2013-restart3"),)),
     "fer2013-snapshots": fer_row("", "test 7,178, the three cycles' checkpoints averaged",
                                  ensemble=("fer2013-40", "fer2013-restart", "fer2013-restart2")),
     "mosi-seeds": Row("mosi", (), "face+audio+text", "accuracy", 0.82,
