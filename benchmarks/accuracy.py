@@ -13,7 +13,7 @@ the test split is read once per figure. Rows sharing a training command with
 encoders from other rows' seed-0 checkpoints (``paired``: ``fer2013``, ``ravdess``, ``meld-text``;
 ``fer2013-restart``: ``fer2013-40``, and each later cycle the one before), which are trained
 first when missing (and their own sources before them). An ensemble row averages the
-probabilities of other rows' runs (``bridge.ensemble``): ``fer2013-snapshots`` the three FER-2013
+probabilities of other rows' runs (``bridge.ensemble``): ``fer2013-snapshots`` the first three FER-2013
 cycles of each seed, ``mosi-seeds`` and ``mosi-av-seeds`` the ``mosi`` row's seeds 0 to 2 (one
 figure); members are trained first when missing.
 
