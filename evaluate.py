@@ -28,8 +28,9 @@ from bridge.cli import run_cli
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="evaluate.py", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--checkpoint", required=True, nargs="+",
-                   help="checkpoint directory written by train.py; several: an ensemble (their probabilities averaged)")
+    p.add_argument("--checkpoint", default=None, nargs="+",
+                   help="checkpoint directory written by train.py, or a shipped release's name (default: the shipped "
+                        "model, emotion7); several: an ensemble (their probabilities averaged)")
     p.add_argument("--data", default=None, help="corpus (default: the one the checkpoint was trained on)")
     p.add_argument("--data-root", default=None, help="data root (default: $BRIDGE_DATA_ROOT or ../shared/data)")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
@@ -207,7 +208,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     levels = parse_levels(args.noise_levels, "noise level", upper_open=False) if "noise" in protocols else ()
     if args.seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
-    ckpts = [Path(c) for c in args.checkpoint]
+    from bridge.release import locate
+
+    ckpts = [locate(c) for c in (args.checkpoint or [None])]
     ckpt = ckpts[0]
     device = pick_device(args.device)
     model, metas = load_models(ckpts, device)

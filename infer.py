@@ -27,8 +27,9 @@ from bridge.cli import run_cli
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="infer.py", description=__doc__.split("\n")[0])
-    p.add_argument("--checkpoint", required=True, nargs="+",
-                   help="checkpoint directory written by train.py; several: an ensemble (their probabilities averaged)")
+    p.add_argument("--checkpoint", default=None, nargs="+",
+                   help="checkpoint directory written by train.py, or a shipped release's name (default: the shipped "
+                        "model, emotion7); several: an ensemble (their probabilities averaged)")
     p.add_argument("--image", help="photo with a face (the largest face is used)")
     p.add_argument("--video", help="video: face frames, and its sound track unless --audio is given")
     p.add_argument("--audio", help="speech recording (wav, flac, mp3, ...)")

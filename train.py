@@ -83,7 +83,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="override a model config field, e.g. text.freeze=false, fusion.depth=3 (repeatable)")
     p.add_argument("--init-encoder", action="append", default=[], metavar="MODALITY=CHECKPOINT",
                    help="start that modality's encoder (and its latent summariser) from a trained bridge checkpoint, "
-                        "e.g. face=checkpoints/fer2013-small; its encoder config comes along (repeatable)")
+                        "e.g. face=checkpoints/fer2013-small, or from a recipe's run, e.g. face=recipe:recipes/fer2013.json "
+                        "(trained first into checkpoints/recipes/fer2013 unless finished); its encoder config comes "
+                        "along (repeatable)")
     p.add_argument("--mismatch", action="append", default=[], metavar="MODALITY=RATE",
                    help="in that share of training samples, take the modality from a sample of another label, so the "
                         "fusion learns how often an encoder that saw the training items is wrong on new ones "
@@ -108,7 +110,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--fill", choices=["reconstruct", "zero"], default=TrainConfig.fill,
                    help="how missing modalities enter the fusion; 'zero' trains the no-translation baseline")
     p.add_argument("--augment", action="store_true",
-                   help="augment face crops in training: flips, small rotations/shifts/zooms, random erasing")
+                   help="augment in training: face crops (flips, small rotations/shifts/zooms, random erasing) and "
+                        "audio (level, noise, tempo)")
     p.add_argument("--seed", type=int, default=TrainConfig.seed)
     p.add_argument("--deterministic", action="store_true", help="deterministic algorithms only (repeatable runs)")
     p.add_argument("--limit", type=int, default=None, help="at most this many samples per split (quick runs)")
@@ -150,8 +153,11 @@ def _run(args: argparse.Namespace, world: World, device: str) -> int:
     say = print if world.is_main else lambda *_: None  # rank 0 speaks for the run
     if not 0 <= args.modality_dropout < 1:
         raise ValueError(f"--modality-dropout must be in [0, 1), got {args.modality_dropout}")
+    from bridge.transfer import train_recipe_sources
+
+    init_encoders = train_recipe_sources(args.init_encoder, args.data_root, main)  # recipe:X sources trained first
     splits = load_splits(args.data, args.data_root, seed=args.seed, limit=args.limit)
-    sources = parse_init_encoders(args.init_encoder)
+    sources = parse_init_encoders(init_encoders)
     model_config = override(adopt_encoder_configs(model_config_for(args.preset, splits, args.modalities), sources),
                             args.set)
     parse_mismatch(args.mismatch, model_config.modalities)  # a bad spec fails before any model is built
@@ -160,7 +166,7 @@ def _run(args: argparse.Namespace, world: World, device: str) -> int:
                                weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
                                modality_dropout=args.modality_dropout, dropout_schedule=args.dropout_schedule,
                                unimodal_weight=args.unimodal_weight,
-                               fill=args.fill, augment=args.augment, init_encoders=tuple(args.init_encoder),
+                               fill=args.fill, augment=args.augment, init_encoders=tuple(init_encoders),
                                mismatch=tuple(args.mismatch), select=args.select,
                                seed=args.seed, deterministic=args.deterministic,
                                num_workers=args.workers, device=device)

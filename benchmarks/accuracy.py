@@ -10,8 +10,8 @@ seed (RUN names the command) unless that command already finished there (an inte
 the test split on the row's modality pattern. Hyperparameters come from validation data only;
 the test split is read once per figure. Rows sharing a training command with
 ``benchmarks/robustness.py`` (``mosi``, ``paired-small``) share its checkpoints. A row may start
-encoders from other rows' seed-0 checkpoints (``paired``: ``fer2013``, ``ravdess``, ``meld-text``;
-``fer2013-restart``: ``fer2013-40``, and each later cycle the one before), which are trained
+encoders from other rows' seed-0 checkpoints (``fer2013-restart``: ``fer2013-40``, and each later
+cycle the one before; ``paired``'s recipe names its encoders' recipes itself), which are trained
 first when missing (and their own sources before them). An ensemble row averages the
 probabilities of other rows' runs (``bridge.ensemble``): ``fer2013-snapshots`` the first three FER-2013
 cycles of each seed, ``mosi-seeds`` and ``mosi-av-seeds`` the ``mosi`` row's seeds 0 to 2 (one
@@ -115,8 +115,7 @@ ROWS: dict[str, Row] = {
                         split_note="label-paired, 1,000 evenly spaced test samples"),
     "paired": Row("paired", ("--recipe", "recipes/paired.json"), "face+audio+text", "macro_f1", "best single + 10",
                   "best single modality of the same model", also=("accuracy",),
-                  init=(("face", "fer2013"), ("audio", "ravdess"), ("text", "meld-text")),
-                  split_note="label-paired, all 7,178 test faces"),
+                  split_note="label-paired, all 7,178 test faces"),  # the recipe names its encoders' recipes
 }
 
 

@@ -72,3 +72,84 @@ class FaceAugment:
         cols = (xs >= x0[:, None]) & (xs < (x0 + ew)[:, None])  # (b, w)
         hole = (rows[:, :, None] & cols[:, None, :] & chosen[:, None, None]).to(faces.device)
         return out.masked_fill(hole[:, None, None], 0.0)
+
+
+@dataclass(frozen=True)
+class AudioAugment:
+    """Random level, additive noise and tempo of normalised log-mel batches ``(b, frames, mels)``.
+
+    It works on the filterbank the shared preprocessing made, in the power domain that the
+    filterbank's scale stands for, so a cached training set is augmented afresh every epoch:
+
+    - level: a gain drawn in decibels shifts every log-power value alike;
+    - noise: stationary noise at an SNR drawn in decibels, relative to the clip's mean power over its
+      valid frames and flat across mel bands, is added to the power (cross terms average out);
+    - tempo: the valid frames are stretched or squeezed in time (linear interpolation), then
+      centre-cropped or padded back, as the preprocessing does.
+
+    Args:
+        arch: the audio encoder's front-end scale: ``"whisper"`` (``(log10 P + 4) / 4``, floored 2
+            below the clip's peak) or ``"ast"`` (``(ln P - mean) / (2 std)``).
+        gain_db: gains are drawn from this range.
+        snr_db: SNRs are drawn from this range.
+        noise: chance of adding noise to a clip.
+        tempo: stretch factors are drawn from this range (above 1 is faster).
+        fbank_mean: the AST scale's mean (``ast`` only).
+        fbank_std: the AST scale's standard deviation (``ast`` only).
+    """
+
+    arch: str = "whisper"
+    gain_db: tuple[float, float] = (-6.0, 6.0)
+    snr_db: tuple[float, float] = (5.0, 30.0)
+    noise: float = 0.5
+    tempo: tuple[float, float] = (0.9, 1.1)
+    fbank_mean: float = -4.27
+    fbank_std: float = 4.57
+
+    def _to_log10(self, x: Tensor) -> Tensor:
+        return x * 4 - 4 if self.arch == "whisper" else (x * 2 * self.fbank_std + self.fbank_mean) / math.log(10)
+
+    def _from_log10(self, log10: Tensor) -> Tensor:
+        if self.arch == "whisper":
+            return (log10 + 4) / 4
+        return (log10 * math.log(10) - self.fbank_mean) / (2 * self.fbank_std)
+
+    def __call__(self, fbank: Tensor, mask: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """Augmented copies of ``fbank`` ``(b, frames, mels)`` and its frame mask ``(b, frames)``."""
+        if fbank.ndim != 3 or mask.shape != fbank.shape[:2]:
+            raise ValueError(f"audio batch must be (b, frames, mels) with a (b, frames) mask, got "
+                             f"{tuple(fbank.shape)} and {tuple(mask.shape)}")
+        b, frames, _ = fbank.shape
+
+        def uniform(low: float, high: float) -> Tensor:
+            return low + (high - low) * torch.rand(b, generator=generator)
+
+        gain, snr = uniform(*self.gain_db), uniform(*self.snr_db)
+        noisy = torch.rand(b, generator=generator) < self.noise
+        tempo = uniform(*self.tempo)
+        out, out_mask = fbank.clone(), mask.clone()
+        for i in range(b):
+            valid = mask[i].nonzero().flatten()
+            if len(valid) < 2:
+                continue
+            clip = fbank[i, valid[0]: valid[-1] + 1]  # (n, mels)
+            log10 = self._to_log10(clip) + float(gain[i]) / 10  # power gain: 10 log10 P shifts by gain_db
+            if noisy[i]:
+                power = torch.pow(10.0, log10)
+                level = power.mean() * 10 ** (-float(snr[i]) / 10)
+                log10 = torch.log10(power + level)
+            if self.arch == "whisper":
+                log10 = torch.maximum(log10, log10.max() - 8.0)  # Whisper's floor, 8 below the peak
+            clip = self._from_log10(log10)
+            n = max(2, round(clip.shape[0] / float(tempo[i])))
+            clip = F.interpolate(clip.T[None], size=n, mode="linear", align_corners=True)[0].T  # (n', mels)
+            pad = float(clip.min()) if self.arch == "whisper" else 0.0
+            row = torch.full_like(fbank[i], pad)
+            keep = torch.zeros(frames, dtype=torch.bool, device=mask.device)
+            if n > frames:
+                start = (n - frames) // 2
+                row[:], keep[:] = clip[start: start + frames], True
+            else:
+                row[:n], keep[:n] = clip, True
+            out[i], out_mask[i] = row, keep
+        return out, out_mask

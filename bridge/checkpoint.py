@@ -71,11 +71,12 @@ def preprocessing_settings(config: BridgeConfig) -> dict[str, Any]:
             out[m.value] = {"sample_rate": cfg.sample_rate, "filterbank": "whisper-log-mel",
                             "mel_bins": cfg.num_mel_bins, "frame_shift_ms": 10, "window_ms": 25,
                             "max_frames": cfg.max_frames, "crop": "centre",
-                            "scale": "(log10 + 4) / 4, floored 8 below the peak"}
+                            "scale": "(log10 + 4) / 4, floored 8 below the peak", "loudness_dbfs": cfg.loudness}
         elif cfg.kind == "audio":
             out[m.value] = {"sample_rate": cfg.sample_rate, "filterbank": "kaldi-fbank", "mel_bins": cfg.num_mel_bins,
                             "frame_shift_ms": 10, "window_ms": 25, "max_frames": cfg.max_frames,
-                            "crop": "centre", "mean": cfg.fbank_mean, "std": cfg.fbank_std}
+                            "crop": "centre", "mean": cfg.fbank_mean, "std": cfg.fbank_std,
+                            "loudness_dbfs": cfg.loudness}
         elif cfg.kind == "text":
             out[m.value] = {"tokenizer": cfg.tokenizer, "max_length": cfg.max_length}
         else:
@@ -149,8 +150,11 @@ def load_checkpoint(directory: Path, device: str | torch.device = "cpu") -> tupl
         CheckpointError: on a missing, truncated or mismatching checkpoint.
     """
     from bridge.model import BridgeModel, CheckpointError
+    from bridge.release import is_release, load_release
 
     directory = Path(directory)
+    if is_release(directory):  # a shipped model: hash-checked, pretrained parts from their packages
+        return load_release(directory, device)
     meta = read_meta(directory)
     try:
         config = BridgeConfig.from_dict(meta["model"])

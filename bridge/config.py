@@ -68,6 +68,10 @@ class AudioConfig:
     fbank_mean: float = -4.27  # AST's AudioSet statistics, used to normalise the log-mel input (ast only)
     fbank_std: float = 4.57
     freeze: bool = False  # keep a pretrained encoder's weights fixed
+    # Scale each waveform so its active level (the mean power of its louder half of 25 ms frames) is this
+    # many dBFS before the filterbank, in training and inference alike, so the recording gain cannot decide
+    # the emotion (None: as recorded, as checkpoints made before this field).
+    loudness: float | None = None
 
     def __post_init__(self) -> None:
         if self.arch not in ("ast", "whisper"):
@@ -90,6 +94,9 @@ class TextConfig:
     intermediate_size: int = 128
     max_length: int = 48  # tokens kept per text, [CLS] and [SEP] included
     freeze: bool = False  # keep a pretrained encoder's weights fixed (trains faster, less overfitting)
+    # With freeze, still fine-tune this many top Transformer layers: most of the gain of fine-tuning, in
+    # weights small enough to ship (the frozen rest comes from the pretrained package).
+    tune_layers: int = 0
 
 
 @dataclass(frozen=True)

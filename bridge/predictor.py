@@ -92,14 +92,15 @@ class Predictor:
         self._detector = None
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path | Sequence[str | Path], device: str = "cpu",
+    def from_pretrained(cls, directory: str | Path | Sequence[str | Path] | None = None, device: str = "cpu",
                         detect_faces: bool = True, max_seconds: float | None = DEFAULT_MAX_SECONDS,
                         test_flip: bool | None = None) -> "Predictor":
-        """Load a checkpoint directory written by ``train.py``, or several as an ensemble.
+        """Load the shipped model, a checkpoint directory written by ``train.py``, or several as an ensemble.
 
         Args:
-            directory: the checkpoint; a list of checkpoints of one task averages their
-                probabilities (:class:`~bridge.ensemble.Ensemble`).
+            directory: None for the shipped model (:data:`bridge.release.DEFAULT_RELEASE`), a shipped
+                release's name, or a checkpoint directory; a list of checkpoints of one task averages
+                their probabilities (:class:`~bridge.ensemble.Ensemble`).
             device: where to run.
             detect_faces: find and crop the largest face; False when images and frames are
                 already face crops (as FER-2013's are).
@@ -107,7 +108,10 @@ class Predictor:
                 decoding (None: no limit; a long track is decoded whole, 64 kB per second).
             test_flip: average each face with its mirror image (None: as the checkpoint says).
         """
-        directories = [directory] if isinstance(directory, (str, Path)) else list(directory)
+        from bridge.release import locate
+
+        directories = [directory] if directory is None or isinstance(directory, (str, Path)) else list(directory)
+        directories = [locate(d) for d in directories]
         model, _ = load_models(directories, device)
         if test_flip is not None:
             model.set_test_flip(test_flip)

@@ -39,6 +39,27 @@ def even_indices(n: int, k: int) -> np.ndarray:
     return np.linspace(0, n - 1, k).round().astype(int)
 
 
+MAX_GAIN_DB = 40.0  # a near-silent clip is raised at most this much, not to the target
+
+
+def normalise_loudness(wave: Tensor, sample_rate: int, target_db: float) -> Tensor:
+    """``wave`` scaled so the mean power of its louder half of 25 ms frames is ``target_db`` dBFS.
+
+    The louder half skips the pauses around speech, so a clip's level does not depend on how much
+    silence it has; the gain is capped at :data:`MAX_GAIN_DB` and the result clipped to [-1, 1].
+    """
+    frame = max(1, int(0.025 * sample_rate))
+    n = wave.numel() // frame
+    if n == 0:
+        return wave
+    power = wave[: n * frame].reshape(n, frame).double().pow(2).mean(dim=1)
+    loud = power.sort(descending=True).values[: max(1, n // 2)].mean()
+    if loud <= 0:
+        return wave
+    gain_db = min(target_db - 10 * float(torch.log10(loud)), MAX_GAIN_DB)
+    return (wave * 10 ** (gain_db / 20)).clamp(-1.0, 1.0)
+
+
 class Preprocessor:
     """Builds model inputs for the modalities a config has.
 
@@ -91,6 +112,8 @@ class Preprocessor:
             raise ValueError("audio contains NaN or infinite samples")
         if sample_rate != cfg.sample_rate:
             w = torchaudio.functional.resample(w, sample_rate, cfg.sample_rate)
+        if cfg.loudness is not None:
+            w = normalise_loudness(w, cfg.sample_rate, cfg.loudness)
         min_len = int(0.025 * cfg.sample_rate)  # one 25 ms window
         if w.numel() < min_len:
             w = torch.nn.functional.pad(w, (0, min_len - w.numel()))

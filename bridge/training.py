@@ -23,7 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
-from bridge.augment import FaceAugment
+from bridge.augment import AudioAugment, FaceAugment
 from bridge.batch import Batch
 from bridge.checkpoint import atomic_write_text, save_checkpoint
 from bridge.config import BridgeConfig, FeatureConfig
@@ -58,7 +58,7 @@ class TrainConfig:
     dropout_schedule: Literal["constant", "linear"] = "linear"  # linear: ramp up from 0 over dropout_warmup_epochs
     dropout_warmup_epochs: int = 3
     fill: Fill = "reconstruct"  # "zero": the early-fusion baseline, no translation
-    augment: bool = False  # random flips, warps and erasing of face crops (bridge.augment.FaceAugment)
+    augment: bool = False  # face crops: flips, warps, erasing; audio: level, noise, tempo (bridge.augment)
     init_encoders: tuple[str, ...] = ()  # "MODALITY=CHECKPOINT": start that encoder from a trained checkpoint
     mismatch: tuple[str, ...] = ()  # "MODALITY=RATE": that share of training samples take it from another label's
     select: Literal["all", "patterns"] = "all"  # keep the epoch best on all modalities, or on the mean over patterns
@@ -291,6 +291,9 @@ class Trainer:
             self.criterion.weight = 0.0  # the zero-fill baseline trains no translators
             self.criterion.cycle_weight = 0.0
         self.augment = FaceAugment() if train_config.augment else None
+        audio = model_config.audio
+        self.audio_augment = (AudioAugment(audio.arch, fbank_mean=audio.fbank_mean, fbank_std=audio.fbank_std)
+                              if train_config.augment and audio is not None and audio.kind == "audio" else None)
         self.mismatch = parse_mismatch(train_config.mismatch, model_config.modalities)
         self.step: nn.Module = TrainStep(self.model, self.criterion)  # DDP-wrapped in fit when distributed
         self.history: list[dict[str, Any]] = []
@@ -448,6 +451,9 @@ class Trainer:
             batch = batch.to(self.device)
             if self.augment is not None and Modality.FACE in batch.inputs:
                 batch.inputs[Modality.FACE] = self.augment(batch.inputs[Modality.FACE], aug_gen)
+            if self.audio_augment is not None and Modality.AUDIO in batch.inputs:
+                batch.inputs[Modality.AUDIO], batch.masks[Modality.AUDIO] = self.audio_augment(
+                    batch.inputs[Modality.AUDIO], batch.masks[Modality.AUDIO], aug_gen)
             if self.mismatch:
                 batch = mismatch_modalities(batch, self.mismatch, aug_gen)
             present = self._drop(batch.present, p, drop_gen) if p > 0 else batch.present

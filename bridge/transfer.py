@@ -10,7 +10,8 @@ that maps the encoder's tokens into the shared latent. Add ``--set face.freeze=t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,6 +19,53 @@ from torch import nn
 
 from bridge.config import BridgeConfig
 from bridge.modality import Modality
+
+
+RECIPE_PREFIX = "recipe:"
+RECIPE_RUNS = Path("checkpoints") / "recipes"  # where a recipe named as a source is trained
+
+
+def run_state(output: Path, recipe: Path | None = None) -> str:
+    """``"finished"`` (every epoch the recipe asks for is in ``history.json``), ``"interrupted"`` (a
+    training state to resume) or ``"new"``."""
+    history = Path(output) / "history.json"
+    epochs = json.loads(Path(recipe).read_text(encoding="utf-8")).get("epochs") if recipe is not None else None
+    if history.is_file() and epochs is not None and len(json.loads(history.read_text(encoding="utf-8"))) >= epochs:
+        return "finished"
+    return "interrupted" if (Path(output) / "training_state.pt").is_file() else "new"
+
+
+def train_recipe_sources(specs: Sequence[str], data_root: str | None,
+                         train: Callable[[list[str]], int]) -> list[str]:
+    """``MODALITY=recipe:PATH`` specs replaced by the recipe's run folder (``checkpoints/recipes/STEM``),
+    trained first with ``train`` (train.py's ``main``) when it is not finished, resuming an interrupted
+    run; other specs pass through. A recipe that itself names recipe sources trains them first, so
+    ``train.py --recipe X`` alone rebuilds everything X starts from.
+
+    Raises:
+        ValueError: a recipe file that does not exist, or a source run that fails.
+    """
+    here = Path(__file__).resolve().parents[1]
+    out = []
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep or not path.strip().startswith(RECIPE_PREFIX):
+            out.append(spec)
+            continue
+        recipe = Path(path.strip()[len(RECIPE_PREFIX):])
+        if not recipe.is_file() and (here / recipe).is_file():
+            recipe = here / recipe
+        if not recipe.is_file():
+            raise ValueError(f"--init-encoder {spec!r}: recipe {recipe} does not exist")
+        run = RECIPE_RUNS / recipe.stem
+        state = run_state(run, recipe)
+        if state != "finished":
+            print(f"{name.strip()}: training its source first: train.py --recipe {recipe} --output {run}", flush=True)
+            argv = ["--recipe", str(recipe), "--output", str(run)] + (["--data-root", data_root] if data_root else [])
+            if train(argv + (["--resume"] if state == "interrupted" else [])) != 0:
+                raise ValueError(f"--init-encoder {spec!r}: training {recipe} failed; run the same command to resume")
+        out.append(f"{name.strip()}={run}")
+    return out
 
 
 def parse_init_encoders(specs: Sequence[str]) -> dict[Modality, Path]:

@@ -78,3 +78,25 @@ def test_bad_init_encoder_is_a_one_line_error_and_writes_nothing(face_checkpoint
 
     assert re.search(message, err.replace(str(face_checkpoint), "SOURCE"))
     assert not out.exists()
+
+
+def test_a_recipe_named_as_a_source_is_trained_first_then_reused(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    source = tmp_path / "face-source.json"
+    source.write_text(json.dumps({"modalities": "face", "limit": 48, "epochs": 1, "batch_size": 16,
+                                  "no_cache": True}))
+    fusion = tmp_path / "fusion.json"
+    fusion.write_text(json.dumps({"limit": 48, "epochs": 1, "batch_size": 16, "no_cache": True,
+                                  "init_encoder": [f"face=recipe:{source}"], "set": ["face.freeze=true"]}))
+    assert train.main(["--recipe", str(fusion), "--output", str(tmp_path / "a")]) == 0
+    out = capsys.readouterr().out
+    run = tmp_path / "checkpoints" / "recipes" / "face-source"
+    assert "face: training its source first" in out and (run / "config.json").is_file()
+    assert f"started face: encoder and latent summariser from {run.relative_to(tmp_path)}" in out
+    assert train.main(["--recipe", str(fusion), "--output", str(tmp_path / "b")]) == 0
+    assert "training its source first" not in capsys.readouterr().out  # finished: reused, not retrained
+
+
+def test_a_missing_recipe_source_is_one_line(tmp_path, capsys):
+    assert train.main(["--epochs", "1", "--init-encoder", "face=recipe:no/such.json", "--output", str(tmp_path)]) == 2
+    assert "recipe no/such.json does not exist" in capsys.readouterr().err

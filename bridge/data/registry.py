@@ -9,6 +9,7 @@ name                    what
 ``meld``                MELD utterances (train / dev / test), clips when given
 ``goemotions``          GoEmotions, Ekman labels -> canonical seven
 ``goemotions-original`` GoEmotions, the 28 original labels
+``meld+goemotions``     MELD and GoEmotions (Ekman) joined split by split, 7 emotions
 ``mosi``                CMU-MOSI aligned features and transcripts, binary sentiment
 ``paired``              label-paired FER-2013 x RAVDESS x MELD (shares labels, not instances)
 ``manifest``            a user's CSV / JSONL manifest (``root`` is the manifest)
@@ -39,6 +40,7 @@ from bridge.data.meld import read_meld
 from bridge.data.mosi import read_mosi
 from bridge.data.paired import read_paired
 from bridge.data.paths import data_root, require_corpus
+from bridge.data.mixed import read_mixed
 from bridge.data.ravdess import read_ravdess
 
 
@@ -85,6 +87,8 @@ CORPORA: dict[str, CorpusSpec] = {
                    description="GoEmotions Reddit text, Ekman labels mapped to 7 emotions"),
         CorpusSpec("goemotions-original", read_goemotions, "goemotions", _frozen(variant="original"),
                    description="GoEmotions Reddit text, 28 labels"),
+        CorpusSpec("meld+goemotions", read_mixed, None,
+                   description="MELD dialogue + GoEmotions Reddit comments (Ekman), 7 emotions, split by split"),
         CorpusSpec("mosi", read_mosi, "mosi", val_options=_frozen(val_fraction=0.15),
                    description="CMU-MOSI aligned audio/video/text features + transcripts, binary sentiment"),
         CorpusSpec("paired", read_paired, None,

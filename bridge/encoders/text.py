@@ -37,6 +37,12 @@ class TextEncoder(nn.Module):
                 max_position_embeddings=max(64, config.max_length)), add_pooling_layer=False)
         if config.freeze:
             self.bert.requires_grad_(False)  # the pooler is not built: bridge reads the token states
+            if config.tune_layers:
+                layers = self.bert.encoder.layer
+                if not 0 < config.tune_layers <= len(layers):
+                    raise ValueError(f"text.tune_layers must be in 1..{len(layers)}, got {config.tune_layers}")
+                for layer in layers[len(layers) - config.tune_layers:]:
+                    layer.requires_grad_(True)
         self.out_dim: int = self.bert.config.hidden_size
 
     def forward(self, ids: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
@@ -50,11 +56,44 @@ class TextEncoder(nn.Module):
         used = mask.any(dim=0).nonzero()
         width = int(used[-1]) + 1 if len(used) else 1
         ids, mask = ids[:, :width], mask[:, :width]
-        if self.config.freeze:
+        if self.config.freeze and not self.config.tune_layers:
             self.bert.eval()  # a frozen encoder keeps dropout off even while the rest trains
             if MEMO.max_bytes > 0:
                 return self._memoised(ids, mask), mask
+        if self.config.freeze and self.config.tune_layers:
+            return self._encode_top(ids, mask), mask
         return self._encode(ids, mask), mask
+
+    def _encode_top(self, ids: Tensor, mask: Tensor) -> Tensor:
+        """Frozen embeddings and bottom layers (memoised like a frozen encoder), then the tuned top layers."""
+        layers = self.bert.encoder.layer
+        cut = len(layers) - self.config.tune_layers
+        bottom = nn.ModuleList([self.bert.embeddings, *layers[:cut]])
+        bottom.eval()  # frozen: no dropout
+
+        def encode_bottom(rows: list[int]) -> Tensor:
+            with torch.no_grad():
+                return self._run(ids[rows], mask[rows], 0, cut, embed=True)
+
+        if MEMO.max_bytes > 0:
+            lengths = mask.sum(dim=1).tolist()
+            keys = [ids[i, :n].cpu().numpy().tobytes() for i, n in enumerate(lengths)]
+            hidden = ids.new_zeros((*ids.shape, self.out_dim), dtype=torch.get_default_dtype())
+            hidden = memoised(fingerprint(bottom), keys, lengths, encode_bottom, hidden)
+        else:
+            hidden = encode_bottom(list(range(len(ids))))
+        out = self._run(hidden, mask, cut, len(layers), embed=False)
+        return out * mask[..., None].to(out.dtype)
+
+    def _run(self, x: Tensor, mask: Tensor, start: int, stop: int, embed: bool) -> Tensor:
+        """BERT's layers ``start:stop`` over ``x`` (token ids when ``embed``, else hidden states)."""
+        hidden = self.bert.embeddings(input_ids=x) if embed else x
+        attention, _ = self.bert._create_attention_masks(attention_mask=mask.long(), encoder_attention_mask=None,
+                                                         embedding_output=hidden, encoder_hidden_states=None,
+                                                         past_key_values=None)
+        for layer in self.bert.encoder.layer[start:stop]:
+            hidden = layer(hidden, attention)
+        return hidden
 
     def _encode(self, ids: Tensor, mask: Tensor) -> Tensor:
         out = self.bert(input_ids=ids, attention_mask=mask.long()).last_hidden_state

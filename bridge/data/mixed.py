@@ -1,0 +1,41 @@
+"""Several corpora of the same labels read as one, so a text encoder is not tied to one register.
+
+``meld+goemotions`` joins MELD's TV dialogue and GoEmotions' Reddit comments (Ekman labels)
+over the canonical seven emotions, split by split (train with train, dev with dev, test with
+test): neither corpus's test items ever reach training. Item ids keep their corpus prefix
+(``meld/...``, ``goemotions/...``), so the parts stay apart in reports and the cache.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+
+from bridge.data.corpus import Corpus
+
+PARTS = ("meld", "goemotions")
+
+
+def read_mixed(root: str | os.PathLike, split: str = "train", *, parts: tuple[str, ...] = PARTS) -> Corpus:
+    """Read one split of each corpus in ``parts`` (registry names) and concatenate them.
+
+    Raises:
+        ValueError: corpora whose label names differ, or a corpus that needs its media decoded
+            (only listed corpora, such as text corpora, can be joined).
+    """
+    from bridge.data.registry import load_corpus
+
+    corpora = [load_corpus(name, root, split) for name in parts]
+    first = corpora[0]
+    stubs, meta, skipped, missing = [], [], Counter(), Counter()
+    for name, corpus in zip(parts, corpora):
+        if corpus.label_names != first.label_names:
+            raise ValueError(f"cannot join {parts[0]} and {name}: labels {first.label_names} and {corpus.label_names}")
+        if corpus._loader is not None:
+            raise ValueError(f"cannot join {name}: its media are decoded on access")
+        stubs += corpus.stubs
+        meta += corpus.meta
+        skipped.update({f"{name}: {k}": v for k, v in corpus.skipped.items()})
+        missing.update({f"{name}: {k}": v for k, v in corpus.missing.items()})
+    return Corpus("+".join(parts), first.split, first.label_names, stubs, meta=meta, skipped=skipped,
+                  missing=missing, description=" + ".join(c.description or n for n, c in zip(parts, corpora)))

