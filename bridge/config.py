@@ -40,9 +40,6 @@ class FaceConfig:
     mean: float = 0.5  # pixel normalisation after scaling to [0, 1]
     std: float = 0.5
     freeze: bool = False  # keep the encoder's weights (and batch-norm statistics) fixed, e.g. after --init-encoder
-    # out of training (validation, evaluation, inference), average the face latent of each crop and its
-    # mirror image: horizontal-flip test-time augmentation; costs a second face encoding
-    test_flip: bool = False
 
 
 @dataclass(frozen=True)
@@ -115,9 +112,6 @@ class TranslatorConfig:
     """Cross-attention decoders mapping one modality's latent onto another's."""
 
     depth: int = 1  # decoder blocks (self-attention over target queries + cross-attention to the source)
-    loss: Literal["mse", "cosine"] = "mse"  # distance between prediction and the (normalised, detached) target
-    weight: float = 1.0  # weight of the translation loss against cross-entropy
-    cycle_weight: float = 0.0  # weight of source -> target -> source reconstruction (0 disables)
 
 
 @dataclass(frozen=True)

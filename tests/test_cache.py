@@ -11,7 +11,7 @@ from bridge.data.manifest import read_manifest
 from bridge.data.synthetic import SyntheticEmotions
 from bridge.modality import EMOTIONS
 from bridge.preprocess import Preprocessor
-from bridge.training import ExampleDataset
+from bridge.dataset import ExampleDataset
 
 
 @pytest.fixture()

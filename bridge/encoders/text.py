@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from transformers import AutoConfig, AutoModel, BertConfig
 
 from bridge.config import TextConfig
-from bridge.encoders.memo import MEMO, fingerprint, memoised
+from bridge.encoders.memo import TokenStateMemo, fingerprint, memoised
 from bridge.tokenizer import resolve_pretrained
 
 
@@ -35,8 +35,7 @@ class TextEncoder(nn.Module):
                 vocab_size=config.vocab_size, hidden_size=config.hidden_size, num_hidden_layers=config.num_layers,
                 num_attention_heads=config.num_heads, intermediate_size=config.intermediate_size,
                 max_position_embeddings=max(64, config.max_length)), add_pooling_layer=False)
-        if config.freeze:
-            self.bert.requires_grad_(False)  # the pooler is not built: bridge reads the token states
+        self.memo: TokenStateMemo | None = None  # set on a frozen encoder (bridge.freeze.memoise_frozen)
         self.out_dim: int = self.bert.config.hidden_size
 
     def forward(self, ids: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
@@ -44,16 +43,14 @@ class TextEncoder(nn.Module):
 
         Padding columns that no row uses are cut first (``L' <= L``), and padded positions are
         zero in the output. A frozen encoder's output depends on its weights and the text alone,
-        so it is memoised (:mod:`bridge.encoders.memo`): later epochs, and other models built on the same
-        frozen weights (baselines evaluated on the same noisy texts), skip the Transformer.
+        so with a ``memo`` it is memoised (:mod:`bridge.encoders.memo`): later epochs, and other models
+        built on the same frozen weights that share the memo, skip the Transformer.
         """
         used = mask.any(dim=0).nonzero()
         width = int(used[-1]) + 1 if len(used) else 1
         ids, mask = ids[:, :width], mask[:, :width]
-        if self.config.freeze:
-            self.bert.eval()  # a frozen encoder keeps dropout off even while the rest trains
-            if MEMO.max_bytes > 0:
-                return self._memoised(ids, mask), mask
+        if self.memo is not None and self.memo.max_bytes > 0:
+            return self._memoised(ids, mask), mask
         return self._encode(ids, mask), mask
 
     def _encode(self, ids: Tensor, mask: Tensor) -> Tensor:
@@ -64,4 +61,4 @@ class TextEncoder(nn.Module):
         lengths = mask.sum(dim=1).tolist()
         keys = [ids[i, :n].cpu().numpy().tobytes() for i, n in enumerate(lengths)]
         out = ids.new_zeros((*ids.shape, self.out_dim), dtype=torch.get_default_dtype())
-        return memoised(fingerprint(self.bert), keys, lengths, lambda rows: self._encode(ids[rows], mask[rows]), out)
+        return memoised(self.memo, fingerprint(self.bert), keys, lengths, lambda rows: self._encode(ids[rows], mask[rows]), out)
