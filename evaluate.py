@@ -190,7 +190,7 @@ def check_member_splits(ckpts: list[Path], metas: list[dict], split: str) -> Non
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from bridge.checkpoint import atomic_write_text, test_flip_setting, tokenizer_dir
+    from bridge.checkpoint import atomic_write_text, wants_test_flip, tokenizer_dir
     from bridge.data.corpora import load_splits
     from bridge.ensemble import load_models
     from bridge.evaluation import evaluate_patterns, evaluate_robustness
@@ -214,7 +214,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     model, metas = load_models(ckpts, device)
     meta = metas[0]
-    test_flip = test_flip_setting(meta) if args.test_flip == "checkpoint" else args.test_flip == "on"
+    test_flip = wants_test_flip(meta) if args.test_flip == "checkpoint" else args.test_flip == "on"
     if test_flip:
         require_face_encoder(model.config)
     data_meta = meta.get("data", {})

@@ -114,6 +114,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dropout-schedule", choices=["constant", "linear"], default=TrainConfig.dropout_schedule)
     p.add_argument("--fill", choices=["reconstruct", "zero"], default=TrainConfig.fill,
                    help="how missing modalities enter the fusion; 'zero' trains the no-translation baseline")
+    p.add_argument("--test-flip", action="store_true",
+                   help="validate with each face averaged with its mirror image, and have infer.py and evaluate.py "
+                        "do so by default with the checkpoint")
     p.add_argument("--augment", action="store_true",
                    help="augment face crops in training: flips, small rotations/shifts/zooms, random erasing")
     p.add_argument("--seed", type=int, default=TrainConfig.seed)
@@ -174,7 +177,7 @@ def _run(args: argparse.Namespace, world: World, device: str) -> int:
                                unimodal_weight=args.unimodal_weight, translation_weight=args.translation_weight,
                                cycle_weight=args.cycle_weight, translation_loss=args.translation_loss,
                                fill=args.fill, augment=args.augment, init_encoders=tuple(args.init_encoder),
-                               mismatch=tuple(args.mismatch), select=args.select,
+                               mismatch=tuple(args.mismatch), select=args.select, test_flip=args.test_flip,
                                seed=args.seed, deterministic=args.deterministic,
                                num_workers=args.workers, device=device, memo_mb=args.memo_mb)
     if train_config.deterministic:

@@ -188,7 +188,7 @@ def migrate(meta: dict[str, Any]) -> dict[str, Any]:
     return meta
 
 
-def test_flip_setting(meta: dict[str, Any]) -> bool:
+def wants_test_flip(meta: dict[str, Any]) -> bool:
     """Whether the checkpoint asks for horizontal-flip test-time augmentation of faces."""
     return bool((meta.get("inference") or {}).get("test_flip", False))
 

@@ -297,6 +297,12 @@ def with_modalities(config: BridgeConfig, modalities: tuple[Modality, ...]) -> B
     return replace(config, **{m.value: None for m in config.modalities if m not in modalities})
 
 
+# Run-time settings that older versions kept in the model config, and where they are now.
+MOVED = {"face.test_flip": "train.py --test-flip (or --test-flip of infer.py and evaluate.py)",
+         "translator.loss": "train.py --translation-loss", "translator.weight": "train.py --translation-weight",
+         "translator.cycle_weight": "train.py --cycle-weight"}
+
+
 def override(config: BridgeConfig, assignments: list[str] | tuple[str, ...]) -> BridgeConfig:
     """``config`` with dotted fields replaced, e.g. ``["text.freeze=false", "fusion.depth=3", "dim=256"]``.
 
@@ -308,6 +314,9 @@ def override(config: BridgeConfig, assignments: list[str] | tuple[str, ...]) -> 
     """
     for assignment in assignments:
         key, sep, raw = assignment.partition("=")
+        if key.strip() in MOVED:
+            raise ValueError(f"--set {assignment!r}: {key.strip()} is not part of the model config any more; "
+                             f"use {MOVED[key.strip()]}")
         path = key.strip().split(".")
         if not sep or not all(path):
             raise ValueError(f"--set {assignment!r}: expected FIELD=VALUE or SECTION.FIELD=VALUE")

@@ -214,7 +214,7 @@ class BridgeModel(nn.Module):
         return self.fusion.forward_head(joint)
 
     def forward(self, batch: Batch, present: dict[Modality, Tensor] | None = None,
-                fill: Fill = "reconstruct", cycle: bool = False) -> BridgeOutput:
+                fill: Fill = "reconstruct", cycle: bool = False, test_flip: bool = False) -> BridgeOutput:
         """Classify a batch, keeping the intermediates the training loss reads.
 
         Args:
@@ -223,6 +223,7 @@ class BridgeModel(nn.Module):
                 ``batch.present``. Training passes a randomly thinned copy (modality dropout).
             fill: how a missing modality enters the fusion: its reconstruction, or zeros.
             cycle: also translate every translation back to its source (``BridgeOutput.cycles``).
+            test_flip: out of training, average each face with its mirror image (see :meth:`encode`).
 
         Raises:
             ValueError: when a sample has none of the model's modalities.
@@ -236,7 +237,7 @@ class BridgeModel(nn.Module):
         if not torch.stack(list(present.values())).any(dim=0).all():
             raise ValueError("every sample needs at least one of the model's modalities "
                              f"({', '.join(m.value for m in self.modalities)})")
-        encoded = self.encode(batch)
+        encoded = self.encode(batch, test_flip)
         reconstructions = self.reconstruct(encoded.translations, present, b)
         logits = self.classify(self.fuse(encoded.latents, reconstructions, present, fill))
         cycles = self.cycle(encoded.translations, tuple(encoded.latents)) if cycle else {}

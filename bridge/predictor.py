@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from bridge.batch import Batch
-from bridge.checkpoint import test_flip_setting, tokenizer_dir
+from bridge.checkpoint import wants_test_flip, tokenizer_dir
 from bridge.contract import Classifier, Encoding
 from bridge.config import AudioConfig, FaceConfig, TextConfig
 from bridge.data.sample import Sample
@@ -122,7 +122,7 @@ class Predictor:
         """
         directories = [directory] if isinstance(directory, (str, Path)) else list(directory)
         model, metas = load_models(directories, device)
-        flip = test_flip_setting(metas[0]) if test_flip is None else test_flip
+        flip = wants_test_flip(metas[0]) if test_flip is None else test_flip
         return cls(model, Preprocessor(model.config, tokenizer_dir(Path(directories[0]))), device, detect_faces,
                    max_seconds, flip)
 

@@ -40,7 +40,7 @@ from bridge.losses import BridgeLoss
 from bridge.metrics import classification_report
 from bridge.mismatch import mismatch_modalities, parse_mismatch
 from bridge.modality import Modality, pattern_name
-from bridge.model import BridgeModel
+from bridge.model import BridgeModel, require_face_encoder
 from bridge.preprocess import Preprocessor
 from bridge.presence import drop_modalities
 from bridge.runtime import pick_device, seed_everything
@@ -72,6 +72,9 @@ class TrainConfig:
     init_encoders: tuple[str, ...] = ()  # "MODALITY=CHECKPOINT": start that encoder from a trained checkpoint
     mismatch: tuple[str, ...] = ()  # "MODALITY=RATE": that share of training samples take it from another label's
     select: Literal["all", "patterns"] = "all"  # keep the epoch best on all modalities, or on the mean over patterns
+    # validate with each face averaged with its mirror image, and record that in the checkpoint
+    # (inference.test_flip) for infer.py and evaluate.py; training itself sees single crops
+    test_flip: bool = False
     grad_clip: float = 1.0
     seed: int = 0
     # deterministic algorithms only (slower on GPU; CPU runs are already repeatable): recorded here,
@@ -114,6 +117,8 @@ class Trainer:
         if train_config.batch_size % world.size:
             raise ValueError(f"batch size {train_config.batch_size} (global) is not divisible by the "
                              f"{world.size} processes")
+        if train_config.test_flip:
+            require_face_encoder(model_config)
         self.model_config = model_config
         self.cfg = train_config
         self.output = Path(output)
@@ -339,7 +344,8 @@ class Trainer:
         probs, labels, loss, n = [], [], 0.0, 0
         for batch in loader:
             batch = batch.to(self.device)
-            out = self.model(batch, fill=self.cfg.fill, cycle=self.criterion.cycle_weight > 0)
+            out = self.model(batch, fill=self.cfg.fill, cycle=self.criterion.cycle_weight > 0,
+                             test_flip=self.cfg.test_flip)
             loss += self.criterion(out, batch)["loss"].item() * len(batch)
             n += len(batch)
             probs.append(out.logits.softmax(-1).cpu())
@@ -361,7 +367,8 @@ class Trainer:
         """Validation macro F1 per modality pattern (every non-empty subset of the model's
         modalities, the missing ones filled as in training) and their mean, ``macro_f1_patterns``."""
         patterns = subsets(self.model.modalities)
-        preds = pattern_predictions(self.model, loader, self.device, patterns, (self.cfg.fill,), progress=False)
+        preds = pattern_predictions(self.model, loader, self.device, patterns, (self.cfg.fill,), progress=False,
+                                    test_flip=self.cfg.test_flip)
         mine = {pattern_name(p): (preds[(p, self.cfg.fill)]["labels"], preds[(p, self.cfg.fill)]["probs"].argmax(-1))
                 for p in patterns if (p, self.cfg.fill) in preds}
         if self.world.distributed:
@@ -375,7 +382,7 @@ class Trainer:
 
     def _save_best(self, row: dict[str, Any]) -> None:
         extra = {"training": dataclasses.asdict(self.cfg), "data": self.data_info,
-                 "best": {"epoch": row["epoch"], "val": row["val"]}}
+                 "best": {"epoch": row["epoch"], "val": row["val"]}, "inference": {"test_flip": self.cfg.test_flip}}
         save_checkpoint(self.model, self.output, extra, tokenizer=self.preprocessor.tokenizer)
 
     def _write_history(self) -> None:

@@ -161,7 +161,7 @@ def test_checkpoint_round_trip_is_exact(tmp_path, model, batch):
 def test_test_flip_averages_each_face_with_its_mirror_out_of_training(tmp_path, model, batch):
     import dataclasses
 
-    from bridge.checkpoint import read_meta, test_flip_setting
+    from bridge.checkpoint import read_meta, wants_test_flip
     from bridge.config import FeatureConfig
 
     mirrored = dataclasses.replace(batch, inputs={**batch.inputs, Modality.FACE: batch.inputs[Modality.FACE].flip(-1)})
@@ -179,7 +179,7 @@ def test_test_flip_averages_each_face_with_its_mirror_out_of_training(tmp_path, 
         assert torch.equal(trained_view, model.encode(batch).latents[Modality.FACE])
     model.eval()
     model.save_pretrained(tmp_path / "ck", extra={"inference": {"test_flip": True}})  # the checkpoint carries it
-    assert test_flip_setting(read_meta(tmp_path / "ck")) and "test_flip" not in read_meta(tmp_path / "ck")["model"]["face"]
+    assert wants_test_flip(read_meta(tmp_path / "ck")) and "test_flip" not in read_meta(tmp_path / "ck")["model"]["face"]
     features = BridgeModel(create_config("tiny", face=FeatureConfig(input_dim=8), audio=None, text=None))
     with pytest.raises(ValueError, match="face encoder"):
         features.encode(batch, test_flip=True)
