@@ -24,8 +24,8 @@ from torch import Tensor, nn
 
 from bridge.batch import Batch
 from bridge.contract import Fill
-from bridge.model import Encoded, load_checkpoint
 from bridge.modality import Modality
+from bridge.model import Encoded, load_checkpoint
 
 # The encoder-config fields that preprocessing reads (bridge.preprocess, bridge.predictor), per kind.
 PREPROCESSING_FIELDS: dict[str, tuple[str, ...]] = {

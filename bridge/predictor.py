@@ -15,13 +15,14 @@ import numpy as np
 import torch
 
 from bridge.batch import Batch
-from bridge.checkpoint import wants_test_flip, tokenizer_dir
-from bridge.contract import Classifier, Encoding
+from bridge.checkpoint import tokenizer_dir, wants_test_flip
 from bridge.config import AudioConfig, FaceConfig, TextConfig
+from bridge.contract import Classifier, Encoding
 from bridge.data.sample import Sample
 from bridge.ensemble import load_models
 from bridge.media.audio import DEFAULT_MAX_SECONDS
 from bridge.modality import Modality
+from bridge.model import require_face_encoder
 from bridge.preprocess import Example, Preprocessor, collate
 from bridge.presence import complete_presence
 from bridge.timeline import TimelineRow, window_starts
@@ -93,8 +94,8 @@ class Predictor:
     def __init__(self, model: Classifier, preprocessor: Preprocessor, device: torch.device | str = "cpu",
                  detect_faces: bool = True, max_seconds: float | None = DEFAULT_MAX_SECONDS,
                  test_flip: bool = False):
-        if test_flip and (model.config.face is None or model.config.face.kind != "face"):
-            raise ValueError("test-time flipping needs a model with a face encoder (not features)")
+        if test_flip:
+            require_face_encoder(model.config)
         self.model = model.eval()
         self.test_flip = test_flip
         self.detect_faces = detect_faces

@@ -13,11 +13,11 @@ import torch
 
 from bridge import create_config
 from bridge.baselines.late_fusion import LateFusion
+from bridge.dataset import make_loader
 from bridge.evaluation import evaluate_patterns
 from bridge.modality import Modality
 from bridge.model import BridgeModel
 from bridge.preprocess import Preprocessor, collate
-from bridge.dataset import make_loader
 
 ROOT = Path(__file__).resolve().parents[1]
 FACE, AUDIO, TEXT = Modality.FACE, Modality.AUDIO, Modality.TEXT
