@@ -191,17 +191,19 @@ def check_member_splits(ckpts: list[Path], metas: list[dict], split: str) -> Non
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from bridge.checkpoint import atomic_write_text, tokenizer_dir
+    from bridge.checkpoint import atomic_write_text, wants_test_flip, tokenizer_dir
     from bridge.data.corpora import load_splits
     from bridge.ensemble import load_models
     from bridge.evaluation import evaluate_patterns, evaluate_robustness
     from bridge.modality import pattern_name
+    from bridge.model import require_face_encoder
     from bridge.plots import plot_confusion, plot_patterns
     from bridge.preprocess import Preprocessor
     from bridge.recipes import corpus_modalities
     from bridge.robustness import noise_context
     from bridge.robustness_plots import plot_missing, plot_noise
-    from bridge.training import ExampleDataset, make_loader, pick_device
+    from bridge.dataset import ExampleDataset, make_loader
+    from bridge.runtime import pick_device
 
     protocols = parse_protocols(args.protocols)
     etas = parse_levels(args.etas, "missing rate", upper_open=True) if "missing" in protocols else ()
@@ -215,8 +217,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     model, metas = load_models(ckpts, device)
     meta = metas[0]
-    if args.test_flip != "checkpoint":
-        model.set_test_flip(args.test_flip == "on")
+    test_flip = wants_test_flip(meta) if args.test_flip == "checkpoint" else args.test_flip == "on"
+    if test_flip:
+        require_face_encoder(model.config)
     data_meta = meta.get("data", {})
     data = args.data or data_meta.get("name") or "synthetic"
     seed = meta.get("training", {}).get("seed", 0)
@@ -237,12 +240,13 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise ValueError(f"no usable samples in {data} {args.split}")
     loader = make_loader(dataset, args.batch_size, False, 0, 0)
     start = time.time()
-    results = evaluate_patterns(model, loader, device, modalities=modalities) if "patterns" in protocols else {}
+    results = (evaluate_patterns(model, loader, device, modalities=modalities, test_flip=test_flip)
+               if "patterns" in protocols else {})
     robustness = {}
     if etas or levels:
         context = noise_context(model, preprocessor) if levels else None
         robustness = evaluate_robustness(model, loader, device, etas, levels, args.seeds, context,
-                                         modalities=modalities)
+                                         modalities=modalities, test_flip=test_flip)
     seconds = time.time() - start
     full = pattern_name(modalities)
     hashes = [checkpoint_hash(c) for c in ckpts]
@@ -253,7 +257,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     report = {"checkpoint": str(ckpt), "checkpoint_sha256": hashes[0], **members, "data": splits.name,
               "split": args.split, "n": len(dataset), "modalities": [m.value for m in modalities],
               "skipped": dataset.skipped, "labels": list(model.config.labels),
-              "test_flip": bool(getattr(model.config.face, "test_flip", False)), "protocols": list(protocols),
+              "test_flip": test_flip, "protocols": list(protocols),
               "protocol": "patterns: fixed modality subsets; missing: each (sample, modality) dropped with "
                           "probability eta, one kept; noise: input corruption per modality and on all; "
                           "missing modalities reconstructed by translation or zero-filled",

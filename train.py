@@ -18,7 +18,8 @@ from pathlib import Path
 from bridge.cli import run_cli
 from bridge.config import PRESETS
 from bridge.distributed import World, launched_world, setup, teardown
-from bridge.training import SELECT_KEYS, TrainConfig, Trainer, parse_mismatch
+from bridge.mismatch import parse_mismatch
+from bridge.training import SELECT_KEYS, TrainConfig, Trainer
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -106,9 +107,18 @@ def _parser() -> argparse.ArgumentParser:
                    help="chance of hiding each (sample, modality) from the fusion during training")
     p.add_argument("--unimodal-weight", type=float, default=TrainConfig.unimodal_weight,
                    help="weight of per-modality classification terms that keep every encoder learning")
+    p.add_argument("--translation-weight", type=float, default=TrainConfig.translation_weight,
+                   help="weight of the translation terms (each translation pulled toward its target latent)")
+    p.add_argument("--cycle-weight", type=float, default=TrainConfig.cycle_weight,
+                   help="weight of source -> target -> source reconstruction terms (0 disables)")
+    p.add_argument("--translation-loss", choices=["mse", "cosine"], default=TrainConfig.translation_loss,
+                   help="distance between a translation and its target latent")
     p.add_argument("--dropout-schedule", choices=["constant", "linear"], default=TrainConfig.dropout_schedule)
     p.add_argument("--fill", choices=["reconstruct", "zero"], default=TrainConfig.fill,
                    help="how missing modalities enter the fusion; 'zero' trains the no-translation baseline")
+    p.add_argument("--test-flip", action="store_true",
+                   help="validate with each face averaged with its mirror image, and have infer.py and evaluate.py "
+                        "do so by default with the checkpoint")
     p.add_argument("--augment", action="store_true",
                    help="augment in training: face crops (flips, small rotations/shifts/zooms, random erasing) and "
                         "audio (level, noise, tempo)")
@@ -119,6 +129,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="preprocessing cache (default: $BRIDGE_CACHE_DIR or .cache/bridge)")
     p.add_argument("--no-cache", action="store_true", help="decode and preprocess without the cache")
     p.add_argument("--workers", type=int, default=TrainConfig.num_workers, help="DataLoader workers")
+    p.add_argument("--memo-mb", type=float, default=TrainConfig.memo_mb,
+                   help="megabytes of frozen encoders' outputs kept for later epochs and validation (0: none)")
     p.add_argument("--device", default=TrainConfig.device,
                    help="auto, cpu, cuda, cuda:1, ...; under torchrun auto, cpu or cuda (process i: cuda:LOCAL_RANK)")
     p.add_argument("--resume", action="store_true", help="continue the run in --output from its training state")
@@ -148,11 +160,14 @@ def _run(args: argparse.Namespace, world: World, device: str) -> int:
     from bridge.config import override
     from bridge.data.corpora import load_splits
     from bridge.recipes import model_config_for
+    from bridge.runtime import use_deterministic_algorithms
     from bridge.transfer import adopt_encoder_configs, parse_init_encoders
 
     say = print if world.is_main else lambda *_: None  # rank 0 speaks for the run
     if not 0 <= args.modality_dropout < 1:
         raise ValueError(f"--modality-dropout must be in [0, 1), got {args.modality_dropout}")
+    if args.memo_mb < 0:
+        raise ValueError(f"--memo-mb must be at least 0, got {args.memo_mb}")
     from bridge.transfer import train_recipe_sources
 
     init_encoders = train_recipe_sources(args.init_encoder, args.data_root, main)  # recipe:X sources trained first
@@ -165,11 +180,14 @@ def _run(args: argparse.Namespace, world: World, device: str) -> int:
                                encoder_lr_scale=args.encoder_lr_scale,
                                weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
                                modality_dropout=args.modality_dropout, dropout_schedule=args.dropout_schedule,
-                               unimodal_weight=args.unimodal_weight,
+                               unimodal_weight=args.unimodal_weight, translation_weight=args.translation_weight,
+                               cycle_weight=args.cycle_weight, translation_loss=args.translation_loss,
                                fill=args.fill, augment=args.augment, init_encoders=tuple(init_encoders),
-                               mismatch=tuple(args.mismatch), select=args.select,
+                               mismatch=tuple(args.mismatch), select=args.select, test_flip=args.test_flip,
                                seed=args.seed, deterministic=args.deterministic,
-                               num_workers=args.workers, device=device)
+                               num_workers=args.workers, device=device, memo_mb=args.memo_mb)
+    if train_config.deterministic:
+        use_deterministic_algorithms()  # process-wide: the script's choice, not the trainer's
     output = Path(args.output or f"checkpoints/{args.data.split(':')[0]}-{args.preset}")
     if output.exists() and any(output.iterdir()) and not args.resume:
         if not (output / "config.json").is_file():

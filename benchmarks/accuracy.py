@@ -228,7 +228,8 @@ def score(directories: list[Path], row: Row, args: argparse.Namespace, seed: int
     from bridge.evaluation import evaluate_patterns
     from bridge.modality import parse_modalities
     from bridge.preprocess import Preprocessor
-    from bridge.training import ExampleDataset, make_loader, pick_device
+    from bridge.dataset import ExampleDataset, make_loader
+    from bridge.runtime import pick_device
 
     device = pick_device(args.device)
     model, metas = load_models(directories, device)
@@ -242,23 +243,20 @@ def score(directories: list[Path], row: Row, args: argparse.Namespace, seed: int
         dataset = ExampleDataset(splits.split(split), preprocessor, f"preprocess {split}", default_cache_dir())
         return make_loader(dataset, 64, False, 0, 0), len(dataset)
 
-    def patterns(scored, data) -> dict[str, Any]:
-        return evaluate_patterns(scored, data, device, ("reconstruct", "zero"), progress=False, modalities=modalities)
+    def patterns(scored, data, flip: bool = row.test_flip) -> dict[str, Any]:
+        return evaluate_patterns(scored, data, device, ("reconstruct", "zero"), progress=False, modalities=modalities,
+                                 test_flip=flip)
 
     test, n = loader("test")
     out: dict[str, Any] = {"n": n}
     if len(directories) > 1 and not other_splits(directories, metas):  # validation: ensemble against members
         val, _ = loader("val")
-        if row.test_flip:
-            model.set_test_flip(True)
         reports = [patterns(m, val)[row.pattern]["reconstruct"] for m in (model, *model.members)]
         best = max(reports[1:], key=lambda r: r["macro_f1"])
         out["validation"] = {f"val {k}": reports[0][k] for k in ("accuracy", "macro_f1")}
         out["validation"].update({f"val {k} best member": best[k] for k in ("accuracy", "macro_f1")})
     if row.test_flip:
-        model.set_test_flip(False)
-        out["results_without_flip"] = patterns(model, test)
-        model.set_test_flip(True)
+        out["results_without_flip"] = patterns(model, test, flip=False)
     out["results"] = patterns(model, test)
     return out
 

@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((f"detect face (per 640x480 frame; found in {sum(found)}/{len(found)})", len(frames), r, s))
         # Cache: a manifest of real files through the same ExampleDataset training uses.
         from bridge.data.manifest import read_manifest
-        from bridge.training import ExampleDataset
+        from bridge.dataset import ExampleDataset
 
         lines = ["id,label,split,video,audio"]
         for i, v in enumerate(videos):

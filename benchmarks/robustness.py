@@ -140,8 +140,7 @@ def finished(directory: Path, argv: list[str]) -> bool:
 def ensure_trained(directory: Path, argv: list[str], retrain: bool) -> dict[str, Any]:
     """Train with train.py into ``directory`` unless the same command already finished there."""
     import train
-    from bridge.checkpoint import atomic_write_text
-    from bridge.training import STATE_FILE
+    from bridge.checkpoint import STATE_FILE, atomic_write_text
 
     record = command_record(directory)
     if not retrain and finished(directory, argv):
@@ -200,13 +199,15 @@ def evaluate_seed(args, seed: int, dirs: dict[str, Path], protocol: dict[str, An
     """Every system's patterns, missing-rate and noise results for one training seed."""
     from bridge.baselines.late_fusion import LateFusion
     from bridge.cache import default_cache_dir
-    from bridge.checkpoint import load_checkpoint, tokenizer_dir
+    from bridge.checkpoint import tokenizer_dir
+    from bridge.model import load_checkpoint
     from bridge.data.corpora import load_splits
     from bridge.evaluation import evaluate_patterns, evaluate_robustness, subsets
     from bridge.modality import Modality
     from bridge.preprocess import Preprocessor
     from bridge.robustness import noise_context
-    from bridge.training import ExampleDataset, make_loader, pick_device
+    from bridge.dataset import ExampleDataset, make_loader
+    from bridge.runtime import pick_device
 
     device = pick_device(args.device)
     splits = load_splits(args.data, args.data_root, seed=seed, limit=args.limit)

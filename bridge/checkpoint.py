@@ -1,5 +1,14 @@
 """Self-describing checkpoints: ``model.safetensors`` + ``config.json`` (+ saved encoder configs
-and tokenizer), written atomically and loaded without pickle."""
+and tokenizer), written atomically and loaded without pickle.
+
+This module knows the file format; :func:`bridge.model.load_checkpoint` builds the model from
+it (so the model depends on the format and not the other way round).
+
+Settings that older checkpoints kept in the model config and that are not architecture are
+moved out when read (:func:`migrate`): ``face.test_flip`` becomes ``inference.test_flip`` of
+the metadata, and the translator's loss kind and weights (training settings, also recorded
+under ``training``) are dropped.
+"""
 
 from __future__ import annotations
 
@@ -15,12 +24,20 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 
+from torch import nn
+
 from bridge.config import AudioConfig, BridgeConfig, TextConfig
 from bridge.modality import Modality
 from bridge.version import __version__
 
 WEIGHTS_FILE, CONFIG_FILE, TOKENIZER_DIR = "model.safetensors", "config.json", "tokenizer"
+STATE_FILE = "training_state.pt"  # what train.py --resume continues from (bridge.training)
 FORMAT = "bridge-checkpoint"
+LEGACY_TRANSLATOR_FIELDS = ("loss", "weight", "cycle_weight")  # training settings older configs kept
+
+
+class CheckpointError(ValueError):
+    """A directory that is not a loadable bridge checkpoint."""
 
 
 def _umask() -> int:
@@ -84,9 +101,16 @@ def preprocessing_settings(config: BridgeConfig) -> dict[str, Any]:
     return out
 
 
-def save_checkpoint(model: "BridgeModel", directory: Path, extra: dict[str, Any],  # noqa: F821
-                    tokenizer: Any | None = None) -> None:
-    """Write a checkpoint directory atomically (built beside it, then moved into place)."""
+def save_checkpoint(model: nn.Module, directory: Path, extra: dict[str, Any], tokenizer: Any | None = None) -> None:
+    """Write a checkpoint directory atomically (built beside it, then moved into place).
+
+    Args:
+        model: a :class:`~bridge.model.BridgeModel`.
+        directory: created if needed; files already in it that are not rewritten stay.
+        extra: more JSON to store beside the model config (``training``, ``data``, ``best``,
+            ``inference`` settings such as ``{"test_flip": true}``).
+        tokenizer: saved under ``tokenizer/`` when it can save itself.
+    """
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
@@ -121,13 +145,11 @@ def save_checkpoint(model: "BridgeModel", directory: Path, extra: dict[str, Any]
 
 
 def read_meta(directory: Path) -> dict[str, Any]:
-    """Read and check ``config.json``.
+    """Read and check ``config.json``, migrated to the current layout (:func:`migrate`).
 
     Raises:
         CheckpointError: when the directory or its config is missing or not a bridge checkpoint.
     """
-    from bridge.model import CheckpointError
-
     directory = Path(directory)
     if not directory.is_dir():
         raise CheckpointError(f"checkpoint directory {directory} does not exist")
@@ -140,31 +162,74 @@ def read_meta(directory: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path} is not valid JSON ({e.msg if hasattr(e, 'msg') else e})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or "model" not in meta:
         raise CheckpointError(f"{path} is not a bridge checkpoint config")
+    return migrate(meta)
+
+
+def migrate(meta: dict[str, Any]) -> dict[str, Any]:
+    """Checkpoint metadata with run-time settings moved out of the model config (older checkpoints).
+
+    ``model.face.test_flip`` moves to ``inference.test_flip``; the translator's ``loss``,
+    ``weight`` and ``cycle_weight`` are dropped from ``model.translator``.
+    """
+    if not isinstance(meta.get("model"), dict):
+        return meta
+    meta, model = dict(meta), dict(meta["model"])
+    face = model.get("face")
+    if isinstance(face, dict) and "test_flip" in face:
+        face = dict(face)
+        flip = face.pop("test_flip")
+        model["face"] = face
+        inference = dict(meta.get("inference") or {})
+        inference.setdefault("test_flip", bool(flip))
+        meta["inference"] = inference
+    translator = model.get("translator")
+    if isinstance(translator, dict):
+        model["translator"] = {k: v for k, v in translator.items() if k not in LEGACY_TRANSLATOR_FIELDS}
+    meta["model"] = model
     return meta
 
 
-def load_checkpoint(directory: Path, device: str | torch.device = "cpu") -> tuple["BridgeModel", dict]:  # noqa: F821
-    """Rebuild the model from ``directory`` alone; returns it (in eval mode) and the metadata.
+def wants_test_flip(meta: dict[str, Any]) -> bool:
+    """Whether the checkpoint asks for horizontal-flip test-time augmentation of faces."""
+    return bool((meta.get("inference") or {}).get("test_flip", False))
+
+
+def model_config(directory: Path, meta: dict[str, Any]) -> BridgeConfig:
+    """The model config of a checkpoint's (migrated) metadata.
 
     Raises:
-        CheckpointError: on a missing, truncated or mismatching checkpoint.
+        CheckpointError: when it is not a valid config.
     """
-    from bridge.model import BridgeModel, CheckpointError
-    from bridge.release import is_release, load_release
-
-    directory = Path(directory)
-    if is_release(directory):  # a shipped model: hash-checked, pretrained parts from their packages
-        return load_release(directory, device)
-    meta = read_meta(directory)
     try:
-        config = BridgeConfig.from_dict(meta["model"])
+        return BridgeConfig.from_dict(meta["model"])
     except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{directory / CONFIG_FILE} has an invalid model config: {e}") from None
-    weights = directory / WEIGHTS_FILE
+        raise CheckpointError(f"{Path(directory) / CONFIG_FILE} has an invalid model config: {e}") from None
+
+
+def encoder_config_dirs(directory: Path) -> dict[Modality, Path]:
+    """The saved encoder architectures (transformers configs, ``whisper.json``) per modality."""
+    return {m: directory / f"{m.value}_encoder" for m in Modality if (directory / f"{m.value}_encoder").is_dir()}
+
+
+def weights_file(directory: Path) -> Path:
+    """The checkpoint's weights file.
+
+    Raises:
+        CheckpointError: when there is none.
+    """
+    weights = Path(directory) / WEIGHTS_FILE
     if not weights.is_file():
         raise CheckpointError(f"{directory} is not a bridge checkpoint: no {WEIGHTS_FILE}")
-    hf_dirs = {m: directory / f"{m.value}_encoder" for m in Modality if (directory / f"{m.value}_encoder").is_dir()}
-    model = BridgeModel(config, load_weights=False, hf_config_dirs=hf_dirs)
+    return weights
+
+
+def load_weights(model: nn.Module, directory: Path, device: str | torch.device = "cpu") -> None:
+    """Load ``model.safetensors`` into ``model``, every tensor accounted for.
+
+    Raises:
+        CheckpointError: a missing or unreadable weights file, or weights that do not match the config.
+    """
+    weights = weights_file(directory)
     try:
         missing, unexpected = load_model(model, str(weights), strict=False, device=str(device))
     except (SafetensorError, OSError, RuntimeError) as e:
@@ -179,7 +244,6 @@ def load_checkpoint(directory: Path, device: str | torch.device = "cpu") -> tupl
     if missing or unexpected:
         raise CheckpointError(f"{weights} does not match {CONFIG_FILE}: "
                               f"{len(missing)} missing and {len(unexpected)} unexpected tensors")
-    return model.to(device).eval(), meta
 
 
 def tokenizer_dir(directory: Path) -> Path | None:

@@ -40,9 +40,6 @@ class FaceConfig:
     mean: float = 0.5  # pixel normalisation after scaling to [0, 1]
     std: float = 0.5
     freeze: bool = False  # keep the encoder's weights (and batch-norm statistics) fixed, e.g. after --init-encoder
-    # out of training (validation, evaluation, inference), average the face latent of each crop and its
-    # mirror image: horizontal-flip test-time augmentation; costs a second face encoding
-    test_flip: bool = False
 
 
 @dataclass(frozen=True)
@@ -122,9 +119,6 @@ class TranslatorConfig:
     """Cross-attention decoders mapping one modality's latent onto another's."""
 
     depth: int = 1  # decoder blocks (self-attention over target queries + cross-attention to the source)
-    loss: Literal["mse", "cosine"] = "mse"  # distance between prediction and the (normalised, detached) target
-    weight: float = 1.0  # weight of the translation loss against cross-entropy
-    cycle_weight: float = 0.0  # weight of source -> target -> source reconstruction (0 disables)
 
 
 @dataclass(frozen=True)
@@ -310,6 +304,12 @@ def with_modalities(config: BridgeConfig, modalities: tuple[Modality, ...]) -> B
     return replace(config, **{m.value: None for m in config.modalities if m not in modalities})
 
 
+# Run-time settings that older versions kept in the model config, and where they are now.
+MOVED = {"face.test_flip": "train.py --test-flip (or --test-flip of infer.py and evaluate.py)",
+         "translator.loss": "train.py --translation-loss", "translator.weight": "train.py --translation-weight",
+         "translator.cycle_weight": "train.py --cycle-weight"}
+
+
 def override(config: BridgeConfig, assignments: list[str] | tuple[str, ...]) -> BridgeConfig:
     """``config`` with dotted fields replaced, e.g. ``["text.freeze=false", "fusion.depth=3", "dim=256"]``.
 
@@ -321,6 +321,9 @@ def override(config: BridgeConfig, assignments: list[str] | tuple[str, ...]) -> 
     """
     for assignment in assignments:
         key, sep, raw = assignment.partition("=")
+        if key.strip() in MOVED:
+            raise ValueError(f"--set {assignment!r}: {key.strip()} is not part of the model config any more; "
+                             f"use {MOVED[key.strip()]}")
         path = key.strip().split(".")
         if not sep or not all(path):
             raise ValueError(f"--set {assignment!r}: expected FIELD=VALUE or SECTION.FIELD=VALUE")

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
 from bridge.modality import Modality
+from bridge.presence import complete_presence
 
 # Rank 0 preprocesses (and caches) the data while the others wait at a barrier: allow for that.
 _TIMEOUT = datetime.timedelta(hours=2)
@@ -124,10 +125,9 @@ class GlobalBatchSampler(DistributedSampler):
 def gather_present(present: dict[Modality, Tensor], world: World) -> dict[Modality, Tensor]:
     """The global batch's per-modality availability ``(b * N,)`` on the CPU, from each process's
     ``(b,)`` (columns interleaved as :class:`GlobalBatchSampler` deals them)."""
-    b = len(next(iter(present.values())))
-    device = next(iter(present.values())).device
-    local = torch.stack([present[m] if m in present else torch.zeros(b, dtype=torch.bool, device=device)
-                         for m in Modality]).to(torch.uint8)  # (M, b): gloo reduces no bools
+    any_mask = next(iter(present.values()))
+    full_local = complete_presence(present, tuple(Modality), len(any_mask), any_mask.device)
+    local = torch.stack(list(full_local.values())).to(torch.uint8)  # (M, b): gloo reduces no bools
     parts = [torch.empty_like(local) for _ in range(world.size)]
     dist.all_gather(parts, local)
     full = rearrange(torch.stack(parts).cpu().bool(), "w m b -> m (b w)")

@@ -2,11 +2,10 @@
 checkpoints that successive cosine cycles of one run leave behind (snapshot ensembles, Huang et
 al., ICLR 2017) or runs with different seeds.
 
-An :class:`Ensemble` has the stages of a :class:`~bridge.model.BridgeModel` (``encode``,
-``translate``, ``reconstruct``, ``fuse``, ``classify``), so evaluation, the robustness protocols
-and :class:`~bridge.predictor.Predictor` run it unchanged: each intermediate holds one tensor per
-member (a tuple where the model has a tensor), and ``classify`` returns the log of the members'
-mean probabilities, whose softmax is that mean.
+An :class:`Ensemble` keeps the classifier contract (:class:`bridge.contract.Classifier`), so
+evaluation, the robustness protocols and :class:`~bridge.predictor.Predictor` run it unchanged:
+its encoding holds each member's, and its head returns the log of the members' mean
+probabilities, whose softmax is that mean.
 
 The members share one preprocessor, so they must agree on everything preprocessing reads (crop
 size, channels, frames, filterbank, tokenizer, feature shape) and on the labels; their networks
@@ -17,12 +16,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
+from bridge.batch import Batch
+from bridge.contract import Fill
 from bridge.modality import Modality
+from bridge.model import Encoded, load_checkpoint
 
 # The encoder-config fields that preprocessing reads (bridge.preprocess, bridge.predictor), per kind.
 PREPROCESSING_FIELDS: dict[str, tuple[str, ...]] = {
@@ -82,33 +85,27 @@ class Ensemble(nn.Module):
         """The first member's encoders (the noise protocol reads feature statistics from them)."""
         return self.members[0].encoders
 
-    def set_test_flip(self, on: bool) -> None:
-        for member in self.members:
-            member.set_test_flip(on)
+    def encode(self, batch: Batch, test_flip: bool = False) -> "EnsembleEncoded":
+        return EnsembleEncoded(tuple(member.encode(batch, test_flip) for member in self.members))
 
-    def encode(self, batch) -> dict[Modality, tuple[Tensor, ...]]:
-        per = [member.encode(batch) for member in self.members]
-        return {m: tuple(p[m] for p in per) for m in per[0]}
-
-    def translate(self, latents: dict[Modality, tuple[Tensor, ...]]) -> dict[str, tuple[Tensor, ...]]:
-        per = [member.translate({m: z[i] for m, z in latents.items()}) for i, member in enumerate(self.members)]
-        return {key: tuple(p[key] for p in per) for key in per[0]}
-
-    def reconstruct(self, translations: dict[str, tuple[Tensor, ...]], present: dict[Modality, Tensor],
-                    batch_size: int) -> dict[Modality, tuple[Tensor, ...]]:
-        per = [member.reconstruct({k: t[i] for k, t in translations.items()}, present, batch_size)
-               for i, member in enumerate(self.members)]
-        return {m: tuple(p[m] for p in per) for m in per[0]}
-
-    def fuse(self, latents: dict[Modality, tuple[Tensor, ...]], reconstructions: dict[Modality, tuple[Tensor, ...]],
-             present: dict[Modality, Tensor], fill: str = "reconstruct") -> tuple[Tensor, ...]:
-        return tuple(member.fuse({m: z[i] for m, z in latents.items()}, {m: r[i] for m, r in reconstructions.items()},
-                                 present, fill) for i, member in enumerate(self.members))
-
-    def classify(self, joints: tuple[Tensor, ...]) -> Tensor:
+    def head(self, encoded: "EnsembleEncoded", present: dict[Modality, Tensor], fill: Fill = "reconstruct") -> Tensor:
         """``(b, classes)`` log mean probability: its softmax is the members' mean softmax."""
-        logp = torch.stack([member.classify(j).float().log_softmax(-1) for member, j in zip(self.members, joints)])
+        logp = torch.stack([member.head(e, present, fill).float().log_softmax(-1)
+                            for member, e in zip(self.members, encoded.members)])
         return logp.logsumexp(0) - math.log(len(self.members))
+
+
+@dataclass
+class EnsembleEncoded:
+    """An :class:`Ensemble`'s encoding: each member's :class:`~bridge.model.Encoded`, in member order."""
+
+    members: tuple[Encoded, ...]
+
+    def merge(self, other: "EnsembleEncoded") -> "EnsembleEncoded":
+        return EnsembleEncoded(tuple(a.merge(b) for a, b in zip(self.members, other.members)))
+
+    def expand(self, n: int) -> "EnsembleEncoded":
+        return EnsembleEncoded(tuple(e.expand(n) for e in self.members))
 
 
 def load_models(directories: Sequence[str | Path], device: str | torch.device = "cpu"):
@@ -121,8 +118,6 @@ def load_models(directories: Sequence[str | Path], device: str | torch.device = 
         CheckpointError: a checkpoint that cannot be loaded.
         ValueError: no directory, or checkpoints that cannot form an ensemble.
     """
-    from bridge.checkpoint import load_checkpoint
-
     if not directories:
         raise ValueError("no checkpoint given")
     loaded = [load_checkpoint(Path(d), device) for d in directories]

@@ -2,7 +2,11 @@
 with missing modalities reconstructed by translation and with them zero-filled (MMIN's
 fixed-pattern protocol, Zhao et al., ACL 2021); and the robustness protocols of
 :mod:`bridge.robustness`: a sample-level missing rate (GCNet) and input noise (MultiBench),
-as metric curves over levels, mean and std over seeds."""
+as metric curves over levels, mean and std over seeds.
+
+Every function here scores any :class:`bridge.contract.Classifier` (a model, an ensemble, the
+late-fusion baseline) through its ``encode`` and ``head`` alone: each batch is encoded once and
+its head scored under every pattern, missing rate and fill."""
 
 from __future__ import annotations
 
@@ -16,10 +20,11 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from bridge.contract import Classifier, Fill
 from bridge.metrics import classification_report
 from bridge.modality import Modality, pattern_name
-from bridge.model import BridgeModel, Fill
-from bridge.robustness import NoiseContext, area_under_curve, corrupt_batch, missing_masks
+from bridge.presence import complete_presence, drop_modalities
+from bridge.robustness import NoiseContext, area_under_curve, corrupt_batch
 
 FILLS: tuple[Fill, ...] = ("reconstruct", "zero")
 
@@ -30,29 +35,28 @@ def subsets(modalities: tuple[Modality, ...]) -> list[tuple[Modality, ...]]:
 
 
 @torch.inference_mode()
-def pattern_predictions(model: BridgeModel, loader: DataLoader, device: torch.device,
+def pattern_predictions(model: Classifier, loader: DataLoader, device: torch.device,
                         patterns: list[tuple[Modality, ...]], fills: tuple[Fill, ...] = FILLS,
-                        progress: bool = True) -> dict[tuple[tuple[Modality, ...], Fill], dict[str, np.ndarray]]:
+                        progress: bool = True, test_flip: bool = False,
+                        ) -> dict[tuple[tuple[Modality, ...], Fill], dict[str, np.ndarray]]:
     """Probabilities and labels per (pattern, fill); each batch is encoded once for all of them.
 
     A sample that has none of a pattern's modalities is left out of that pattern.
+    ``test_flip`` averages each face with its mirror image.
     """
     model.eval()
     acc: dict[Any, dict[str, list]] = {(p, f): {"probs": [], "labels": [], "ids": []} for p in patterns for f in fills}
     for batch in tqdm(loader, desc="evaluate", leave=False, disable=not progress, mininterval=1.0):
         batch = batch.to(device)
-        b = len(batch)
-        latents = model.encode(batch)
-        translations = model.translate(latents)
+        encoded = model.encode(batch, test_flip)
         for pattern in patterns:
-            present = {m: (batch.present[m] if (m in batch.present and m in pattern) else
-                           torch.zeros(b, dtype=torch.bool, device=device)) for m in model.modalities}
+            present = complete_presence({m: v for m, v in batch.present.items() if m in pattern}, model.modalities,
+                                        len(batch), device)
             keep = torch.stack(list(present.values())).any(dim=0)  # (b,)
             if not keep.any():
                 continue
-            recon = model.reconstruct(translations, present, b)
             for fill in fills:
-                logits = model.classify(model.fuse(latents, recon, present, fill))
+                logits = model.head(encoded, present, fill)
                 slot = acc[(pattern, fill)]
                 slot["probs"].append(logits.float().softmax(-1)[keep].cpu())
                 slot["labels"].append(batch.labels[keep].cpu())
@@ -61,15 +65,17 @@ def pattern_predictions(model: BridgeModel, loader: DataLoader, device: torch.de
             for key, v in acc.items() if v["probs"]}
 
 
-def evaluate_patterns(model: BridgeModel, loader: DataLoader, device: torch.device,
+def evaluate_patterns(model: Classifier, loader: DataLoader, device: torch.device,
                       fills: tuple[Fill, ...] = FILLS, progress: bool = True,
-                      modalities: tuple[Modality, ...] | None = None) -> dict[str, dict[str, Any]]:
+                      modalities: tuple[Modality, ...] | None = None,
+                      test_flip: bool = False) -> dict[str, dict[str, Any]]:
     """Metrics per modality pattern (``"face+text"``) and fill: ``results[pattern][fill] = report``.
 
-    ``modalities`` limits the patterns to subsets of these (default: all the model's).
+    ``modalities`` limits the patterns to subsets of these (default: all the model's);
+    ``test_flip`` averages each face with its mirror image.
     """
     patterns = subsets(modalities or model.modalities)
-    preds = pattern_predictions(model, loader, device, patterns, fills, progress)
+    preds = pattern_predictions(model, loader, device, patterns, fills, progress, test_flip)
     results: dict[str, dict[str, Any]] = {}
     for (pattern, fill), p in preds.items():
         report = classification_report(p["labels"], p["probs"].argmax(-1), model.config.labels)
@@ -88,11 +94,12 @@ def _generator(seed: int, name: str) -> torch.Generator:
 
 
 @torch.inference_mode()
-def robustness_predictions(model: BridgeModel, loader: DataLoader, device: torch.device,
+def robustness_predictions(model: Classifier, loader: DataLoader, device: torch.device,
                            etas: tuple[float, ...], noise_levels: tuple[float, ...], seeds: int,
                            context: NoiseContext | None, fills: tuple[Fill, ...] = FILLS,
                            progress: bool = True, first_seed: int = 0,
-                           modalities: tuple[Modality, ...] | None = None) -> dict[tuple, dict[str, np.ndarray]]:
+                           modalities: tuple[Modality, ...] | None = None,
+                           test_flip: bool = False) -> dict[tuple, dict[str, np.ndarray]]:
     """Probabilities and labels under random missing modalities and under input noise.
 
     Keys are ``("missing", eta, seed, fill)`` and ``("noise", target, level, seed, fill)``, with
@@ -112,6 +119,7 @@ def robustness_predictions(model: BridgeModel, loader: DataLoader, device: torch
         first_seed: the draws use seeds ``first_seed, ..., first_seed + seeds - 1`` (keys keep ``0..seeds-1``).
         context: what the corruptions need (:func:`bridge.robustness.noise_context`); None
             when ``noise_levels`` is empty.
+        test_flip: average each face with its mirror image (clean and noisy faces alike).
     """
     model.eval()
     active = tuple(modalities or model.modalities)
@@ -126,23 +134,18 @@ def robustness_predictions(model: BridgeModel, loader: DataLoader, device: torch
 
     for batch in tqdm(loader, desc="robustness", leave=False, disable=not progress, mininterval=1.0):
         batch = batch.to(device)
-        b = len(batch)
-        full = {m: batch.present[m] if (m in batch.present and m in active) else
-                torch.zeros(b, dtype=torch.bool, device=device) for m in model.modalities}
-        latents = model.encode(batch)
-        translations = model.translate(latents)
+        full = complete_presence({m: v for m, v in batch.present.items() if m in active}, model.modalities,
+                                 len(batch), device)
+        encoded = model.encode(batch, test_flip)
         for seed in range(seeds):
             for eta in etas:
                 gen = gens.setdefault(("missing", eta, seed), _generator(first_seed + seed, f"missing/{eta}"))
-                present = missing_masks(full, eta, gen)
-                recon = model.reconstruct(translations, present, b)
+                present = drop_modalities(full, eta, gen)
                 for fill in fills:
-                    add(("missing", eta, seed, fill), model.classify(model.fuse(latents, recon, present, fill)),
-                        batch.labels)
+                    add(("missing", eta, seed, fill), model.head(encoded, present, fill), batch.labels)
         if 0 in noise_levels:  # the clean inputs: the same for every target and seed
-            recon = model.reconstruct(translations, full, b)
             for fill in fills:
-                logits = model.classify(model.fuse(latents, recon, full, fill))
+                logits = model.head(encoded, full, fill)
                 for name, seed in itertools.product(targets, range(seeds)):
                     add(("noise", name, 0, seed, fill), logits, batch.labels)
         for level, seed in itertools.product([v for v in noise_levels if v > 0], range(seeds)):
@@ -150,14 +153,14 @@ def robustness_predictions(model: BridgeModel, loader: DataLoader, device: torch
             for m in active:
                 gen = gens.setdefault(("noise", m, level, seed),
                                       _generator(first_seed + seed, f"noise/{m.value}/{level}"))
-                noisy.update(model.encode(corrupt_batch(batch.select((m,)), level, (m,), context, gen)))
+                noisy[m] = model.encode(corrupt_batch(batch.select((m,)), level, (m,), context, gen), test_flip)
             for name in targets:
-                noisy_latents = {**latents, **(noisy if name == ALL_TARGET else
-                                               {m: z for m, z in noisy.items() if m.value == name})}
-                recon = model.reconstruct(model.translate(noisy_latents), full, b)
+                noisy_encoded = encoded
+                for m, e in noisy.items():
+                    if name in (ALL_TARGET, m.value):
+                        noisy_encoded = noisy_encoded.merge(e)
                 for fill in fills:
-                    add(("noise", name, level, seed, fill),
-                        model.classify(model.fuse(noisy_latents, recon, full, fill)), batch.labels)
+                    add(("noise", name, level, seed, fill), model.head(noisy_encoded, full, fill), batch.labels)
     return {key: {"probs": torch.cat(v["probs"]).numpy(), "labels": torch.cat(v["labels"]).numpy()}
             for key, v in acc.items()}
 
@@ -181,10 +184,11 @@ def _curves(preds: dict[tuple, dict[str, np.ndarray]], prefix: tuple, levels: tu
     return out
 
 
-def evaluate_robustness(model: BridgeModel, loader: DataLoader, device: torch.device, etas: tuple[float, ...],
+def evaluate_robustness(model: Classifier, loader: DataLoader, device: torch.device, etas: tuple[float, ...],
                         noise_levels: tuple[float, ...], seeds: int, context: NoiseContext | None,
                         fills: tuple[Fill, ...] = FILLS, progress: bool = True,
-                        first_seed: int = 0, modalities: tuple[Modality, ...] | None = None) -> dict[str, Any]:
+                        first_seed: int = 0, modalities: tuple[Modality, ...] | None = None,
+                        test_flip: bool = False) -> dict[str, Any]:
     """The missing-rate and noise protocols as metric curves over seeds.
 
     Returns ``{"missing": {"levels", "seeds", "results": {fill: {metric: {"mean", "std", "auc"}}}},
@@ -195,7 +199,7 @@ def evaluate_robustness(model: BridgeModel, loader: DataLoader, device: torch.de
     if seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {seeds}")
     preds = robustness_predictions(model, loader, device, etas, noise_levels, seeds, context, fills, progress,
-                                   first_seed, modalities)
+                                   first_seed, modalities, test_flip)
     labels = model.config.labels
     out: dict[str, Any] = {}
     if etas:

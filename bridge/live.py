@@ -17,7 +17,6 @@ import numpy as np
 
 from bridge.config import AudioConfig, FaceConfig
 from bridge.data.sample import Sample
-from bridge.encoders.memo import MEMO
 from bridge.media.audio import DEFAULT_MAX_SECONDS
 from bridge.predictor import InputError, Prediction, Predictor
 
@@ -235,9 +234,6 @@ def run_live(predictor: Predictor, source: str, every: int = 10, save_video: Pat
         raise ValueError(f"cannot show a window: {problem}; pass --save-video OUT.mp4 to run headless")
     cfg = predictor.config.face
     with contextlib.ExitStack() as stack:
-        # Live frames and sound never repeat: memoising frozen encoders' outputs would only hold memory.
-        stack.callback(setattr, MEMO, "max_bytes", MEMO.max_bytes)
-        MEMO.max_bytes = 0
         audio = None
         if listen is not None:
             rate = predictor.config.audio.sample_rate

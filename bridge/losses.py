@@ -13,9 +13,14 @@ them, the easiest modality (text, here) carries the fusion and the others barely
 (modality imbalance; Peng et al., CVPR 2022; Wang et al., "What makes training multi-modal
 classification networks hard?", CVPR 2020). The heads live in this loss module, not in the
 model: they are training-only and never saved with the checkpoint.
+
+The loss reads only what the model's forward returns (:class:`~bridge.model.BridgeOutput`;
+cycle terms need ``forward(cycle=True)``); its weights are training settings, not model config.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -23,7 +28,7 @@ from torch import Tensor, nn
 
 from bridge.batch import Batch
 from bridge.config import BridgeConfig
-from bridge.model import BridgeModel, BridgeOutput, pair_key
+from bridge.model import BridgeOutput, pair_key
 
 
 def latent_distance(pred: Tensor, target: Tensor, kind: str) -> Tensor:
@@ -45,21 +50,28 @@ class BridgeLoss(nn.Module):
     modality dropout hid one of them from the fusion.
 
     Args:
-        config: the model config (translator loss kind and weights).
+        config: the model config (modalities, width and classes of the unimodal heads).
         label_smoothing: for the cross-entropy.
+        unimodal_weight: weight of the per-modality classification terms (0: no unimodal heads).
+        translation_weight: weight of the translation terms against cross-entropy (0: translators untrained).
+        cycle_weight: weight of source -> target -> source reconstruction (0 disables; else the
+            model's forward must be called with ``cycle=True``).
+        distance: how a translation is compared with its (detached) target.
     """
 
-    def __init__(self, config: BridgeConfig, label_smoothing: float = 0.0, unimodal_weight: float = 0.0):
+    def __init__(self, config: BridgeConfig, label_smoothing: float = 0.0, unimodal_weight: float = 0.0,
+                 translation_weight: float = 1.0, cycle_weight: float = 0.0,
+                 distance: Literal["mse", "cosine"] = "mse"):
         super().__init__()
-        self.kind = config.translator.loss
-        self.weight = config.translator.weight
-        self.cycle_weight = config.translator.cycle_weight
+        self.kind = distance
+        self.weight = translation_weight
+        self.cycle_weight = cycle_weight
         self.label_smoothing = label_smoothing
         self.unimodal_weight = unimodal_weight
         self.unimodal_heads = nn.ModuleDict({m.value: nn.Linear(config.dim, config.num_classes)
                                              for m in config.modalities}) if unimodal_weight > 0 else nn.ModuleDict()
 
-    def forward(self, model: BridgeModel, out: BridgeOutput, batch: Batch) -> dict[str, Tensor]:
+    def forward(self, out: BridgeOutput, batch: Batch) -> dict[str, Tensor]:
         terms: dict[str, Tensor] = {"ce": F.cross_entropy(out.logits, batch.labels, label_smoothing=self.label_smoothing)}
         total = terms["ce"]
         translation, cycle = [], []
@@ -73,9 +85,10 @@ class BridgeLoss(nn.Module):
                 terms[f"translate/{key}"] = _masked_mean(d, both)
                 translation.append(terms[f"translate/{key}"])
                 if self.cycle_weight > 0:
-                    back = model.translators[pair_key(t, s)](out.translations[key])
+                    if key not in out.cycles:
+                        raise ValueError("cycle terms need the model's forward with cycle=True")
                     terms[f"cycle/{key}"] = _masked_mean(
-                        latent_distance(back, out.latents[s].detach(), self.kind), both)
+                        latent_distance(out.cycles[key], out.latents[s].detach(), self.kind), both)
                     cycle.append(terms[f"cycle/{key}"])
         if translation:
             terms["translation"] = torch.stack(translation).mean()

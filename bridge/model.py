@@ -9,28 +9,57 @@ Transformer; classify. Follows the MERT design in ``DESIGN.md``, drawing on MCTN
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
 from bridge.batch import Batch
+from bridge.checkpoint import CheckpointError, encoder_config_dirs, model_config, read_meta, save_checkpoint, weights_file
+from bridge.checkpoint import load_weights as load_checkpoint_weights
 from bridge.config import BridgeConfig
+from bridge.contract import Fill
 from bridge.encoders import build_encoder
+from bridge.freeze import freeze_encoder, frozen_encoders
 from bridge.fusion import OBSERVED, RECONSTRUCTED, ZERO_FILLED, Fusion
 from bridge.layers import LatentSummariser
 from bridge.modality import Modality
+from bridge.presence import complete_presence
 from bridge.translator import Translator
 
-Fill = Literal["reconstruct", "zero"]
+__all__ = ["BridgeModel", "BridgeOutput", "CheckpointError", "Encoded", "Fill", "create_model", "load_checkpoint",
+           "pair_key"]
 
 
 def pair_key(source: Modality, target: Modality) -> str:
     return f"{source.value}_to_{target.value}"
+
+
+@dataclass
+class Encoded:
+    """What :meth:`BridgeModel.encode` returns: the part of the forward pass that depends on the
+    inputs alone, computed once and scored by :meth:`BridgeModel.head` under any presence mask.
+
+    Args:
+        latents: ``(b, k, d)`` of every model modality the batch carries.
+        translations: ``(b, k, d)`` predictions keyed ``"audio_to_text"``, for every source in ``latents``.
+    """
+
+    latents: dict[Modality, Tensor]
+    translations: dict[str, Tensor]
+
+    def merge(self, other: "Encoded") -> "Encoded":
+        """This encoding with ``other``'s modalities (their latents and translations) replacing its own."""
+        replaced = tuple(f"{m.value}_to_" for m in other.latents)
+        kept = {k: v for k, v in self.translations.items() if not k.startswith(replaced)}
+        return Encoded({**self.latents, **other.latents}, {**kept, **other.translations})
+
+    def expand(self, n: int) -> "Encoded":
+        """A one-sample encoding seen ``n`` times (views, no copies)."""
+        return Encoded({m: z.expand(n, -1, -1) for m, z in self.latents.items()},
+                       {k: t.expand(n, -1, -1) for k, t in self.translations.items()})
 
 
 @dataclass
@@ -43,6 +72,8 @@ class BridgeOutput:
         translations: ``(b, k, d)`` predictions keyed ``"audio_to_text"``, for sources in the batch.
         reconstructions: per modality, ``(b, k, d)`` latent rebuilt from the present others.
         present: per modality, ``(b,)`` bool: used as observed (others were reconstructed or zeroed).
+        cycles: with ``forward(cycle=True)``, each translation translated back to its source, keyed
+            like the translation (``"audio_to_text"``: audio -> text -> audio), for pairs the batch has.
     """
 
     logits: Tensor
@@ -50,10 +81,7 @@ class BridgeOutput:
     translations: dict[str, Tensor] = field(default_factory=dict)
     reconstructions: dict[Modality, Tensor] = field(default_factory=dict)
     present: dict[Modality, Tensor] = field(default_factory=dict)
-
-
-class CheckpointError(ValueError):
-    """A directory that is not a loadable bridge checkpoint."""
+    cycles: dict[str, Tensor] = field(default_factory=dict)
 
 
 class BridgeModel(nn.Module):
@@ -85,42 +113,64 @@ class BridgeModel(nn.Module):
             for s, t in itertools.permutations(config.modalities, 2)})
         self.fusion = Fusion(d, config.heads, config.fusion.depth, config.mlp_ratio, config.num_classes,
                              config.fusion.dropout)
+        for encoder in frozen_encoders(self):  # e.g. face.freeze: no gradients, eval mode (bridge.freeze)
+            freeze_encoder(encoder)
 
     @property
     def modalities(self) -> tuple[Modality, ...]:
         return self.config.modalities
 
-    # --- the split forward contract ------------------------------------------------------------
-    def encode(self, batch: Batch) -> dict[Modality, Tensor]:
-        """Latents ``(b, k, d)`` for every configured modality the batch carries."""
+    # --- the classifier contract (bridge.contract.Classifier) --------------------------------
+    def encode(self, batch: Batch, test_flip: bool = False) -> Encoded:
+        """Latents ``(b, k, d)`` for every model modality the batch carries, and their translations.
+
+        Args:
+            batch: inputs; modalities the model lacks are ignored.
+            test_flip: out of training, average the face latent of each crop and of its mirror
+                image (horizontal-flip test-time augmentation; a second face encoding).
+
+        Raises:
+            ValueError: ``test_flip`` on a model without a raw-face encoder.
+        """
+        if test_flip:
+            require_face_encoder(self.config)
         latents = {}
         for m in self.modalities:
             if m in batch.inputs:
                 latents[m] = self._encode_one(m, batch.inputs[m], batch.masks[m])
-                if not self.training and getattr(self.config.encoders[m], "test_flip", False):
+                if test_flip and m == Modality.FACE and not self.training:
                     mirrored = self._encode_one(m, batch.inputs[m].flip(-1), batch.masks[m])
-                    latents[m] = (latents[m] + mirrored) / 2  # horizontal-flip test-time augmentation
-        return latents
+                    latents[m] = (latents[m] + mirrored) / 2
+        return Encoded(latents, self.translate(latents))
 
+    def head(self, encoded: Encoded, present: dict[Modality, Tensor], fill: Fill = "reconstruct") -> Tensor:
+        """Logits ``(b, classes)`` of an encoding, with ``present`` as the observed (sample, modality).
+
+        Args:
+            encoded: from :meth:`encode`.
+            present: per modality ``(b,)`` bool; a modality with no key counts as missing.
+            fill: how a missing modality enters the fusion: its reconstruction, or zeros.
+        """
+        any_mask = next(iter(present.values()))
+        b = len(any_mask)
+        present = complete_presence(present, self.modalities, b, any_mask.device)
+        reconstructions = self.reconstruct(encoded.translations, present, b)
+        return self.classify(self.fuse(encoded.latents, reconstructions, present, fill))
+
+    # --- the stages ---------------------------------------------------------------------------
     def _encode_one(self, modality: Modality, inputs: Tensor, mask: Tensor) -> Tensor:
         tokens, mask = self.encoders[modality.value](inputs, mask)  # (b, n, e), (b, n)
         return self.summarisers[modality.value](tokens, mask)  # (b, k, d)
-
-    def set_test_flip(self, on: bool) -> None:
-        """Turn horizontal-flip test-time augmentation of faces on or off (``FaceConfig.test_flip``).
-
-        Raises:
-            ValueError: when the model has no raw-face encoder.
-        """
-        face = self.config.face
-        if face is None or face.kind != "face":
-            raise ValueError("test-time flipping needs a model with a face encoder (not features)")
-        self.config = dataclasses.replace(self.config, face=dataclasses.replace(face, test_flip=on))
 
     def translate(self, latents: dict[Modality, Tensor]) -> dict[str, Tensor]:
         """Every translation whose source is in ``latents``, keyed ``"source_to_target"``."""
         return {pair_key(s, t): self.translators[pair_key(s, t)](latents[s])
                 for s, t in itertools.permutations(self.modalities, 2) if s in latents}
+
+    def cycle(self, translations: dict[str, Tensor], modalities: tuple[Modality, ...]) -> dict[str, Tensor]:
+        """Each translation between two of ``modalities`` translated back to its source, keyed like it."""
+        return {pair_key(s, t): self.translators[pair_key(t, s)](translations[pair_key(s, t)])
+                for s in modalities for t in modalities if s != t}
 
     def reconstruct(self, translations: dict[str, Tensor], present: dict[Modality, Tensor],
                     batch_size: int) -> dict[Modality, Tensor]:
@@ -164,33 +214,34 @@ class BridgeModel(nn.Module):
         return self.fusion.forward_head(joint)
 
     def forward(self, batch: Batch, present: dict[Modality, Tensor] | None = None,
-                fill: Fill = "reconstruct") -> BridgeOutput:
-        """Classify a batch.
+                fill: Fill = "reconstruct", cycle: bool = False, test_flip: bool = False) -> BridgeOutput:
+        """Classify a batch, keeping the intermediates the training loss reads.
 
         Args:
             batch: inputs; modalities the model lacks are ignored.
             present: which (sample, modality) the fusion may use as observed; defaults to
                 ``batch.present``. Training passes a randomly thinned copy (modality dropout).
             fill: how a missing modality enters the fusion: its reconstruction, or zeros.
+            cycle: also translate every translation back to its source (``BridgeOutput.cycles``).
+            test_flip: out of training, average each face with its mirror image (see :meth:`encode`).
 
         Raises:
             ValueError: when a sample has none of the model's modalities.
         """
-        present = batch.present if present is None else present
         b = len(batch)
-        present = {m: present[m] if m in present else torch.zeros(b, dtype=torch.bool, device=_device(batch))
-                   for m in self.modalities}
+        present = complete_presence(batch.present if present is None else present, self.modalities, b,
+                                    _device(batch))
         for m in self.modalities:
             if m not in batch.inputs and bool(present[m].any()):
                 raise ValueError(f"{m.value} is marked present but the batch has no {m.value} input")
         if not torch.stack(list(present.values())).any(dim=0).all():
             raise ValueError("every sample needs at least one of the model's modalities "
                              f"({', '.join(m.value for m in self.modalities)})")
-        latents = self.encode(batch)
-        translations = self.translate(latents)
-        reconstructions = self.reconstruct(translations, present, b)
-        joint = self.fuse(latents, reconstructions, present, fill)
-        return BridgeOutput(self.classify(joint), latents, translations, reconstructions, present)
+        encoded = self.encode(batch, test_flip)
+        reconstructions = self.reconstruct(encoded.translations, present, b)
+        logits = self.classify(self.fuse(encoded.latents, reconstructions, present, fill))
+        cycles = self.cycle(encoded.translations, tuple(encoded.latents)) if cycle else {}
+        return BridgeOutput(logits, encoded.latents, encoded.translations, reconstructions, present, cycles)
 
     # --- checkpoints ------------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path, extra: dict | None = None) -> None:
@@ -200,8 +251,6 @@ class BridgeModel(nn.Module):
             directory: created if needed.
             extra: more JSON to store beside the model config (training settings, data, metrics).
         """
-        from bridge.checkpoint import save_checkpoint
-
         save_checkpoint(self, Path(directory), extra or {})
 
     @classmethod
@@ -211,9 +260,33 @@ class BridgeModel(nn.Module):
         Raises:
             CheckpointError: when the directory is missing, incomplete or inconsistent.
         """
-        from bridge.checkpoint import load_checkpoint
-
         return load_checkpoint(Path(directory), device)[0]
+
+
+def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -> tuple[BridgeModel, dict]:
+    """Rebuild the model from ``directory`` alone; returns it (in eval mode) and the metadata
+    (:func:`bridge.checkpoint.read_meta`, older layouts migrated).
+
+    Raises:
+        CheckpointError: on a missing, truncated or mismatching checkpoint.
+    """
+    from bridge.release import is_release, load_release
+
+    directory = Path(directory)
+    if is_release(directory):  # a shipped model: hash-checked, pretrained parts from their packages
+        return load_release(directory, device)
+    meta = read_meta(directory)
+    config = model_config(directory, meta)
+    weights_file(directory)  # a missing file fails before the model is built
+    model = BridgeModel(config, load_weights=False, hf_config_dirs=encoder_config_dirs(directory))
+    load_checkpoint_weights(model, directory, device)
+    return model.to(device).eval(), meta
+
+
+def require_face_encoder(config: BridgeConfig) -> None:
+    """Raises ``ValueError`` unless the model encodes raw faces (what test-time flipping needs)."""
+    if config.face is None or config.face.kind != "face":
+        raise ValueError("test-time flipping needs a model with a face encoder (not features)")
 
 
 def _device(batch: Batch) -> torch.device:

@@ -15,13 +15,16 @@ import numpy as np
 import torch
 
 from bridge.batch import Batch
-from bridge.checkpoint import tokenizer_dir
+from bridge.checkpoint import tokenizer_dir, wants_test_flip
 from bridge.config import AudioConfig, FaceConfig, TextConfig
+from bridge.contract import Classifier, Encoding
 from bridge.data.sample import Sample
 from bridge.ensemble import load_models
 from bridge.media.audio import DEFAULT_MAX_SECONDS
 from bridge.modality import Modality
+from bridge.model import require_face_encoder
 from bridge.preprocess import Example, Preprocessor, collate
+from bridge.presence import complete_presence
 from bridge.timeline import TimelineRow, window_starts
 
 
@@ -76,14 +79,25 @@ class Predictor:
     """A loaded checkpoint plus its preprocessing.
 
     Args:
-        model: a loaded :class:`~bridge.model.BridgeModel`.
+        model: a loaded classifier (:class:`bridge.contract.Classifier`: a
+            :class:`~bridge.model.BridgeModel` or an :class:`~bridge.ensemble.Ensemble`).
         preprocessor: the matching :class:`~bridge.preprocess.Preprocessor`.
         device: where to run.
+        detect_faces: find and crop the largest face (False: images and frames are face crops).
+        max_seconds: refuse longer audio before decoding (None: no limit).
+        test_flip: average each face with its mirror image (horizontal-flip test-time augmentation).
+
+    Raises:
+        ValueError: ``test_flip`` with a model that has no raw-face encoder.
     """
 
-    def __init__(self, model, preprocessor: Preprocessor, device: torch.device | str = "cpu",
-                 detect_faces: bool = True, max_seconds: float | None = DEFAULT_MAX_SECONDS):
+    def __init__(self, model: Classifier, preprocessor: Preprocessor, device: torch.device | str = "cpu",
+                 detect_faces: bool = True, max_seconds: float | None = DEFAULT_MAX_SECONDS,
+                 test_flip: bool = False):
+        if test_flip:
+            require_face_encoder(model.config)
         self.model = model.eval()
+        self.test_flip = test_flip
         self.detect_faces = detect_faces
         self.max_seconds = max_seconds  # longer audio or sound tracks are refused before decoding
         self.preprocessor = preprocessor
@@ -112,11 +126,10 @@ class Predictor:
 
         directories = [directory] if directory is None or isinstance(directory, (str, Path)) else list(directory)
         directories = [locate(d) for d in directories]
-        model, _ = load_models(directories, device)
-        if test_flip is not None:
-            model.set_test_flip(test_flip)
+        model, metas = load_models(directories, device)
+        flip = wants_test_flip(metas[0]) if test_flip is None else test_flip
         return cls(model, Preprocessor(model.config, tokenizer_dir(Path(directories[0]))), device, detect_faces,
-                   max_seconds)
+                   max_seconds, flip)
 
     @property
     def detector(self):
@@ -243,7 +256,7 @@ class Predictor:
         if not example.inputs:
             raise InputError(f"{'; '.join(notes) or 'no usable input'}, and no other input to predict from")
         batch = collate([example]).to(self.device)
-        latents, translations, present = self._encode(batch)
+        encoded, present = self._encode(batch)
         observed = [m for m in self.config.modalities if bool(present[m][0])]
         # The prediction and every explanation pattern (each modality alone, each left out) in one
         # fusion call: the batch is the same encoded sample under different observed sets.
@@ -252,7 +265,7 @@ class Predictor:
             patterns += [{k: v & (k != m) for k, v in present.items()} for m in observed]
         n = len(patterns)
         stacked = {k: torch.cat([p[k] for p in patterns]) for k in present}  # (n,)
-        all_probs = self._probabilities(_repeat(latents, n), _repeat(translations, n), stacked)
+        all_probs = self._probabilities(encoded.expand(n), stacked)
         probs = all_probs[0]
         top = int(probs.argmax())
         explanation = {}
@@ -343,8 +356,7 @@ class Predictor:
         probs = []
         if usable:
             batch = collate([c[3] for c in usable]).to(self.device)
-            latents, translations, present = self._encode(batch)
-            probs = list(self._probabilities(latents, translations, present))
+            probs = list(self._probabilities(*self._encode(batch)))
         rows = []
         for start, end, face_info, example in chunk:
             observed = [m.value for m in self.config.modalities if m in example.inputs]
@@ -369,28 +381,17 @@ class Predictor:
                 raise
             return None
 
-    def _encode(self, batch: Batch) -> tuple[dict, dict, dict[Modality, torch.Tensor]]:
-        b = len(batch)
-        present = {m: batch.present[m] if m in batch.present else torch.zeros(b, dtype=torch.bool, device=self.device)
-                   for m in self.config.modalities}
-        latents = self.model.encode(batch)
-        return latents, self.model.translate(latents), present
+    def _encode(self, batch: Batch) -> tuple[Encoding, dict[Modality, torch.Tensor]]:
+        """The batch encoded once, and which of the model's modalities each sample has."""
+        present = complete_presence(batch.present, self.config.modalities, len(batch), self.device)
+        return self.model.encode(batch, self.test_flip), present
 
-    def _probabilities(self, latents: dict, translations: dict, present: dict[Modality, torch.Tensor]) -> np.ndarray:
+    def _probabilities(self, encoded: Encoding, present: dict[Modality, torch.Tensor]) -> np.ndarray:
         """``(b, classes)`` probabilities with ``present`` as the observed modalities (the rest reconstructed)."""
-        b = next(iter(present.values())).shape[0]
-        recon = self.model.reconstruct(translations, present, b)
-        logits = self.model.classify(self.model.fuse(latents, recon, present))
-        return logits.float().softmax(-1).cpu().numpy()
+        return self.model.head(encoded, present).float().softmax(-1).cpu().numpy()
 
     def _named(self, probs: np.ndarray) -> dict[str, float]:
         return {n: float(p) for n, p in zip(self.config.labels, probs)}
-
-
-def _repeat(tensors: dict, n: int) -> dict:
-    """Each ``(1, k, d)`` tensor of a dict seen ``n`` times, ``(n, k, d)``; an ensemble's tuples element-wise."""
-    return {key: tuple(t.expand(n, -1, -1) for t in z) if isinstance(z, tuple) else z.expand(n, -1, -1)
-            for key, z in tensors.items()}
 
 
 def _video_duration(video: str | Path) -> float:

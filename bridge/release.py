@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from bridge.model import CheckpointError
+from bridge.checkpoint import CheckpointError
 
 RELEASES = Path(__file__).resolve().parent / "pretrained"
 DEFAULT_RELEASE = "emotion7"  # the model infer.py, evaluate.py, Predictor and the web app use by default
@@ -132,8 +132,8 @@ def pack(checkpoint: Path, output: Path, name: str, card: str | None = None) -> 
 
     from safetensors.torch import save_file
 
-    from bridge.checkpoint import CONFIG_FILE, TOKENIZER_DIR, WEIGHTS_FILE, _umask, atomic_write_text, load_checkpoint
-    from bridge.model import BridgeModel
+    from bridge.checkpoint import CONFIG_FILE, TOKENIZER_DIR, WEIGHTS_FILE, _umask, atomic_write_text
+    from bridge.model import BridgeModel, load_checkpoint
 
     checkpoint, output = Path(checkpoint), Path(output)
     model, meta = load_checkpoint(checkpoint)

@@ -1,7 +1,8 @@
 """Robustness protocols: sample-level missing modalities and input noise, with their summaries.
 
 - Missing rate η (GCNet, Lian et al., TPAMI 2023): each (sample, modality) is dropped with
-  probability η and every sample keeps at least one of the modalities it has.
+  probability η and every sample keeps at least one of the modalities it has
+  (:func:`bridge.presence.drop_modalities`, the same function as training's modality dropout).
 - Noise levels in [0, 1] on the model inputs (MultiBench, Liang et al., NeurIPS 2021), seeded,
   per modality or all at once; level 0 returns the batch unchanged. What each level does:
 
@@ -46,34 +47,6 @@ from bridge.config import AudioConfig, FaceConfig, FeatureConfig, TextConfig
 from bridge.modality import Modality
 
 AUDIO_CHUNK_FRAMES = 10  # 100 ms at kaldi's 10 ms frame shift
-
-
-# --- missing modalities ---------------------------------------------------------------------
-def missing_masks(present: dict[Modality, Tensor], eta: float, generator: torch.Generator) -> dict[Modality, Tensor]:
-    """Drop each (sample, modality) with probability ``eta``; every sample keeps one it has.
-
-    A sample that lost all its modalities gets one of them back, chosen uniformly among those it
-    has (GCNet's protocol). A modality a sample lacks is never made present.
-
-    Args:
-        present: per modality ``(b,)`` availability.
-        eta: missing rate in [0, 1).
-        generator: CPU random generator (for reproducibility).
-
-    Raises:
-        ValueError: when ``eta`` is outside [0, 1).
-    """
-    if not 0.0 <= eta < 1.0:
-        raise ValueError(f"missing rate {eta} is outside [0, 1)")
-    mods = list(present)
-    avail = torch.stack([present[m].cpu() for m in mods])  # (m, b)
-    kept = avail & (torch.rand(avail.shape, generator=generator) >= eta)
-    lost = ~kept.any(dim=0) & avail.any(dim=0)  # (b,)
-    if lost.any():
-        choice = (torch.rand(avail.shape, generator=generator) * avail).argmax(dim=0)  # (b,) one available each
-        kept[choice[lost], lost.nonzero().squeeze(1)] = True
-    device = next(iter(present.values())).device
-    return {m: kept[i].to(device) for i, m in enumerate(mods)}
 
 
 # --- noise ------------------------------------------------------------------------------------

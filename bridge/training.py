@@ -1,6 +1,10 @@
 """The training loop behind ``train.py``: modality dropout, modality mismatch, named loss terms,
 per-epoch validation, curves, best checkpoint by validation macro F1 (on all modalities, or
-averaged over modality patterns), and resume."""
+averaged over modality patterns), and resume.
+
+Process-wide settings (deterministic algorithms) are the script's (:mod:`bridge.runtime`);
+building a :class:`Trainer` changes no global state, and :meth:`Trainer.fit` seeds the global
+generators from ``TrainConfig.seed`` as the run it is."""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ import json
 import math
 import os
 import pickle
-import random
 import tempfile
 import time
 from dataclasses import dataclass
@@ -20,25 +23,29 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
 from bridge.augment import AudioAugment, FaceAugment
-from bridge.batch import Batch
-from bridge.checkpoint import atomic_write_text, save_checkpoint
+from bridge.checkpoint import STATE_FILE, atomic_write_text, save_checkpoint
 from bridge.config import BridgeConfig, FeatureConfig
+from bridge.contract import Fill
 from bridge.data.sample import Sample
+from bridge.dataset import ExampleDataset, feature_statistics, make_loader
 from bridge.distributed import GlobalBatchSampler, World, barrier, gather_objects, gather_present
-from bridge.encoders.features import FeatureEncoder
+from bridge.encoders.memo import TokenStateMemo
 from bridge.evaluation import pattern_predictions, subsets
+from bridge.freeze import memoise_frozen, train_mode
 from bridge.losses import BridgeLoss
 from bridge.metrics import classification_report
+from bridge.mismatch import mismatch_modalities, parse_mismatch
 from bridge.modality import Modality, pattern_name
-from bridge.model import BridgeModel, Fill
-from bridge.preprocess import Example, Preprocessor, collate
+from bridge.model import BridgeModel, require_face_encoder
+from bridge.preprocess import Preprocessor
+from bridge.presence import drop_modalities
+from bridge.runtime import pick_device, seed_everything
 from bridge.transfer import load_encoder_weights, parse_init_encoders
 
-STATE_FILE = "training_state.pt"
 SELECT_KEYS = {"all": "macro_f1", "patterns": "macro_f1_patterns"}  # --select: the validation score to maximise
 
 
@@ -54,6 +61,9 @@ class TrainConfig:
     warmup_epochs: float = 1.0
     label_smoothing: float = 0.1
     unimodal_weight: float = 0.5  # weight of per-modality classification terms (training-only heads)
+    translation_weight: float = 1.0  # weight of the translation terms against cross-entropy
+    cycle_weight: float = 0.0  # weight of source -> target -> source reconstruction terms (0 disables)
+    translation_loss: Literal["mse", "cosine"] = "mse"  # distance between a translation and its detached target
     modality_dropout: float = 0.5  # chance of hiding each (sample, modality) from the fusion
     dropout_schedule: Literal["constant", "linear"] = "linear"  # linear: ramp up from 0 over dropout_warmup_epochs
     dropout_warmup_epochs: int = 3
@@ -62,165 +72,17 @@ class TrainConfig:
     init_encoders: tuple[str, ...] = ()  # "MODALITY=CHECKPOINT": start that encoder from a trained checkpoint
     mismatch: tuple[str, ...] = ()  # "MODALITY=RATE": that share of training samples take it from another label's
     select: Literal["all", "patterns"] = "all"  # keep the epoch best on all modalities, or on the mean over patterns
+    # validate with each face averaged with its mirror image, and record that in the checkpoint
+    # (inference.test_flip) for infer.py and evaluate.py; training itself sees single crops
+    test_flip: bool = False
     grad_clip: float = 1.0
     seed: int = 0
-    deterministic: bool = False  # deterministic algorithms only (slower on GPU; CPU runs are already repeatable)
+    # deterministic algorithms only (slower on GPU; CPU runs are already repeatable): recorded here,
+    # switched on by the script (bridge.runtime.use_deterministic_algorithms), as it is process-wide
+    deterministic: bool = False
     num_workers: int = 0  # DataLoader workers for preprocessing (0: in the main process)
     device: str = "auto"  # "auto" picks CUDA when available
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-class ExampleDataset(Dataset):
-    """Preprocessed examples, computed once and kept in memory.
-
-    With a cache directory, corpora that list their files are preprocessed once per file and
-    settings (see :mod:`bridge.cache`); later epochs and runs read the cache.
-
-    Args:
-        samples: the split's samples.
-        preprocessor: turns a sample into model inputs.
-        desc: progress-bar label.
-        cache_dir: where to cache preprocessed examples (None: no cache).
-        progress: show a progress bar.
-    """
-
-    def __init__(self, samples: Sequence[Sample], preprocessor: Preprocessor, desc: str = "preprocess",
-                 cache_dir: str | Path | None = None, progress: bool = True):
-        from bridge.cache import ExampleCache
-
-        cache = ExampleCache(cache_dir, preprocessor) if cache_dir and ExampleCache.supports(samples) else None
-        results: list[Example | str | None] = [None] * len(samples)
-        keys: list[str] = []
-        self.cache_hits = 0
-        if cache is not None:
-            results, keys, self.cache_hits = cache.load(samples)
-        todo = [i for i, r in enumerate(results) if r is None]
-        for i in tqdm(todo, desc=desc, leave=False, mininterval=1.0, disable=not todo or not progress):
-            try:
-                ex = preprocessor(samples[i])
-                results[i] = ex if ex.inputs else "none of the model's modalities"
-            except ValueError as e:  # one bad item never stops a run; counted and reported
-                results[i] = str(e).split(":")[-1].strip() or type(e).__name__
-        if cache is not None and todo:
-            cache.save(samples, results, keys)
-        self.examples = [r for r in results if isinstance(r, Example)]
-        self.skipped: dict[str, int] = {}
-        for r in results:
-            if isinstance(r, str):
-                self.skipped[r] = self.skipped.get(r, 0) + 1
-
-    def __len__(self) -> int:
-        return len(self.examples)
-
-    def __getitem__(self, index: int) -> Example:
-        return self.examples[index]
-
-
-def drop_modalities(present: dict[Modality, Tensor], p: float, generator: torch.Generator) -> dict[Modality, Tensor]:
-    """Hide each (sample, modality) with probability ``p``; every sample keeps one it has.
-
-    Args:
-        present: per modality ``(b,)`` availability.
-        p: drop probability.
-        generator: CPU random generator (for reproducibility).
-    """
-    mods = list(present)
-    avail = torch.stack([present[m].cpu() for m in mods])  # (m, b)
-    kept = avail & (torch.rand(avail.shape, generator=generator) >= p)
-    lost = ~kept.any(dim=0)  # (b,)
-    if lost.any():
-        choice = (torch.rand(avail.shape, generator=generator) * avail).argmax(dim=0)  # one available each
-        kept[choice[lost], lost.nonzero().squeeze(1)] = True
-    device = next(iter(present.values())).device
-    return {m: kept[i].to(device) for i, m in enumerate(mods)}
-
-
-def parse_mismatch(specs: Sequence[str], modalities: Sequence[Modality]) -> dict[Modality, float]:
-    """``["audio=0.35", ...]`` -> ``{Modality.AUDIO: 0.35, ...}``.
-
-    Raises:
-        ValueError: a malformed or repeated spec, a modality the model lacks, or a rate outside [0, 1).
-    """
-    rates: dict[Modality, float] = {}
-    for spec in specs:
-        name, _, value = spec.partition("=")
-        try:
-            modality, rate = Modality(name.strip()), float(value)
-        except ValueError:
-            raise ValueError(f"--mismatch {spec!r}: expected MODALITY=RATE with a modality of "
-                             f"{', '.join(m.value for m in modalities)} and a rate in [0, 1), e.g. audio=0.3") from None
-        if modality not in modalities:
-            raise ValueError(f"--mismatch {spec!r}: this model has no {modality.value} "
-                             f"(its modalities: {', '.join(m.value for m in modalities)})")
-        if modality in rates:
-            raise ValueError(f"--mismatch names {modality.value} twice")
-        if not 0 <= rate < 1:
-            raise ValueError(f"--mismatch {spec!r}: the rate must be in [0, 1)")
-        rates[modality] = rate
-    return rates
-
-
-def mismatch_modalities(batch: Batch, rates: dict[Modality, float], generator: torch.Generator) -> Batch:
-    """The batch with some samples' modality taken from another sample of a different label.
-
-    For each modality with a rate, each sample is picked with that probability and gets the
-    input (and padding mask) of a random sample in the batch that has the modality and another
-    label; a picked sample without such a donor keeps its own. The fusion then meets that
-    modality wrong about as often as the rate says. Use it where encoders trained on the very
-    items of the training split are right on them far more often than on unseen data (say a
-    voice encoder with 93 % recall on its training clips and 63 % on held-out ones): without
-    it the fusion learns to trust them as much as the training split suggests. The translators
-    learn from the swapped pairs too, whose targets then belong to another label: a little
-    noise in their targets, at the same rates.
-
-    Args:
-        batch: a labelled training batch.
-        rates: per modality, the probability that a sample's input is swapped.
-        generator: CPU random generator (for reproducibility).
-    """
-    inputs, masks, present = dict(batch.inputs), dict(batch.masks), batch.present
-    labels = batch.labels.cpu()
-    other = labels[:, None] != labels[None, :]  # (b, b): j may give i its input
-    for modality, rate in rates.items():
-        if rate <= 0 or modality not in inputs:
-            continue
-        has = present[modality].cpu()
-        donors = other & has[None, :]
-        picked = (torch.rand(len(labels), generator=generator) < rate) & has & donors.any(dim=1)
-        if not picked.any():
-            continue
-        choice = (torch.rand(donors.shape, generator=generator) * donors).argmax(dim=1)  # a random donor each
-        source = torch.where(picked, choice, torch.arange(len(labels))).to(inputs[modality].device)
-        inputs[modality] = inputs[modality][source]
-        masks[modality] = masks[modality][source]
-    return Batch(inputs, masks, present, batch.labels, batch.ids)
-
-
-def feature_statistics(dataset: ExampleDataset, modality: Modality) -> tuple[Tensor, Tensor]:
-    """Mean and std of a feature modality over the training examples' real steps."""
-    rows = [x[mask] for ex in dataset.examples if modality in ex.inputs for x, mask in [ex.inputs[modality]]]
-    values = torch.cat(rows)
-    return values.mean(dim=0), values.std(dim=0)
-
-
-def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int, workers: int,
-                sampler: GlobalBatchSampler | None = None) -> DataLoader:
-    if sampler is not None:  # a process's shard of a multi-process run (the sampler shuffles)
-        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate, num_workers=workers)
-    generator = torch.Generator().manual_seed(seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, collate_fn=collate, generator=generator,
-                      num_workers=workers, drop_last=False)
+    memo_mb: float = 1024  # memo of frozen encoders' outputs, megabytes (bridge.encoders.memo; 0: none)
 
 
 class TrainStep(nn.Module):
@@ -234,24 +96,8 @@ class TrainStep(nn.Module):
         self.criterion = criterion
 
     def forward(self, batch: Any, present: dict[Modality, Tensor], fill: Fill) -> tuple[Tensor, dict[str, Tensor]]:
-        out = self.model(batch, present=present, fill=fill)
-        return out.logits, self.criterion(self.model, out, batch)
-
-
-@torch.inference_mode()
-def predict(model: BridgeModel, loader: DataLoader, device: torch.device, fill: Fill = "reconstruct",
-            modalities: tuple[Modality, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Class probabilities ``(n, c)`` and labels ``(n,)`` over a loader, optionally with a subset of modalities."""
-    model.eval()
-    probs, labels = [], []
-    for batch in loader:
-        batch = batch.to(device)
-        if modalities is not None:
-            batch = batch.select(modalities)
-        out = model(batch, fill=fill)
-        probs.append(out.logits.float().softmax(-1).cpu())
-        labels.append(batch.labels.cpu())
-    return torch.cat(probs).numpy(), torch.cat(labels).numpy()
+        out = self.model(batch, present=present, fill=fill, cycle=self.criterion.cycle_weight > 0)
+        return out.logits, self.criterion(out, batch)
 
 
 class Trainer:
@@ -271,25 +117,29 @@ class Trainer:
         if train_config.batch_size % world.size:
             raise ValueError(f"batch size {train_config.batch_size} (global) is not divisible by the "
                              f"{world.size} processes")
+        if train_config.test_flip:
+            require_face_encoder(model_config)
         self.model_config = model_config
         self.cfg = train_config
         self.output = Path(output)
         self.data_info = data_info or {}
         self.world = world
         self.device = pick_device(train_config.device)
-        seed_everything(train_config.seed)
-        if train_config.deterministic:
-            torch.use_deterministic_algorithms(True, warn_only=False)
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it for determinism
-        self.model = BridgeModel(model_config).to(self.device)
-        self.init_sources = parse_init_encoders(train_config.init_encoders)
-        self.init_report = load_encoder_weights(self.model, self.init_sources)  # before any resume overwrites
-        self.preprocessor = Preprocessor(model_config)
-        self.criterion = BridgeLoss(model_config, train_config.label_smoothing,
-                                    train_config.unimodal_weight).to(self.device)
-        if train_config.fill == "zero":
-            self.criterion.weight = 0.0  # the zero-fill baseline trains no translators
-            self.criterion.cycle_weight = 0.0
+        # The model and loss heads are initialised from the seed on a forked generator: the global
+        # one is left alone here, and fit() continues from where this initialisation left it.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(train_config.seed)
+            self.model = BridgeModel(model_config).to(self.device)
+            self.init_sources = parse_init_encoders(train_config.init_encoders)
+            self.init_report = load_encoder_weights(self.model, self.init_sources)  # before any resume overwrites
+            self.preprocessor = Preprocessor(model_config)
+            zero = train_config.fill == "zero"  # the zero-fill baseline trains no translators
+            self.criterion = BridgeLoss(model_config, train_config.label_smoothing, train_config.unimodal_weight,
+                                        0.0 if zero else train_config.translation_weight,
+                                        0.0 if zero else train_config.cycle_weight,
+                                        train_config.translation_loss).to(self.device)
+            self._rng_after_init = torch.get_rng_state()
+        memoise_frozen(self.model, TokenStateMemo.megabytes(train_config.memo_mb) if train_config.memo_mb else None)
         self.augment = FaceAugment() if train_config.augment else None
         audio = model_config.audio
         self.audio_augment = (AudioAugment(audio.arch, fbank_mean=audio.fbank_mean, fbank_std=audio.fbank_std)
@@ -370,6 +220,8 @@ class Trainer:
             log: where progress lines go (rank 0's only, in a multi-process run).
         """
         world = self.world
+        seed_everything(self.cfg.seed)
+        torch.set_rng_state(self._rng_after_init)  # as if the model had been built just now
         if not world.is_main:
             log = _quiet
         if cache_dir and not world.is_main:
@@ -386,8 +238,7 @@ class Trainer:
                     ", ".join(f"{k} ({v})" for k, v in ds.skipped.items()))
         for m, enc_cfg in self.model_config.encoders.items():
             if isinstance(enc_cfg, FeatureConfig) and enc_cfg.normalize and m not in self.init_sources:
-                encoder = self.model.encoders[m.value]
-                assert isinstance(encoder, FeatureEncoder)
+                encoder = self.model.encoders[m.value]  # a FeatureEncoder
                 encoder.set_statistics(*(t.to(self.device) for t in feature_statistics(train_set, m)))
         batch_size = self.cfg.batch_size // world.size  # this process's share of the global batch
         sampler = None
@@ -440,7 +291,7 @@ class Trainer:
 
     def _train_epoch(self, loader: DataLoader, epoch: int, drop_gen: torch.Generator,
                      aug_gen: torch.Generator) -> dict[str, float]:
-        self.model.train()
+        train_mode(self.model)  # frozen encoders stay in eval mode
         sums: dict[str, float] = {}
         n = 0
         p = self.dropout_rate(epoch)
@@ -499,8 +350,9 @@ class Trainer:
         probs, labels, loss, n = [], [], 0.0, 0
         for batch in loader:
             batch = batch.to(self.device)
-            out = self.model(batch, fill=self.cfg.fill)
-            loss += self.criterion(self.model, out, batch)["loss"].item() * len(batch)
+            out = self.model(batch, fill=self.cfg.fill, cycle=self.criterion.cycle_weight > 0,
+                             test_flip=self.cfg.test_flip)
+            loss += self.criterion(out, batch)["loss"].item() * len(batch)
             n += len(batch)
             probs.append(out.logits.softmax(-1).cpu())
             labels.append(batch.labels.cpu())
@@ -521,7 +373,8 @@ class Trainer:
         """Validation macro F1 per modality pattern (every non-empty subset of the model's
         modalities, the missing ones filled as in training) and their mean, ``macro_f1_patterns``."""
         patterns = subsets(self.model.modalities)
-        preds = pattern_predictions(self.model, loader, self.device, patterns, (self.cfg.fill,), progress=False)
+        preds = pattern_predictions(self.model, loader, self.device, patterns, (self.cfg.fill,), progress=False,
+                                    test_flip=self.cfg.test_flip)
         mine = {pattern_name(p): (preds[(p, self.cfg.fill)]["labels"], preds[(p, self.cfg.fill)]["probs"].argmax(-1))
                 for p in patterns if (p, self.cfg.fill) in preds}
         if self.world.distributed:
@@ -535,7 +388,7 @@ class Trainer:
 
     def _save_best(self, row: dict[str, Any]) -> None:
         extra = {"training": dataclasses.asdict(self.cfg), "data": self.data_info,
-                 "best": {"epoch": row["epoch"], "val": row["val"]}}
+                 "best": {"epoch": row["epoch"], "val": row["val"]}, "inference": {"test_flip": self.cfg.test_flip}}
         save_checkpoint(self.model, self.output, extra, tokenizer=self.preprocessor.tokenizer)
 
     def _write_history(self) -> None:

@@ -125,7 +125,7 @@ def load_encoder_weights(model: nn.Module, sources: dict[Modality, Path]) -> lis
         ValueError: an encoder whose shapes differ from the source's (an override changed its
             architecture after it was adopted).
     """
-    from bridge.checkpoint import load_checkpoint
+    from bridge.model import load_checkpoint
 
     done = []
     for modality, path in sources.items():

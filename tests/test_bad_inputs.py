@@ -75,12 +75,11 @@ import soundfile as sf
 import evaluate
 import infer
 import train
-from bridge.checkpoint import load_checkpoint
 from bridge.config import FeatureConfig, create_config
 from bridge.data.sample import Sample
 from bridge.media import MediaError, load_audio, load_image, write_video
 from bridge.modality import Modality
-from bridge.model import BridgeModel, CheckpointError
+from bridge.model import BridgeModel, CheckpointError, load_checkpoint
 from bridge.predictor import InputError, Predictor
 from bridge.preprocess import Preprocessor
 

@@ -13,11 +13,11 @@ import torch
 
 from bridge import create_config
 from bridge.baselines.late_fusion import LateFusion
+from bridge.dataset import make_loader
 from bridge.evaluation import evaluate_patterns
 from bridge.modality import Modality
 from bridge.model import BridgeModel
 from bridge.preprocess import Preprocessor, collate
-from bridge.training import make_loader
 
 ROOT = Path(__file__).resolve().parents[1]
 FACE, AUDIO, TEXT = Modality.FACE, Modality.AUDIO, Modality.TEXT
@@ -71,7 +71,7 @@ def test_late_fusion_prior_and_member_checks(members, batch):
 def test_late_fusion_runs_the_evaluation_protocols(members, synthetic_samples):
     from bridge.evaluation import evaluate_robustness
     from bridge.robustness import noise_context
-    from bridge.training import ExampleDataset
+    from bridge.dataset import ExampleDataset
 
     fusion = LateFusion(members).eval()
     pre = Preprocessor(fusion.config)
@@ -121,7 +121,7 @@ def test_a_resumed_run_counts_the_epochs_before_the_interruption(tmp_path, monke
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import robustness as bench
     import train
-    from bridge.training import STATE_FILE
+    from bridge.checkpoint import STATE_FILE
 
     run = tmp_path / "seed0"
     run.mkdir()

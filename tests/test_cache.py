@@ -9,9 +9,9 @@ from bridge.config import create_config
 from bridge.data.export import export_sample
 from bridge.data.manifest import read_manifest
 from bridge.data.synthetic import SyntheticEmotions
+from bridge.dataset import ExampleDataset
 from bridge.modality import EMOTIONS
 from bridge.preprocess import Preprocessor
-from bridge.training import ExampleDataset
 
 
 @pytest.fixture()

@@ -72,7 +72,7 @@ def test_override_sets_nested_and_top_level_fields_and_keeps_the_rest():
     ("dim=30", "not divisible by heads"),
     ("text.tokenizer=3", "TextConfig.tokenizer must be str"),
     ("text.freeze=1", "TextConfig.freeze must be bool"),
-    ("translator.loss=l1", "TranslatorConfig.loss must be one of 'mse', 'cosine'"),
+    ("translator.loss=l1", "not part of the model config any more; use train.py --translation-loss"),
     ("translator.depth=1.5", "TranslatorConfig.depth must be int"),
     ("dim=true", "BridgeConfig.dim must be int"),
 ])

@@ -7,9 +7,9 @@ import torch
 
 import train
 from bridge.batch import Batch
-from bridge.checkpoint import load_checkpoint
+from bridge.mismatch import mismatch_modalities, parse_mismatch
 from bridge.modality import Modality
-from bridge.training import mismatch_modalities, parse_mismatch
+from bridge.model import load_checkpoint
 
 FACE, AUDIO, TEXT = Modality.FACE, Modality.AUDIO, Modality.TEXT
 

@@ -13,7 +13,7 @@ from bridge.evaluation import subsets
 from bridge.losses import BridgeLoss
 from bridge.modality import ALL_MODALITIES
 from bridge.preprocess import Preprocessor, collate
-from bridge.training import drop_modalities
+from bridge.presence import drop_modalities
 
 SUBSETS = subsets(ALL_MODALITIES)
 
@@ -47,7 +47,7 @@ def test_forward_backward_every_subset(model, batch, subset):
     assert set(out.latents) == set(subset)
     for m in ALL_MODALITIES:
         assert out.reconstructions[m].shape == (len(batch), model.config.latent_tokens, model.config.dim)
-    terms = BridgeLoss(model.config)(model, out, b)
+    terms = BridgeLoss(model.config)(out, b)
     assert all(torch.isfinite(v) for v in terms.values())
     assert ("translation" in terms) == (len(subset) > 1)
     terms["loss"].backward()
@@ -125,8 +125,8 @@ def test_translator_learns_on_held_out(synthetic_samples):
     batches = [collate([pre(train[i]) for i in range(j, j + 32)]) for j in range(0, 256, 32)]
     model.eval()  # encoders fixed: the test isolates the translators
     with torch.no_grad():
-        latents = [model.encode(b) for b in batches]
-        held_latents = model.encode(held)
+        latents = [model.encode(b).latents for b in batches]
+        held_latents = model.encode(held).latents
     key = pair_key(Modality.AUDIO, Modality.FACE)
     translator = model.translators[key]
 
@@ -159,30 +159,30 @@ def test_checkpoint_round_trip_is_exact(tmp_path, model, batch):
 
 
 def test_test_flip_averages_each_face_with_its_mirror_out_of_training(tmp_path, model, batch):
-    import copy
     import dataclasses
 
+    from bridge.checkpoint import read_meta, wants_test_flip
     from bridge.config import FeatureConfig
 
-    flipping = copy.deepcopy(model)
-    flipping.set_test_flip(True)
     mirrored = dataclasses.replace(batch, inputs={**batch.inputs, Modality.FACE: batch.inputs[Modality.FACE].flip(-1)})
-    model.eval(), flipping.eval()
+    model.eval()
     with torch.no_grad():
-        plain, flipped, averaged = model.encode(batch), model.encode(mirrored), flipping.encode(batch)
+        plain, flipped = model.encode(batch).latents, model.encode(mirrored).latents
+        averaged = model.encode(batch, test_flip=True).latents
         assert torch.allclose(averaged[Modality.FACE], (plain[Modality.FACE] + flipped[Modality.FACE]) / 2, atol=1e-6)
         assert not torch.allclose(averaged[Modality.FACE], plain[Modality.FACE], atol=1e-4)
         assert all(torch.equal(averaged[m], plain[m]) for m in (Modality.AUDIO, Modality.TEXT))
-        flipping.train(), model.train()  # training sees single crops: its augmentation flips at random instead
+        model.train()  # training sees single crops: its augmentation flips at random instead
         torch.manual_seed(1)
-        trained_view = flipping.encode(batch)[Modality.FACE]
+        trained_view = model.encode(batch, test_flip=True).latents[Modality.FACE]
         torch.manual_seed(1)
-        assert torch.equal(trained_view, model.encode(batch)[Modality.FACE])
-    flipping.save_pretrained(tmp_path / "ck")  # the checkpoint carries the setting
-    assert BridgeModel.from_pretrained(tmp_path / "ck").config.face.test_flip
+        assert torch.equal(trained_view, model.encode(batch).latents[Modality.FACE])
+    model.eval()
+    model.save_pretrained(tmp_path / "ck", extra={"inference": {"test_flip": True}})  # the checkpoint carries it
+    assert wants_test_flip(read_meta(tmp_path / "ck")) and "test_flip" not in read_meta(tmp_path / "ck")["model"]["face"]
     features = BridgeModel(create_config("tiny", face=FeatureConfig(input_dim=8), audio=None, text=None))
     with pytest.raises(ValueError, match="face encoder"):
-        features.set_test_flip(True)
+        features.encode(batch, test_flip=True)
 
 
 def test_bad_checkpoints_fail_clearly(tmp_path, model):
@@ -215,7 +215,7 @@ def test_unimodal_terms_train_their_heads_and_encoders(model, batch):
     model.zero_grad(set_to_none=True)
     loss = BridgeLoss(model.config, unimodal_weight=0.5)
     b = batch.select((Modality.FACE, Modality.TEXT))
-    terms = loss(model, model(b), b)
+    terms = loss(model(b), b)
     assert {"unimodal/face", "unimodal/text", "unimodal"} <= set(terms) and "unimodal/audio" not in terms
     terms["unimodal"].backward()
     assert loss.unimodal_heads["face"].weight.grad.abs().sum() > 0
@@ -226,16 +226,21 @@ def test_unimodal_terms_train_their_heads_and_encoders(model, batch):
 
 def test_frozen_text_encoder_memo_matches_a_fresh_forward():
     from bridge.config import TextConfig
-    from bridge.encoders.text import MEMO, TextEncoder
+    from bridge.encoders.memo import TokenStateMemo
+    from bridge.encoders.text import TextEncoder
+    from bridge.freeze import freeze
 
     torch.manual_seed(0)
-    encoder = TextEncoder(TextConfig(freeze=True, max_length=16))
+    MEMO = TokenStateMemo(2**26)  # noqa: N806 (one memo shared by the encoders below)
+
+    def frozen(encoder):
+        encoder.memo = MEMO
+        return freeze(encoder)
+
+    encoder = frozen(TextEncoder(TextConfig(freeze=True, max_length=16)))
     ids = torch.randint(5, 100, (4, 16))
     mask = torch.arange(16)[None] < torch.tensor([[3], [7], [5], [2]])
     ids = ids.masked_fill(~mask, 0)
-    MEMO.clear()
-    MEMO.max_bytes = 2**26
-    encoder.eval()
     with torch.inference_mode():
         fresh = encoder._encode(ids[:, :7], mask[:, :7])
         evaluated, evaluated_mask = encoder(ids, mask)
@@ -243,18 +248,21 @@ def test_frozen_text_encoder_memo_matches_a_fresh_forward():
     assert len(MEMO) == 4
     calls = []
     encoder.bert.register_forward_hook(lambda *a: calls.append(1))
-    twin = TextEncoder(TextConfig(freeze=True, max_length=16))
+    twin = frozen(TextEncoder(TextConfig(freeze=True, max_length=16)))
     twin.load_state_dict(encoder.state_dict())  # the same weights in another model: its memo entries serve
     again, _ = twin.train()(ids[[2, 0]], mask[[2, 0]])
     twin.bert.register_forward_hook(lambda *a: calls.append(1))
     torch.testing.assert_close(evaluated, fresh, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(again, fresh[[2, 0], :5], atol=1e-5, rtol=1e-5)
     assert not calls and (evaluated[~mask[:, :7]] == 0).all()
-    other = TextEncoder(TextConfig(freeze=True, max_length=16))  # other weights: encoded afresh
+    other = frozen(TextEncoder(TextConfig(freeze=True, max_length=16)))  # other weights: encoded afresh
     with torch.no_grad():
         other(ids, mask)
     assert len(MEMO) == 8
-    MEMO.clear()
+    encoder.memo = None
+    with torch.no_grad():
+        encoder(ids[:1] + 1, mask[:1])  # without a memo: nothing kept
+    assert len(MEMO) == 8
 
 
 def test_cnn_face_stem_makes_the_token_grid_and_round_trips_with_its_batch_norm(tmp_path, synthetic_samples):
@@ -286,15 +294,21 @@ def test_cnn_face_stem_makes_the_token_grid_and_round_trips_with_its_batch_norm(
 
 @pytest.mark.parametrize("stem", ["conv", "cnn"])
 def test_frozen_face_encoder_keeps_its_weights_and_statistics_and_memoises(stem):
-    from bridge.config import FaceConfig
-    from bridge.encoders.face import FaceEncoder
-    from bridge.encoders.memo import MEMO
+    from dataclasses import replace
+
+    from bridge.encoders.memo import TokenStateMemo
+    from bridge.freeze import memoise_frozen, train_mode
 
     torch.manual_seed(0)
-    encoder = FaceEncoder(FaceConfig(stem=stem, freeze=True)).train()
+    config = create_config("tiny", audio=None, text=None)
+    model = BridgeModel(replace(config, face=replace(config.face, stem=stem, freeze=True)))
+    MEMO = TokenStateMemo(2**26)  # noqa: N806
+    memoise_frozen(model, MEMO)
+    train_mode(model)  # what the trainer calls: the rest trains, the frozen encoder stays in eval mode
+    encoder = model.encoders["face"]
+    assert model.fusion.training
     before = {k: v.clone() for k, v in encoder.state_dict().items()}
     frames, mask = torch.randn(3, 4, 1, 48, 48), torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]]).bool()
-    MEMO.clear()
     tokens, token_mask = encoder(frames, mask)
     assert not any(p.requires_grad for p in encoder.parameters()) and not encoder.training
     assert all(torch.equal(before[k], v) for k, v in encoder.state_dict().items())  # batch norm included
@@ -306,27 +320,28 @@ def test_frozen_face_encoder_keeps_its_weights_and_statistics_and_memoises(stem)
     encoder.vit.register_forward_hook(lambda *a: calls.append(1))
     again, _ = encoder(frames[[2, 0]], mask[[2, 0]])  # other batches, other order: served from the memo
     assert not calls and torch.equal(again, tokens[[2, 0]])
-    MEMO.clear()
 
 
 def test_frozen_whisper_encoder_memo_matches_a_fresh_forward():
     from bridge.config import AudioConfig
-    from bridge.encoders.memo import MEMO
+    from bridge.encoders.memo import TokenStateMemo
     from bridge.encoders.whisper import WhisperAudioEncoder
+    from bridge.freeze import freeze
 
     torch.manual_seed(0)
-    encoder = WhisperAudioEncoder(AudioConfig(arch="whisper", num_mel_bins=80, max_frames=100, hidden_size=64,
-                                              num_heads=2, num_layers=1, intermediate_size=128, freeze=True))
+    encoder = freeze(WhisperAudioEncoder(AudioConfig(arch="whisper", num_mel_bins=80, max_frames=100, hidden_size=64,
+                                                     num_heads=2, num_layers=1, intermediate_size=128, freeze=True)))
     fbank, mask = torch.randn(2, 100, 80), torch.arange(100)[None] < torch.tensor([[60], [100]])
-    MEMO.clear()
+    MEMO = TokenStateMemo(2**26)  # noqa: N806
+    encoder.memo = MEMO
     states, state_mask = encoder(fbank, mask)
     fresh, fresh_mask = encoder._encode(fbank, mask)
     torch.testing.assert_close(states, fresh, atol=1e-5, rtol=1e-5)
     assert torch.equal(state_mask, fresh_mask) and state_mask.shape == (2, 50) and len(MEMO) == 2
-    twin = WhisperAudioEncoder(encoder.config, load_weights=False)
+    twin = freeze(WhisperAudioEncoder(encoder.config, load_weights=False))
+    twin.memo = MEMO
     state = encoder.state_dict()
     state["whisper.conv1.weight"] = state["whisper.conv1.weight"] * 2
     twin.load_state_dict(state)  # other weights: another fingerprint, so encoded afresh
     twin(fbank, mask)
     assert len(MEMO) == 4
-    MEMO.clear()

@@ -12,8 +12,8 @@ import evaluate
 from bridge.batch import Batch
 from bridge.config import AudioConfig, FaceConfig, FeatureConfig, TextConfig
 from bridge.modality import Modality
-from bridge.robustness import (NoiseContext, TextVocab, area_under_curve, corrupt_batch, effective_robustness,
-                               missing_masks)
+from bridge.presence import drop_modalities
+from bridge.robustness import NoiseContext, TextVocab, area_under_curve, corrupt_batch, effective_robustness
 
 FACE, AUDIO, TEXT = Modality.FACE, Modality.AUDIO, Modality.TEXT
 
@@ -24,7 +24,7 @@ def test_missing_masks_drop_rate_and_guarantees():
     has = {FACE: torch.rand(n, generator=g) < 0.8, AUDIO: torch.rand(n, generator=g) < 0.9,
            TEXT: torch.ones(n, dtype=torch.bool)}
     for eta in (0.0, 0.1, 0.3, 0.5, 0.7):
-        kept = missing_masks(has, eta, torch.Generator().manual_seed(1))
+        kept = drop_modalities(has, eta, torch.Generator().manual_seed(1))
         available = torch.stack(list(has.values()))  # (m, n)
         left = torch.stack(list(kept.values()))
         assert not (left & ~available).any()  # never invents a modality
@@ -35,14 +35,17 @@ def test_missing_masks_drop_rate_and_guarantees():
         p_all_lost = eta ** 3
         expected = eta - p_all_lost / 3  # one of the three comes back when all are lost
         assert drop_rate == pytest.approx(expected, abs=0.01)
-    kept = missing_masks(has, 0.0, g)
+    kept = drop_modalities(has, 0.0, g)
     assert all(torch.equal(kept[m], has[m]) for m in has)
+    none = {FACE: torch.tensor([True, False]), AUDIO: torch.tensor([False, False])}
+    kept = drop_modalities(none, 0.9, torch.Generator().manual_seed(0))
+    assert not kept[FACE][1] and not kept[AUDIO][1]  # a sample with nothing is not given a modality
 
 
 @pytest.mark.parametrize("eta", [-0.1, 1.0, 1.5])
 def test_missing_masks_reject_bad_eta(eta):
     with pytest.raises(ValueError, match="outside"):
-        missing_masks({FACE: torch.ones(3, dtype=torch.bool)}, eta, torch.Generator())
+        drop_modalities({FACE: torch.ones(3, dtype=torch.bool)}, eta, torch.Generator())
 
 
 def _batch(b: int = 6) -> tuple[Batch, NoiseContext, Batch, NoiseContext]:

@@ -9,7 +9,7 @@ import pytest
 
 import evaluate
 import train
-from bridge.checkpoint import load_checkpoint
+from bridge.model import load_checkpoint
 
 PATTERNS = {"face", "audio", "text", "face+audio", "face+text", "audio+text", "face+audio+text"}
 

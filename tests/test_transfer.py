@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import train
-from bridge.checkpoint import load_checkpoint
 from bridge.modality import Modality
+from bridge.model import load_checkpoint
 from bridge.transfer import parse_init_encoders
 
 

@@ -2,10 +2,10 @@
 bridge model per modality, each trained by ``train.py --modalities M``, and the average of
 their class probabilities over the modalities a sample has.
 
-:class:`LateFusion` follows :class:`~bridge.model.BridgeModel`'s staged contract (``encode`` →
-``translate`` → ``reconstruct`` → ``fuse`` → ``classify``), so the evaluation protocols of
-:mod:`bridge.evaluation` run on it unchanged. It has nothing to translate: a missing modality
-simply leaves the average, and a sample with none of them gets the training label prior.
+:class:`LateFusion` keeps the classifier contract (:class:`bridge.contract.Classifier`:
+``encode`` then ``head``), so the evaluation protocols of :mod:`bridge.evaluation` run on it
+unchanged. It has nothing to translate: a missing modality simply leaves the average, and a
+sample with none of them gets the training label prior.
 With a single member it is that unimodal model, scored on every sample.
 """
 
@@ -20,8 +20,10 @@ from torch import Tensor, nn
 
 from bridge.batch import Batch
 from bridge.config import BridgeConfig
+from bridge.contract import Fill
 from bridge.modality import Modality
-from bridge.model import BridgeModel, BridgeOutput
+from bridge.model import BridgeModel, BridgeOutput, Encoded, load_checkpoint, require_face_encoder
+from bridge.presence import complete_presence
 
 
 class LateFusion(nn.Module):
@@ -66,61 +68,47 @@ class LateFusion(nn.Module):
     def from_checkpoints(cls, directories: Sequence[str | Path], device: str | torch.device = "cpu",
                          prior: Tensor | None = None) -> "LateFusion":
         """Late fusion of unimodal checkpoints written by ``train.py --modalities M``."""
-        from bridge.checkpoint import load_checkpoint
-
         return cls([load_checkpoint(Path(d), device)[0] for d in directories], prior).to(device)
 
     @property
     def modalities(self) -> tuple[Modality, ...]:
         return self.config.modalities
 
-    def encode(self, batch: Batch) -> dict[Modality, Tensor]:
-        """Each member's latent for its modality, where the batch carries it."""
+    def encode(self, batch: Batch, test_flip: bool = False) -> Encoded:
+        """Each member's latent for its modality, where the batch carries it (nothing to translate)."""
+        if test_flip:
+            require_face_encoder(self.config)
         latents = {}
-        for member in self.members.values():
-            latents.update(member.encode(batch))
-        return latents
+        for m, member in self.members.items():
+            latents.update(member.encode(batch, test_flip and m == Modality.FACE.value).latents)
+        return Encoded(latents, {})
 
-    def translate(self, latents: dict[Modality, Tensor]) -> dict[str, Tensor]:
-        return {}  # late fusion translates nothing
-
-    def reconstruct(self, translations: dict[str, Tensor], present: dict[Modality, Tensor],
-                    batch_size: int) -> dict[Modality, Tensor]:
-        return {}
-
-    def fuse(self, latents: dict[Modality, Tensor], reconstructions: dict[Modality, Tensor],
-             present: dict[Modality, Tensor], fill: str = "reconstruct") -> tuple[Tensor, Tensor]:
-        """Per-member probabilities ``(b, m, c)`` and which of them count ``(b, m)``; ``fill`` is ignored."""
-        probs, counts = [], []
+    def head(self, encoded: Encoded, present: dict[Modality, Tensor], fill: Fill = "reconstruct") -> Tensor:
+        """Log of the mean probability over the members whose modality is present (the prior
+        where none is); ``fill`` is ignored."""
+        any_mask = next(iter(present.values()))
+        b = len(any_mask)
+        present = complete_presence(present, self.modalities, b, any_mask.device)
+        probs, counted = [], []  # per member: (b, c) probabilities, (b,) whether they count
         for m in self.modalities:
             member = self.members[m.value]
-            if m not in latents:
-                b = len(next(iter(present.values())))
+            if m not in encoded.latents:
                 probs.append(self.prior.expand(b, -1))
-                counts.append(torch.zeros(b, dtype=torch.bool, device=self.prior.device))
+                counted.append(torch.zeros(b, dtype=torch.bool, device=self.prior.device))
                 continue
-            z = latents[m]
+            z = encoded.latents[m]
             alone = {m: torch.ones(len(z), dtype=torch.bool, device=z.device)}
-            logits = member.classify(member.fuse({m: z}, {m: torch.zeros_like(z)}, alone))
-            probs.append(logits.float().softmax(-1))
-            counts.append(present[m])
-        return torch.stack(probs, dim=1), torch.stack(counts, dim=1)
-
-    def classify(self, joint: tuple[Tensor, Tensor]) -> Tensor:
-        """Log of the mean probability over the counted members (the prior where none counts)."""
-        probs, counted = joint
-        w = counted.to(probs.dtype)[..., None]  # (b, m, 1)
+            probs.append(member.head(Encoded({m: z}, {}), alone).float().softmax(-1))
+            counted.append(present[m])
+        w = torch.stack(counted, dim=1).to(torch.float32)[..., None]  # (b, m, 1)
         n = w.sum(dim=1)  # (b, 1)
-        mean = (probs * w).sum(dim=1) / n.clamp_min(1.0)
-        mean = torch.where(n > 0, mean, self.prior.to(probs.dtype))
+        mean = (torch.stack(probs, dim=1) * w).sum(dim=1) / n.clamp_min(1.0)
+        mean = torch.where(n > 0, mean, self.prior.float())
         return mean.clamp_min(1e-12).log()
 
     def forward(self, batch: Batch, present: dict[Modality, Tensor] | None = None,
-                fill: str = "reconstruct") -> BridgeOutput:
-        present = batch.present if present is None else present
-        b = len(batch)
-        present = {m: present[m] if m in present else torch.zeros(b, dtype=torch.bool, device=self.prior.device)
-                   for m in self.modalities}
-        latents = self.encode(batch)
-        logits = self.classify(self.fuse(latents, {}, present, fill))
-        return BridgeOutput(logits, latents, {}, {}, present)
+                fill: Fill = "reconstruct") -> BridgeOutput:
+        present = complete_presence(batch.present if present is None else present, self.modalities, len(batch),
+                                    self.prior.device)
+        encoded = self.encode(batch)
+        return BridgeOutput(self.head(encoded, present, fill), encoded.latents, {}, {}, present)

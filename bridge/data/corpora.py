@@ -2,35 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
-from bridge.data.sample import Sample
+from bridge.data.splits import Splits
 
-
-@dataclass
-class Splits:
-    """A corpus's train, validation and test samples.
-
-    Args:
-        name: corpus name as reports should show it (label-paired corpora say so).
-        train, val, test: the splits.
-        labels: class names, in label-index order.
-        info: JSON-able description (root, options, sizes), stored with checkpoints and reports.
-    """
-
-    name: str
-    train: Sequence[Sample]
-    val: Sequence[Sample]
-    test: Sequence[Sample]
-    labels: tuple[str, ...]
-    info: dict[str, Any] = field(default_factory=dict)
-
-    def split(self, name: str) -> Sequence[Sample]:
-        if name not in ("train", "val", "test"):
-            raise ValueError(f"unknown split {name!r} (choose from train, val, test)")
-        return getattr(self, name)
+__all__ = ["Splits", "load_splits", "problems_report", "synthetic"]
 
 
 def synthetic(seed: int = 0, sizes: tuple[int, int, int] = (1400, 300, 300)) -> Splits:

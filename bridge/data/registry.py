@@ -42,6 +42,7 @@ from bridge.data.paired import read_paired
 from bridge.data.paths import data_root, require_corpus
 from bridge.data.mixed import read_mixed
 from bridge.data.ravdess import read_ravdess
+from bridge.data.splits import Splits
 
 
 def _frozen(**kwargs: Any) -> Mapping[str, Any]:
@@ -134,7 +135,7 @@ def load_splits(
 
 
 def load_corpus_splits(name: str, root: str | os.PathLike | None = None, seed: int = 0, **options: Any):
-    """Train, val and test of corpus ``name`` as :class:`bridge.data.corpora.Splits` (what
+    """Train, val and test of corpus ``name`` as :class:`bridge.data.splits.Splits` (what
     ``train.py`` and ``evaluate.py`` consume), with a JSON-able ``info`` recording the data
     root, options, sizes and skip counts.
 
@@ -144,8 +145,6 @@ def load_corpus_splits(name: str, root: str | os.PathLike | None = None, seed: i
         seed: for readers that take one (validation carve-outs, label pairing).
         **options: reader options, over the corpus's validation carve-out.
     """
-    from bridge.data.corpora import Splits
-
     spec = corpus_spec(name)
     if "seed" in inspect.signature(spec.read).parameters:
         options = {"seed": seed, **options}

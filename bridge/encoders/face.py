@@ -12,7 +12,7 @@ from einops import rearrange, repeat
 from torch import Tensor, nn
 
 from bridge.config import FaceConfig
-from bridge.encoders.memo import MEMO, fingerprint, memoised, row_digests
+from bridge.encoders.memo import TokenStateMemo, fingerprint, memoised, row_digests
 
 
 def conv_stem(in_chans: int, dim: int, patch: int) -> nn.Sequential:
@@ -81,8 +81,7 @@ class FaceEncoder(nn.Module):
         self.out_dim: int = self.vit.num_features
         self.temporal = nn.Parameter(torch.zeros(config.num_frames, self.out_dim))
         nn.init.trunc_normal_(self.temporal, std=0.02)
-        if config.freeze:
-            self.requires_grad_(False)
+        self.memo: TokenStateMemo | None = None  # set on a frozen encoder (bridge.freeze.memoise_frozen)
 
     def forward(self, frames: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """Encode face crops.
@@ -94,16 +93,14 @@ class FaceEncoder(nn.Module):
         Returns:
             tokens ``(b, t * n, e)`` and their mask ``(b, t * n)``.
         """
-        if self.config.freeze:
-            self.eval()  # frozen: batch-norm statistics and dropout stay fixed while the rest trains
-            if MEMO.max_bytes > 0:  # the tokens depend on the input alone (bridge.encoders.memo)
-                b, t = frames.shape[:2]
-                n = self.tokens_per_frame
-                out = frames.new_zeros((b, t * n, self.out_dim))
-                keys = row_digests(frames, mask)
-                tokens = memoised(fingerprint(self), keys, [t * n] * b,
-                                  lambda rows: self._encode(frames[rows], mask[rows])[0], out)
-                return tokens, repeat(mask, "b t -> b (t n)", n=n)
+        if self.memo is not None and self.memo.max_bytes > 0:  # frozen: tokens depend on the input alone
+            b, t = frames.shape[:2]
+            n = self.tokens_per_frame
+            out = frames.new_zeros((b, t * n, self.out_dim))
+            keys = row_digests(frames, mask)
+            tokens = memoised(self.memo, fingerprint(self), keys, [t * n] * b,
+                              lambda rows: self._encode(frames[rows], mask[rows])[0], out)
+            return tokens, repeat(mask, "b t -> b (t n)", n=n)
         return self._encode(frames, mask)
 
     @property

@@ -1,16 +1,17 @@
 """Memoised outputs of frozen encoders.
 
-A frozen encoder's output depends on its weights and its input alone, so bridge keeps the
-outputs of recent inputs: later epochs, the validation pass, and other models built on the
-same frozen weights (baselines scored on the same inputs) skip the encoder. Entries are keyed
-by a fingerprint of the weights and a digest of the input, and the least recently used are
-dropped past ``BRIDGE_MEMO_MB`` megabytes (default 1024; 0 turns memoisation off).
+A frozen encoder's output depends on its weights and its input alone, so a trainer can keep
+the outputs of recent inputs in a :class:`TokenStateMemo`: later epochs and the validation
+pass skip the encoder, and so do other models built on the same frozen weights that share the
+memo. Entries are keyed by a fingerprint of the weights and a digest of the input, and the
+least recently used are dropped past the memo's size. An encoder memoises only when given a
+memo (its ``memo`` attribute, set by :func:`bridge.freeze.memoise_frozen`); there is no
+process-wide one.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
@@ -26,6 +27,11 @@ class TokenStateMemo:
         self.max_bytes = max_bytes
         self.bytes = 0
         self._items: OrderedDict[tuple[str, bytes], Tensor] = OrderedDict()
+
+    @classmethod
+    def megabytes(cls, mb: float) -> "TokenStateMemo":
+        """A memo of at most ``mb`` megabytes (0 memoises nothing)."""
+        return cls(int(mb * 2**20))
 
     def get(self, key: tuple[str, bytes]) -> Tensor | None:
         value = self._items.get(key)
@@ -49,9 +55,6 @@ class TokenStateMemo:
     def clear(self) -> None:
         self._items.clear()
         self.bytes = 0
-
-
-MEMO = TokenStateMemo(int(float(os.environ.get("BRIDGE_MEMO_MB", "1024")) * 2**20))
 
 
 def weights_fingerprint(module: nn.Module) -> str:
@@ -91,11 +94,12 @@ def row_digests(*batches: Tensor) -> list[bytes]:
 
 
 @torch.no_grad()
-def memoised(owner: str, keys: Sequence[bytes], lengths: Sequence[int],
+def memoised(memo: TokenStateMemo, owner: str, keys: Sequence[bytes], lengths: Sequence[int],
              encode: Callable[[list[int]], Tensor], out: Tensor) -> Tensor:
-    """Fill ``out`` ``(b, n, h)`` row by row from :data:`MEMO`, encoding only the rows it lacks.
+    """Fill ``out`` ``(b, n, h)`` row by row from ``memo``, encoding only the rows it lacks.
 
     Args:
+        memo: where states are kept.
         owner: the encoder's weights fingerprint (part of every key).
         keys: one input digest per row.
         lengths: how many leading positions of each row to keep (the rest of ``out`` stays as given).
@@ -103,13 +107,13 @@ def memoised(owner: str, keys: Sequence[bytes], lengths: Sequence[int],
         out: the result, zero-initialised by the caller.
     """
     full = [(owner, k) for k in keys]
-    found = [MEMO.get(k) for k in full]
+    found = [memo.get(k) for k in full]
     todo = [i for i, f in enumerate(found) if f is None]
     if todo:
         fresh = encode(todo)
         for j, i in enumerate(todo):
             found[i] = fresh[j, : lengths[i]].clone()
-            MEMO.put(full[i], found[i])
+            memo.put(full[i], found[i])
     for i, states in enumerate(found):
         out[i, : lengths[i]] = states.to(out.device, out.dtype)
     return out

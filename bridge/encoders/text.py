@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from transformers import AutoConfig, AutoModel, BertConfig
 
 from bridge.config import TextConfig
-from bridge.encoders.memo import MEMO, fingerprint, memoised
+from bridge.encoders.memo import TokenStateMemo, fingerprint, memoised
 from bridge.tokenizer import resolve_pretrained
 
 
@@ -35,14 +35,9 @@ class TextEncoder(nn.Module):
                 vocab_size=config.vocab_size, hidden_size=config.hidden_size, num_hidden_layers=config.num_layers,
                 num_attention_heads=config.num_heads, intermediate_size=config.intermediate_size,
                 max_position_embeddings=max(64, config.max_length)), add_pooling_layer=False)
-        if config.freeze:
-            self.bert.requires_grad_(False)  # the pooler is not built: bridge reads the token states
-            if config.tune_layers:
-                layers = self.bert.encoder.layer
-                if not 0 < config.tune_layers <= len(layers):
-                    raise ValueError(f"text.tune_layers must be in 1..{len(layers)}, got {config.tune_layers}")
-                for layer in layers[len(layers) - config.tune_layers:]:
-                    layer.requires_grad_(True)
+        self.memo: TokenStateMemo | None = None  # set on a frozen encoder (bridge.freeze.memoise_frozen)
+        if config.tune_layers and not 0 < config.tune_layers <= len(self.bert.encoder.layer):
+            raise ValueError(f"text.tune_layers must be in 1..{len(self.bert.encoder.layer)}, got {config.tune_layers}")
         self.out_dim: int = self.bert.config.hidden_size
 
     def forward(self, ids: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
@@ -50,36 +45,38 @@ class TextEncoder(nn.Module):
 
         Padding columns that no row uses are cut first (``L' <= L``), and padded positions are
         zero in the output. A frozen encoder's output depends on its weights and the text alone,
-        so it is memoised (:mod:`bridge.encoders.memo`): later epochs, and other models built on the same
-        frozen weights (baselines evaluated on the same noisy texts), skip the Transformer.
+        so with a ``memo`` it is memoised (:mod:`bridge.encoders.memo`): later epochs, and other models
+        built on the same frozen weights that share the memo, skip the Transformer.
         """
         used = mask.any(dim=0).nonzero()
         width = int(used[-1]) + 1 if len(used) else 1
         ids, mask = ids[:, :width], mask[:, :width]
-        if self.config.freeze and not self.config.tune_layers:
-            self.bert.eval()  # a frozen encoder keeps dropout off even while the rest trains
-            if MEMO.max_bytes > 0:
-                return self._memoised(ids, mask), mask
         if self.config.freeze and self.config.tune_layers:
             return self._encode_top(ids, mask), mask
+        if self.memo is not None and self.memo.max_bytes > 0:
+            return self._memoised(ids, mask), mask
         return self._encode(ids, mask), mask
+
+    def tuned_parts(self) -> list[nn.Module]:
+        """What still learns when the encoder is frozen: the top ``tune_layers`` Transformer layers."""
+        layers = self.bert.encoder.layer
+        return list(layers[len(layers) - self.config.tune_layers:]) if self.config.tune_layers else []
 
     def _encode_top(self, ids: Tensor, mask: Tensor) -> Tensor:
         """Frozen embeddings and bottom layers (memoised like a frozen encoder), then the tuned top layers."""
         layers = self.bert.encoder.layer
         cut = len(layers) - self.config.tune_layers
-        bottom = nn.ModuleList([self.bert.embeddings, *layers[:cut]])
-        bottom.eval()  # frozen: no dropout
 
         def encode_bottom(rows: list[int]) -> Tensor:
             with torch.no_grad():
                 return self._run(ids[rows], mask[rows], 0, cut, embed=True)
 
-        if MEMO.max_bytes > 0:
+        if self.memo is not None and self.memo.max_bytes > 0:
             lengths = mask.sum(dim=1).tolist()
             keys = [ids[i, :n].cpu().numpy().tobytes() for i, n in enumerate(lengths)]
             hidden = ids.new_zeros((*ids.shape, self.out_dim), dtype=torch.get_default_dtype())
-            hidden = memoised(fingerprint(bottom), keys, lengths, encode_bottom, hidden)
+            owner = "".join(fingerprint(m) for m in (self.bert.embeddings, *layers[:cut]))  # the frozen part only
+            hidden = memoised(self.memo, owner, keys, lengths, encode_bottom, hidden)
         else:
             hidden = encode_bottom(list(range(len(ids))))
         out = self._run(hidden, mask, cut, len(layers), embed=False)
@@ -103,4 +100,4 @@ class TextEncoder(nn.Module):
         lengths = mask.sum(dim=1).tolist()
         keys = [ids[i, :n].cpu().numpy().tobytes() for i, n in enumerate(lengths)]
         out = ids.new_zeros((*ids.shape, self.out_dim), dtype=torch.get_default_dtype())
-        return memoised(fingerprint(self.bert), keys, lengths, lambda rows: self._encode(ids[rows], mask[rows]), out)
+        return memoised(self.memo, fingerprint(self.bert), keys, lengths, lambda rows: self._encode(ids[rows], mask[rows]), out)

@@ -24,7 +24,7 @@ import torchaudio
 from torch import Tensor, nn
 
 from bridge.config import AudioConfig
-from bridge.encoders.memo import MEMO, fingerprint, memoised, row_digests
+from bridge.encoders.memo import TokenStateMemo, fingerprint, memoised, row_digests
 from bridge.layers import Block, Transformer
 
 SAMPLE_RATE = 16_000  # Whisper's front-end is fixed: 16 kHz, 25 ms windows, 10 ms hop
@@ -337,8 +337,7 @@ class WhisperAudioEncoder(nn.Module):
         if config.max_frames > 2 * self.whisper.n_ctx:
             raise ValueError(f"audio.max_frames={config.max_frames} exceeds the Whisper encoder's "
                              f"{2 * self.whisper.n_ctx} frames")
-        if config.freeze:
-            self.whisper.requires_grad_(False)
+        self.memo: TokenStateMemo | None = None  # set on a frozen encoder (bridge.freeze.memoise_frozen)
         self.out_dim: int = self.whisper.out_dim
 
     def save_architecture(self, directory: Path) -> None:
@@ -349,15 +348,13 @@ class WhisperAudioEncoder(nn.Module):
     def forward(self, fbank: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """Encode ``(b, max_frames, mels)`` log-mel frames with their mask ``(b, max_frames)``;
         returns states ``(b, ceil(max_frames / 2), width)`` and their mask."""
-        if self.config.freeze:
-            self.whisper.eval()
-            if MEMO.max_bytes > 0:  # frozen: the states depend on the input alone (bridge.encoders.memo)
-                token_mask = mask[:, ::2]
-                out = fbank.new_zeros((fbank.shape[0], token_mask.shape[1], self.out_dim))
-                keys = row_digests(fbank, mask)
-                lengths = [token_mask.shape[1]] * len(fbank)
-                return memoised(fingerprint(self.whisper), keys, lengths,
-                                lambda rows: self._encode(fbank[rows], mask[rows])[0], out), token_mask
+        if self.memo is not None and self.memo.max_bytes > 0:  # frozen: the states depend on the input alone
+            token_mask = mask[:, ::2]
+            out = fbank.new_zeros((fbank.shape[0], token_mask.shape[1], self.out_dim))
+            keys = row_digests(fbank, mask)
+            lengths = [token_mask.shape[1]] * len(fbank)
+            return memoised(self.memo, fingerprint(self.whisper), keys, lengths,
+                            lambda rows: self._encode(fbank[rows], mask[rows])[0], out), token_mask
         return self._encode(fbank, mask)
 
     def _encode(self, fbank: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:

@@ -1,0 +1,83 @@
+"""Preprocessed examples in memory and the loaders over them: what training, evaluation and
+the benchmarks feed a model (the preprocessing itself is :class:`bridge.preprocess.Preprocessor`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from bridge.data.sample import Sample
+from bridge.modality import Modality
+from bridge.preprocess import Example, Preprocessor, collate
+
+if TYPE_CHECKING:
+    from torch.utils.data import Sampler
+
+
+class ExampleDataset(Dataset):
+    """Preprocessed examples, computed once and kept in memory.
+
+    With a cache directory, corpora that list their files are preprocessed once per file and
+    settings (see :mod:`bridge.cache`); later epochs and runs read the cache.
+
+    Args:
+        samples: the split's samples.
+        preprocessor: turns a sample into model inputs.
+        desc: progress-bar label.
+        cache_dir: where to cache preprocessed examples (None: no cache).
+        progress: show a progress bar.
+    """
+
+    def __init__(self, samples: Sequence[Sample], preprocessor: Preprocessor, desc: str = "preprocess",
+                 cache_dir: str | Path | None = None, progress: bool = True):
+        from bridge.cache import ExampleCache
+
+        cache = ExampleCache(cache_dir, preprocessor) if cache_dir and ExampleCache.supports(samples) else None
+        results: list[Example | str | None] = [None] * len(samples)
+        keys: list[str] = []
+        self.cache_hits = 0
+        if cache is not None:
+            results, keys, self.cache_hits = cache.load(samples)
+        todo = [i for i, r in enumerate(results) if r is None]
+        for i in tqdm(todo, desc=desc, leave=False, mininterval=1.0, disable=not todo or not progress):
+            try:
+                ex = preprocessor(samples[i])
+                results[i] = ex if ex.inputs else "none of the model's modalities"
+            except ValueError as e:  # one bad item never stops a run; counted and reported
+                results[i] = str(e).split(":")[-1].strip() or type(e).__name__
+        if cache is not None and todo:
+            cache.save(samples, results, keys)
+        self.examples = [r for r in results if isinstance(r, Example)]
+        self.skipped: dict[str, int] = {}
+        for r in results:
+            if isinstance(r, str):
+                self.skipped[r] = self.skipped.get(r, 0) + 1
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index: int) -> Example:
+        return self.examples[index]
+
+
+def feature_statistics(dataset: ExampleDataset, modality: Modality) -> tuple[Tensor, Tensor]:
+    """Mean and std of a feature modality over the training examples' real steps."""
+    rows = [x[mask] for ex in dataset.examples if modality in ex.inputs for x, mask in [ex.inputs[modality]]]
+    values = torch.cat(rows)
+    return values.mean(dim=0), values.std(dim=0)
+
+
+def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int, workers: int,
+                sampler: "Sampler | None" = None) -> DataLoader:
+    if sampler is not None:  # a process's shard of a multi-process run (the sampler shuffles)
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate, num_workers=workers)
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, collate_fn=collate, generator=generator,
+                      num_workers=workers, drop_last=False)
+
+
