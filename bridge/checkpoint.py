@@ -23,7 +23,8 @@ WEIGHTS_FILE, CONFIG_FILE, TOKENIZER_DIR = "model.safetensors", "config.json", "
 FORMAT = "bridge-checkpoint"
 
 
-def _umask() -> int:
+def umask() -> int:
+    """The process's file-creation mask (read without changing it for longer than a call)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -51,7 +52,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
     except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
@@ -90,6 +91,7 @@ def save_checkpoint(model: "BridgeModel", directory: Path, extra: dict[str, Any]
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
     try:
+        os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes 0700 folders: a shared checkpoint must stay readable
         save_model(model, str(tmp / WEIGHTS_FILE))
         for m, cfg in model.config.encoders.items():
             if isinstance(cfg, AudioConfig) and cfg.arch == "whisper":
@@ -102,10 +104,11 @@ def save_checkpoint(model: "BridgeModel", directory: Path, extra: dict[str, Any]
         meta = {"format": FORMAT, "bridge_version": __version__, "model": model.config.to_dict(),
                 "labels": list(model.config.labels), "preprocessing": preprocessing_settings(model.config), **extra}
         (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
-        # Keep files the trainer wrote into the directory before (training state, curves).
+        # Keep files the trainer wrote into the directory before (training state, curves, its lock), but
+        # not evaluation reports (eval-*/): they describe the weights being replaced.
         if directory.exists():
             for item in directory.iterdir():
-                if not (tmp / item.name).exists():
+                if not (tmp / item.name).exists() and not (item.name.startswith("eval-") and item.is_dir()):
                     os.replace(item, tmp / item.name)
             old = directory.with_name(f".{directory.name}.old")
             shutil.rmtree(old, ignore_errors=True)

@@ -6,7 +6,7 @@ Media goes through the same decoding, face detection and preprocessing as traini
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -232,6 +232,7 @@ class Predictor:
         The sample is encoded once; the explanation re-runs only reconstruction, fusion and head.
         """
         notes = notes if notes is not None else []
+        sample = self._usable_audio(sample, notes)
         try:
             example = self.preprocessor(sample)
         except ValueError as e:  # e.g. NaN features or samples, a waveform that is not mono
@@ -260,6 +261,22 @@ class Predictor:
                           observed=[m.value for m in observed],
                           reconstructed=[m.value for m in self.config.modalities if m not in observed],
                           notes=notes, face_frames=face_info, explanation=explanation)
+
+    def _usable_audio(self, sample: Sample, notes: list[str]) -> Sample:
+        """The sample without its audio when it is too short or silent (:func:`~bridge.media.audio.audio_problem`),
+        with a note saying why: the audio modality then counts as missing and is reconstructed."""
+        from bridge.media.audio import audio_problem
+
+        if sample.audio is None or not isinstance(self.config.audio, AudioConfig):
+            return sample
+        wave = np.asarray(sample.audio)
+        if wave.ndim != 1 or not np.isfinite(wave).all():
+            return sample  # the preprocessor names these problems
+        problem = audio_problem(wave, sample.sample_rate)
+        if problem is None:
+            return sample
+        notes.append(problem)
+        return replace(sample, audio=None)
 
     @torch.inference_mode()
     def timeline(self, video: str | Path, window: float, hop: float, text: str | None = None,
@@ -302,8 +319,9 @@ class Predictor:
                     face_info = {"searched": int(in_window.sum()), "with_face": int(with_face.sum())}
             audio = wave[round(start * rate):round(end * rate)] if wave is not None else None
             audio = audio if audio is not None and len(audio) else None
-            sample = Sample(id=f"{start:g}", label=0, face=face, audio=audio, sample_rate=rate, text=text)
-            pending.append((start, end, face_info, self.preprocessor(sample)))
+            sample, notes = Sample(id=f"{start:g}", label=0, face=face, audio=audio, sample_rate=rate, text=text), []
+            sample = self._usable_audio(sample, notes)
+            pending.append((start, end, face_info, self.preprocessor(sample), notes))
         for i in range(0, len(pending), batch_size):
             rows += self._timeline_rows(pending[i:i + batch_size])
         return rows
@@ -334,7 +352,7 @@ class Predictor:
         stacked = np.stack(crops) if crops else np.zeros((0, size, size), np.uint8)
         return stacked, np.asarray(found, dtype=bool), np.asarray(times, dtype=np.float64)
 
-    def _timeline_rows(self, chunk: list[tuple[float, float, dict | None, Example]]) -> list[TimelineRow]:
+    def _timeline_rows(self, chunk: list[tuple[float, float, dict | None, Example, list[str]]]) -> list[TimelineRow]:
         usable = [c for c in chunk if c[3].inputs]
         probs = []
         if usable:
@@ -342,7 +360,7 @@ class Predictor:
             latents, translations, present = self._encode(batch)
             probs = list(self._probabilities(latents, translations, present))
         rows = []
-        for start, end, face_info, example in chunk:
+        for start, end, face_info, example, notes in chunk:
             observed = [m.value for m in self.config.modalities if m in example.inputs]
             p = probs.pop(0) if example.inputs else None
             rows.append(TimelineRow(
@@ -351,7 +369,7 @@ class Predictor:
                 probabilities=self._named(p) if p is not None else {},
                 observed=observed,
                 reconstructed=[m.value for m in self.config.modalities if m.value not in observed] if observed else [],
-                face_frames=face_info))
+                face_frames=face_info, notes=notes))
         return rows
 
     def _sound_track(self, video: str | Path) -> np.ndarray | None:

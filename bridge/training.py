@@ -12,9 +12,8 @@ import pickle
 import random
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -25,7 +24,7 @@ from tqdm.auto import tqdm
 
 from bridge.augment import FaceAugment
 from bridge.batch import Batch
-from bridge.checkpoint import atomic_write_text, save_checkpoint
+from bridge.checkpoint import atomic_write_text, save_checkpoint, umask
 from bridge.config import BridgeConfig, FeatureConfig
 from bridge.data.sample import Sample
 from bridge.distributed import GlobalBatchSampler, World, barrier, gather_objects, gather_present
@@ -36,37 +35,10 @@ from bridge.metrics import classification_report
 from bridge.modality import Modality, pattern_name
 from bridge.model import BridgeModel, Fill
 from bridge.preprocess import Example, Preprocessor, collate
+from bridge.train_config import SELECT_KEYS, TrainConfig  # noqa: F401 (re-exported)
 from bridge.transfer import load_encoder_weights, parse_init_encoders
 
 STATE_FILE = "training_state.pt"
-SELECT_KEYS = {"all": "macro_f1", "patterns": "macro_f1_patterns"}  # --select: the validation score to maximise
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """How to train (the model itself is a :class:`~bridge.config.BridgeConfig`)."""
-
-    epochs: int = 15
-    batch_size: int = 32  # global: a run of N processes gives each batch_size // N
-    lr: float = 1e-3  # peak AdamW learning rate, after a linear warm-up, then cosine decay
-    encoder_lr_scale: float = 1.0  # learning rate of pretrained encoders relative to lr
-    weight_decay: float = 0.05
-    warmup_epochs: float = 1.0
-    label_smoothing: float = 0.1
-    unimodal_weight: float = 0.5  # weight of per-modality classification terms (training-only heads)
-    modality_dropout: float = 0.5  # chance of hiding each (sample, modality) from the fusion
-    dropout_schedule: Literal["constant", "linear"] = "linear"  # linear: ramp up from 0 over dropout_warmup_epochs
-    dropout_warmup_epochs: int = 3
-    fill: Fill = "reconstruct"  # "zero": the early-fusion baseline, no translation
-    augment: bool = False  # random flips, warps and erasing of face crops (bridge.augment.FaceAugment)
-    init_encoders: tuple[str, ...] = ()  # "MODALITY=CHECKPOINT": start that encoder from a trained checkpoint
-    mismatch: tuple[str, ...] = ()  # "MODALITY=RATE": that share of training samples take it from another label's
-    select: Literal["all", "patterns"] = "all"  # keep the epoch best on all modalities, or on the mean over patterns
-    grad_clip: float = 1.0
-    seed: int = 0
-    deterministic: bool = False  # deterministic algorithms only (slower on GPU; CPU runs are already repeatable)
-    num_workers: int = 0  # DataLoader workers for preprocessing (0: in the main process)
-    device: str = "auto"  # "auto" picks CUDA when available
 
 
 def seed_everything(seed: int) -> None:
@@ -97,7 +69,7 @@ class ExampleDataset(Dataset):
 
     def __init__(self, samples: Sequence[Sample], preprocessor: Preprocessor, desc: str = "preprocess",
                  cache_dir: str | Path | None = None, progress: bool = True):
-        from bridge.cache import ExampleCache
+        from bridge.cache import SAVE_EVERY_SECONDS, ExampleCache
 
         cache = ExampleCache(cache_dir, preprocessor) if cache_dir and ExampleCache.supports(samples) else None
         results: list[Example | str | None] = [None] * len(samples)
@@ -106,12 +78,16 @@ class ExampleDataset(Dataset):
         if cache is not None:
             results, keys, self.cache_hits = cache.load(samples)
         todo = [i for i, r in enumerate(results) if r is None]
+        saved = time.monotonic()
         for i in tqdm(todo, desc=desc, leave=False, mininterval=1.0, disable=not todo or not progress):
             try:
                 ex = preprocessor(samples[i])
                 results[i] = ex if ex.inputs else "none of the model's modalities"
             except ValueError as e:  # one bad item never stops a run; counted and reported
                 results[i] = str(e).split(":")[-1].strip() or type(e).__name__
+            if cache is not None and time.monotonic() - saved > SAVE_EVERY_SECONDS:
+                cache.save(samples, results, keys)  # progress: a killed run resumes from here
+                saved = time.monotonic()
         if cache is not None and todo:
             cache.save(samples, results, keys)
         self.examples = [r for r in results if isinstance(r, Example)]
@@ -294,6 +270,7 @@ class Trainer:
         self.mismatch = parse_mismatch(train_config.mismatch, model_config.modalities)
         self.step: nn.Module = TrainStep(self.model, self.criterion)  # DDP-wrapped in fit when distributed
         self.history: list[dict[str, Any]] = []
+        self.run_settings: dict[str, Any] = {}  # the command line's settings, recorded for --resume
         self.best_score = -math.inf
         self.start_epoch = 0
 
@@ -330,12 +307,17 @@ class Trainer:
                  "optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict(), "best_score": self.best_score,
                  "history": json.dumps(self.history), "torch_rng": torch.get_rng_state(),
-                 "train_config": json.dumps(dataclasses.asdict(self.cfg))}
+                 "train_config": json.dumps(dataclasses.asdict(self.cfg)), "run": json.dumps(self.run_settings)}
         self.output.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.output, prefix=f".{STATE_FILE}.")
         os.close(fd)
-        torch.save(state, tmp)
-        os.replace(tmp, self.output / STATE_FILE)
+        try:
+            torch.save(state, tmp)
+            os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes 0600 files: honour the umask like any other file
+            os.replace(tmp, self.output / STATE_FILE)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     def _load_state(self) -> None:
         path = self.output / STATE_FILE
@@ -528,7 +510,7 @@ class Trainer:
         return {**scores, "macro_f1_patterns": float(np.mean(list(scores.values())))}
 
     def _save_best(self, row: dict[str, Any]) -> None:
-        extra = {"training": dataclasses.asdict(self.cfg), "data": self.data_info,
+        extra = {"training": dataclasses.asdict(self.cfg), "data": self.data_info, "run": self.run_settings,
                  "best": {"epoch": row["epoch"], "val": row["val"]}}
         save_checkpoint(self.model, self.output, extra, tokenizer=self.preprocessor.tokenizer)
 
