@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bridge.cli import run_cli
+from bridge.cli import check_writable, run_cli
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -189,7 +189,30 @@ def check_member_splits(ckpts: list[Path], metas: list[dict], split: str) -> Non
                          "training samples; evaluate the ensemble on --split test")
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """One-line errors for values no evaluation can use, and an unwritable report folder,
+    before torch is imported or a checkpoint read."""
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be at least 1 sample, got {args.limit}")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
+    for c in args.checkpoint:
+        if not Path(c).is_dir():
+            raise FileNotFoundError(f"checkpoint directory {c} does not exist" if not Path(c).exists()
+                                    else f"--checkpoint {c} is not a folder")
+    if args.output is not None:
+        check_writable(args.output, "--output")
+    else:  # the default report folder goes inside the (first) checkpoint
+        try:
+            check_writable(Path(args.checkpoint[0]), "the report folder in --checkpoint")
+        except OSError as e:
+            raise OSError(f"{e}; pass --output DIR to write the report elsewhere") from None
+
+
 def _evaluate(args: argparse.Namespace) -> int:
+    check_args(args)
     from bridge.checkpoint import atomic_write_text, tokenizer_dir
     from bridge.data.corpora import load_splits
     from bridge.ensemble import load_models

@@ -72,6 +72,15 @@ class InputError(ValueError):
     """An input the predictor cannot use (no modality, a modality the checkpoint lacks, ...)."""
 
 
+class TimelineInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM) stopped :meth:`Predictor.timeline`: ``rows`` holds the windows finished
+    (those whose frames were all searched), out of ``total``."""
+
+    def __init__(self, rows: list[TimelineRow], total: int):
+        super().__init__(f"{len(rows)} of {total} windows finished")
+        self.rows, self.total = rows, total
+
+
 class Predictor:
     """A loaded checkpoint plus its preprocessing.
 
@@ -300,10 +309,13 @@ class Predictor:
         if text is not None:
             self._check(Modality.TEXT)
         duration = _video_duration(video)
-        starts = window_starts(duration, window, hop)
+        starts = all_starts = window_starts(duration, window, hop)
         crops = times = found = None
+        interrupted = False
         if isinstance(self.config.face, FaceConfig):
-            crops, found, times = self._face_frames(video, window)
+            crops, found, times, interrupted = self._face_frames(video, window)
+            if interrupted:  # keep the windows whose frames were all searched
+                starts = [t for t in starts if len(times) and t + window <= times[-1] + 1e-6]
         wave = self._sound_track(video) if isinstance(self.config.audio, AudioConfig) else None
         rate = self.config.audio.sample_rate if wave is not None else 16_000
         found_at = np.flatnonzero(found) if found is not None else None  # frame index of each crop
@@ -322,12 +334,18 @@ class Predictor:
             sample, notes = Sample(id=f"{start:g}", label=0, face=face, audio=audio, sample_rate=rate, text=text), []
             sample = self._usable_audio(sample, notes)
             pending.append((start, end, face_info, self.preprocessor(sample), notes))
-        for i in range(0, len(pending), batch_size):
-            rows += self._timeline_rows(pending[i:i + batch_size])
+        try:
+            for i in range(0, len(pending), batch_size):
+                rows += self._timeline_rows(pending[i:i + batch_size])
+        except KeyboardInterrupt:
+            interrupted = True
+        if interrupted:
+            raise TimelineInterrupted(rows, len(all_starts))
         return rows
 
-    def _face_frames(self, video: str | Path, window: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Face crops of the frames with a face, whether each frame had one, and frame times.
+    def _face_frames(self, video: str | Path, window: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+        """Face crops of the frames with a face, whether each frame had one, frame times, and
+        whether Ctrl-C (or SIGTERM) stopped the search early (the arrays then hold the frames done).
 
         Frames are streamed at the rate that gives each window twice the model's face frames, and
         only the crops are kept, so a long video never sits in memory.
@@ -336,21 +354,24 @@ class Predictor:
 
         cfg: FaceConfig = self.config.face
         size = cfg.img_size or 224
-        crops, found, times = [], [], []
-        for t, frame in iter_video_frames(video, fps=max(cfg.num_frames * 2, 8) / window):
-            times.append(t)
-            if self.detect_faces:
-                crop = self.detector.crop_largest(frame, cfg.margin, size, cfg.in_chans == 1)
-            else:  # already a face crop: only shrunk to the model's size, as preprocessing would
-                crop = cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA) if max(frame.shape[:2]) > size \
-                    else frame
-            found.append(crop is not None)
-            if crop is not None:
-                crops.append(crop)
-        if not times:
+        crops, found, times, interrupted = [], [], [], False
+        try:
+            for t, frame in iter_video_frames(video, fps=max(cfg.num_frames * 2, 8) / window):
+                if self.detect_faces:
+                    crop = self.detector.crop_largest(frame, cfg.margin, size, cfg.in_chans == 1)
+                else:  # already a face crop: only shrunk to the model's size, as preprocessing would
+                    crop = cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA) \
+                        if max(frame.shape[:2]) > size else frame
+                times.append(t)
+                found.append(crop is not None)
+                if crop is not None:
+                    crops.append(crop)
+        except KeyboardInterrupt:
+            interrupted = True
+        if not times and not interrupted:
             raise MediaError(video, "no video frames")
         stacked = np.stack(crops) if crops else np.zeros((0, size, size), np.uint8)
-        return stacked, np.asarray(found, dtype=bool), np.asarray(times, dtype=np.float64)
+        return stacked, np.asarray(found, dtype=bool), np.asarray(times, dtype=np.float64), interrupted
 
     def _timeline_rows(self, chunk: list[tuple[float, float, dict | None, Example, list[str]]]) -> list[TimelineRow]:
         usable = [c for c in chunk if c[3].inputs]

@@ -518,7 +518,9 @@ class Trainer:
         atomic_write_text(self.output / "history.json", json.dumps(self.history, indent=2))
         from bridge.plots import plot_curves
 
-        plot_curves(self.history, self.output / "curves.png")
+        key = SELECT_KEYS[self.cfg.select]
+        kept = max(self.history, key=lambda r: r["val"][key])["epoch"] if self.history else None  # first of equals
+        plot_curves(self.history, self.output / "curves.png", kept=kept)
 
 
 def _quiet(*args: Any, **kwargs: Any) -> None:
