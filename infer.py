@@ -212,6 +212,8 @@ def _timeline(args: argparse.Namespace, text: str | None) -> int:
 
     hop = args.window / 2 if args.hop is None else args.hop
     predictor = load_predictor(args)
+    print(f"infer.py: timeline of {args.video} (Ctrl-C stops it and writes the windows finished)", file=sys.stderr,
+          flush=True)
     interrupted = None
     try:
         rows = predictor.timeline(args.video, args.window, hop, text=text)

@@ -91,7 +91,6 @@ def save_checkpoint(model: "BridgeModel", directory: Path, extra: dict[str, Any]
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
     try:
-        os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes 0700 folders: a shared checkpoint must stay readable
         save_model(model, str(tmp / WEIGHTS_FILE))
         for m, cfg in model.config.encoders.items():
             if isinstance(cfg, AudioConfig) and cfg.arch == "whisper":
@@ -104,6 +103,7 @@ def save_checkpoint(model: "BridgeModel", directory: Path, extra: dict[str, Any]
         meta = {"format": FORMAT, "bridge_version": __version__, "model": model.config.to_dict(),
                 "labels": list(model.config.labels), "preprocessing": preprocessing_settings(model.config), **extra}
         (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        _honour_umask(tmp)
         # Keep files the trainer wrote into the directory before (training state, curves, its lock), but
         # not evaluation reports (eval-*/): they describe the weights being replaced.
         if directory.exists():
@@ -120,6 +120,14 @@ def save_checkpoint(model: "BridgeModel", directory: Path, extra: dict[str, Any]
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _honour_umask(folder: Path) -> None:
+    """Give a freshly written folder and its files the permissions the umask asks for (safetensors
+    and mkdtemp make private ones), so a checkpoint meant to be shared can be read by others."""
+    mask = umask()
+    for path in [folder, *folder.rglob("*")]:
+        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)
 
 
 def read_meta(directory: Path) -> dict[str, Any]:
