@@ -176,9 +176,7 @@ def load_predictor(args: argparse.Namespace, detect_faces: bool | None = None):
 
 
 def _infer(args: argparse.Namespace) -> int:
-    from bridge.checkpoint import atomic_write_text
-
-    _check_modes(args)
+    _check_modes(args)  # flags are checked before torch is imported
     for flag in ("image", "video", "audio"):
         path = getattr(args, flag)
         if path is not None and Path(path).is_dir():
@@ -194,6 +192,8 @@ def _infer(args: argparse.Namespace) -> int:
         return _timeline(args, text)
     if not any(v is not None for v in (args.image, args.video, args.audio, text)):
         raise ValueError("no input given: pass at least one of --image, --video, --audio, --text")
+    from bridge.checkpoint import atomic_write_text
+
     predictor = load_predictor(args)
     prediction = predictor.predict(image=args.image, audio=args.audio, text=text, video=args.video)
     payload = json.dumps(prediction.to_dict(), indent=2)

@@ -189,7 +189,7 @@ def test_sigint_writes_the_timeline_windows_finished(trained_checkpoint, tmp_pat
     assert proc.returncode == 130, stderr
     written = json.loads((out / "timeline.json").read_text())
     total = int(stderr.split(" windows finished")[0].split(" of ")[-1])
-    assert total == 239 and len(written["timeline"]) < total
+    assert total == 479 and len(written["timeline"]) < total
     assert f"interrupted: {len(written['timeline'])} of {total} windows finished and written" in stderr
     assert all(row["end"] <= 60 for row in written["timeline"])
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
