@@ -143,8 +143,6 @@ def _check_modes(args: argparse.Namespace) -> None:
         for flag in ("image", "video", "audio", "window", "output", "timeline_dir"):
             if getattr(args, flag) is not None:
                 raise ValueError(f"--{flag.replace('_', '-')} cannot be used with --webcam")
-        if args.save_video is not None and Path(args.save_video).is_dir():
-            raise IsADirectoryError(f"--save-video {args.save_video} is a folder; name the video file to write")
         if args.listen not in (None, "default") and not args.webcam.isdigit():
             raise ValueError(f"--listen {args.listen}: a video file plays its own sound track; give --listen alone")
     else:
