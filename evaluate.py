@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bridge.cli import run_cli
+from bridge.cli import check_writable, run_cli
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -190,8 +190,40 @@ def check_member_splits(ckpts: list[Path], metas: list[dict], split: str) -> Non
                          "training samples; evaluate the ensemble on --split test")
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """One-line errors for values no evaluation can use, and an unwritable report folder,
+    before torch is imported or a checkpoint read."""
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be at least 1 sample, got {args.limit}")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
+    from bridge.release import locate
+
+    checkpoints = [locate(c) for c in (args.checkpoint or [None])]  # None: the shipped model
+    for c in checkpoints:
+        if not Path(c).is_dir():
+            raise FileNotFoundError(f"--checkpoint {c} is not a folder")
+    if args.output is not None:
+        check_writable(args.output, "--output")
+    else:  # the default report folder goes inside the (first) checkpoint, or reports/ for a release
+        try:
+            check_writable(report_root(checkpoints[0]), "the report folder")
+        except OSError as e:
+            raise OSError(f"{e}; pass --output DIR to write the report elsewhere") from None
+
+
+def report_root(checkpoint: Path) -> Path:
+    """Where reports go by default: inside a checkpoint, or ``reports/NAME`` for a sealed release."""
+    from bridge.release import is_release
+
+    return Path("reports") / checkpoint.name if is_release(checkpoint) else checkpoint
+
+
 def _evaluate(args: argparse.Namespace) -> int:
-    from bridge.checkpoint import atomic_write_text, wants_test_flip, tokenizer_dir
+    check_args(args)
+    from bridge.checkpoint import atomic_write_text, tokenizer_dir, wants_test_flip
     from bridge.data.corpora import load_splits
     from bridge.ensemble import load_models
     from bridge.evaluation import evaluate_patterns, evaluate_robustness
@@ -251,7 +283,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     full = pattern_name(modalities)
     hashes = [checkpoint_hash(c) for c in ckpts]
     suffix = "" if len(ckpts) == 1 else "-ensemble-" + hashlib.sha256("".join(hashes).encode()).hexdigest()[:8]
-    out_dir = Path(args.output or ckpt / f"eval-{splits.name}-{args.split}{suffix}")
+    out_dir = Path(args.output or report_root(ckpt) / f"eval-{splits.name}-{args.split}{suffix}")
     members = {} if len(ckpts) == 1 else {"ensemble": [{"checkpoint": str(c), "checkpoint_sha256": h}
                                                        for c, h in zip(ckpts, hashes)]}
     report = {"checkpoint": str(ckpt), "checkpoint_sha256": hashes[0], **members, "data": splits.name,

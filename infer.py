@@ -22,7 +22,7 @@ import json
 import sys
 from pathlib import Path
 
-from bridge.cli import run_cli
+from bridge.cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, check_writable, run_cli
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -33,7 +33,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--image", help="photo with a face (the largest face is used)")
     p.add_argument("--video", help="video: face frames, and its sound track unless --audio is given")
     p.add_argument("--audio", help="speech recording (wav, flac, mp3, ...)")
-    p.add_argument("--text", help="transcript or message; @FILE reads it from a file")
+    p.add_argument("--text", help="transcript or message; @FILE reads it from a file, @@ starts a literal '@'")
+    p.add_argument("--text-file", metavar="FILE", help="read the transcript or message from this UTF-8 file")
     p.add_argument("--no-face-detection", action="store_true",
                    help="the image or video frames are already face crops (as FER-2013 images are)")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON (docs/infer-json.md)")
@@ -65,16 +66,31 @@ def main(argv: list[str] | None = None) -> int:
     return run_cli("infer.py", lambda: _infer(args))
 
 
-def _read_text(value: str | None) -> str | None:
+def _read_text(value: str | None, file: str | None = None) -> str | None:
+    """``--text`` (``@FILE`` reads a file, ``@@...`` is a literal ``@...``) or ``--text-file``."""
+    if file is not None:
+        if value is not None:
+            raise ValueError("give --text or --text-file, not both")
+        return read_text_file(file, "--text-file")
     if value is None or not value.startswith("@"):
         return value
-    path = Path(value[1:])
+    if value.startswith("@@"):
+        return value[1:]
+    return read_text_file(value[1:], "--text @FILE")
+
+
+def read_text_file(name: str, flag: str) -> str:
+    """A UTF-8 text file (a byte-order mark is dropped), with one-line errors naming it."""
+    path = Path(name)
+    if path.is_dir():
+        raise IsADirectoryError(f"{flag} {path} is a folder, not a text file")
     if not path.is_file():
-        raise FileNotFoundError(f"text file {path} does not exist")
+        raise FileNotFoundError(f"{flag} {path} does not exist (to pass text starting with '@', write '@@')"
+                                if flag.startswith("--text @") else f"{flag} {path} does not exist")
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
-        raise ValueError(f"text file {path} is not valid UTF-8") from None
+        raise ValueError(f"{flag} {path} is not valid UTF-8") from None
 
 
 def render(prediction, width: int = 30) -> str:
@@ -107,9 +123,18 @@ def render_timeline(rows, window: float, hop: float) -> str:
 
 
 def _check_modes(args: argparse.Namespace) -> None:
-    """Flags that only make sense together, checked before anything is loaded."""
+    """Flags that only make sense together, and outputs that cannot be written, checked before anything is loaded."""
+    if args.max_seconds < 0:
+        raise ValueError(f"--max-seconds must be at least 0 (0: no limit), got {args.max_seconds:g}")
+    if args.every < 1:
+        raise ValueError(f"--every must be at least 1, got {args.every}")
+    for flag in ("output", "save_video"):
+        if getattr(args, flag) is not None:
+            check_writable(getattr(args, flag), f"--{flag.replace('_', '-')}", directory=False)
+    if args.timeline_dir is not None:
+        check_writable(args.timeline_dir, "--timeline-dir")
     if args.batch is not None:
-        for flag in ("image", "video", "audio", "text", "window", "hop", "timeline_dir", "webcam", "save_video",
+        for flag in ("image", "video", "audio", "text", "text_file", "window", "hop", "timeline_dir", "webcam", "save_video",
                      "listen"):
             if getattr(args, flag) is not None:
                 raise ValueError(f"--{flag.replace('_', '-')} cannot be used with --batch (give inputs in the folder "
@@ -150,14 +175,14 @@ def load_predictor(args: argparse.Namespace, detect_faces: bool | None = None):
 
 
 def _infer(args: argparse.Namespace) -> int:
-    from bridge.checkpoint import atomic_write_text
-
-    _check_modes(args)
+    _check_modes(args)  # flags are checked before torch is imported
     for flag in ("image", "video", "audio"):
         path = getattr(args, flag)
+        if path is not None and Path(path).is_dir():
+            raise IsADirectoryError(f"--{flag} {path} is a folder, not a file (for a folder of inputs use --batch)")
         if path is not None and not Path(path).is_file():
             raise FileNotFoundError(f"--{flag} {path} does not exist")
-    text = _read_text(args.text)
+    text = _read_text(args.text, args.text_file)
     if args.batch is not None:
         return _batch(args)
     if args.webcam is not None:
@@ -166,6 +191,8 @@ def _infer(args: argparse.Namespace) -> int:
         return _timeline(args, text)
     if not any(v is not None for v in (args.image, args.video, args.audio, text)):
         raise ValueError("no input given: pass at least one of --image, --video, --audio, --text")
+    from bridge.checkpoint import atomic_write_text
+
     predictor = load_predictor(args)
     prediction = predictor.predict(image=args.image, audio=args.audio, text=text, video=args.video)
     payload = json.dumps(prediction.to_dict(), indent=2)
@@ -180,19 +207,35 @@ def _timeline(args: argparse.Namespace, text: str | None) -> int:
     from bridge.plots import plot_timeline
     from bridge.timeline import timeline_csv, timeline_json
 
+    from bridge.predictor import TimelineInterrupted
+
     hop = args.window / 2 if args.hop is None else args.hop
     predictor = load_predictor(args)
-    rows = predictor.timeline(args.video, args.window, hop, text=text)
+    print(f"infer.py: timeline of {args.video} (Ctrl-C stops it and writes the windows finished)", file=sys.stderr,
+          flush=True)
+    interrupted = None
+    try:
+        rows = predictor.timeline(args.video, args.window, hop, text=text)
+    except TimelineInterrupted as e:  # Ctrl-C or SIGTERM: keep the windows finished
+        rows, interrupted = e.rows, e
     labels = predictor.config.labels
     payload = timeline_json(rows, labels, args.window, hop)
     if args.timeline_dir:
         out = Path(args.timeline_dir)
-        plot_timeline(rows, labels, out / "timeline.png", title=Path(args.video).name)
+        if rows:
+            plot_timeline(rows, labels, out / "timeline.png", title=Path(args.video).name)
         atomic_write_text(out / "timeline.csv", timeline_csv(rows, labels))
         atomic_write_text(out / "timeline.json", payload + "\n")
     if args.output:
         atomic_write_text(Path(args.output), payload + "\n")
     print(payload if args.json else render_timeline(rows, args.window, hop))
+    if interrupted is not None:
+        print(f"infer.py: interrupted: {len(rows)} of {interrupted.total} windows finished and written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if not any(r.label for r in rows):
+        print(f"infer.py: error: no window of {args.video} had an input to predict from (no face found, no sound "
+              "track, no text)", file=sys.stderr)
+        return EXIT_BAD_INPUT
     return 0
 
 
@@ -211,11 +254,14 @@ def _batch(args: argparse.Namespace) -> int:
             if path.parent.exists() and not path.parent.is_dir():
                 raise NotADirectoryError(f"--output: {path.parent} is not a folder")
     predictor = load_predictor(args)
-    records = []
-    for item in tqdm(items, desc="infer", unit="item", disable=None, file=sys.stderr):
-        records.append(batch_record(predictor, item))
-        if args.json:
-            print(json.dumps(records[-1]), flush=True)
+    records, interrupted = [], False
+    try:
+        for item in tqdm(items, desc="infer", unit="item", disable=None, file=sys.stderr):
+            records.append(batch_record(predictor, item))
+            if args.json:
+                print(json.dumps(records[-1]), flush=True)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: write the items done
+        interrupted = True
     failed = sum(r["error"] is not None for r in records)
     if outputs is not None:
         csv_path, jsonl_path = outputs
@@ -224,10 +270,13 @@ def _batch(args: argparse.Namespace) -> int:
     if not args.json:
         print(render_batch(records))
     summary = f"{len(records)} items, {failed} failed" + (f", {ignored} files ignored" if ignored else "")
+    if interrupted:
+        summary = (f"interrupted: {len(records)} of {len(items)} items predicted ({failed} failed), "
+                   f"{len(items) - len(records)} not predicted")
     if outputs is not None:
         summary += f"; wrote {outputs[0]} and {outputs[1]}"
     print(summary, file=sys.stderr)
-    return 0
+    return EXIT_INTERRUPTED if interrupted else 0
 
 
 def batch_outputs(output: Path) -> tuple[Path, Path]:

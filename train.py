@@ -15,11 +15,21 @@ import argparse
 import sys
 from pathlib import Path
 
-from bridge.cli import run_cli
+import json
+import os
+
+from bridge.cli import RunLock, check_writable, run_cli
 from bridge.config import PRESETS
-from bridge.distributed import World, launched_world, setup, teardown
-from bridge.mismatch import parse_mismatch
-from bridge.training import SELECT_KEYS, TrainConfig, Trainer
+from bridge.train_config import SELECT_KEYS, TrainConfig
+
+# Settings a resumed run keeps from its start (recorded in its training state and config.json);
+# --epochs may change (the schedule then spans the new count); the rest (output, cache, workers,
+# device) only say where and how fast to run.
+RESTORED = ("recipe", "data", "data_root", "preset", "modalities", "set", "init_encoder", "mismatch", "select",
+            "batch_size", "lr", "encoder_lr_scale", "weight_decay", "label_smoothing", "modality_dropout",
+            "unimodal_weight", "translation_weight", "cycle_weight", "translation_loss", "dropout_schedule", "fill",
+            "augment", "test_flip", "seed", "deterministic", "limit", "no_face_detection")
+STATE_FILE = "training_state.pt"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -28,6 +38,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if first.recipe:
         p.set_defaults(**read_recipe(first.recipe, p))
     return p.parse_args(argv)
+
+
+def given_flags(argv: list[str] | None) -> set[str]:
+    """The options the command line itself sets (not defaults, not a recipe's values)."""
+    p = _parser()
+    for action in p._actions:
+        action.default = argparse.SUPPRESS
+        action.required = False
+    return set(vars(p.parse_args(argv)))
 
 
 def read_recipe(path: str, parser: argparse.ArgumentParser) -> dict:
@@ -133,48 +152,188 @@ def _parser() -> argparse.ArgumentParser:
                    help="megabytes of frozen encoders' outputs kept for later epochs and validation (0: none)")
     p.add_argument("--device", default=TrainConfig.device,
                    help="auto, cpu, cuda, cuda:1, ...; under torchrun auto, cpu or cuda (process i: cuda:LOCAL_RANK)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --output from its training state")
+    p.add_argument("--no-face-detection", action="store_true",
+                   help="the data's images and video frames are already face crops (as infer.py "
+                        "--no-face-detection): resize them instead of detecting a face (manifest data)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --output with the settings it was started with (data, model, "
+                        "recipe, seed, schedule); only --epochs may change")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """Train; under ``torchrun`` (WORLD_SIZE > 1) as one of several DistributedDataParallel processes."""
+    return run_cli("train.py", lambda: _main(argv))
+
+
+def _main(argv: list[str] | None) -> int:
+    args = check_args(parse_args(argv))  # flags are checked before torch is imported
+    output = Path(args.output or f"checkpoints/{args.data.split(':')[0]}-{args.preset}")
+    check_writable(output, "--output")
+    rank0 = int(os.environ.get("RANK", "0")) == 0
+    if args.resume:
+        args, finished = resume_args(args, given_flags(argv), output, say=print if rank0 else lambda *_: None)
+        if finished:
+            return 0
+    elif output.exists() and any(p.name != RunLock.NAME for p in output.iterdir()) \
+            and not (output / "config.json").is_file():
+        raise ValueError(f"--output {output} exists and is not a bridge checkpoint; choose another directory")
+    from bridge.distributed import launched_world
+
     world = launched_world()
-    return run_cli("train.py", lambda: _train(parse_args(argv), world))
-
-
-def _train(args: argparse.Namespace, world: World) -> int:
-    if args.epochs < 1 or args.batch_size < 1:
-        raise ValueError("--epochs and --batch-size must be at least 1")
     if args.batch_size % world.size:
         raise ValueError(f"--batch-size {args.batch_size} is the global batch and must be divisible by the "
                          f"{world.size} processes")
+    return _train(args, world, output)
+
+
+def check_args(args: argparse.Namespace) -> argparse.Namespace:
+    """One-line errors for values no run can use, before anything is imported or read."""
+    if args.epochs < 1 or args.batch_size < 1:
+        raise ValueError("--epochs and --batch-size must be at least 1")
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be at least 1 sample per split, got {args.limit}")
+    for flag in ("lr", "weight_decay", "encoder_lr_scale", "label_smoothing", "unimodal_weight"):
+        value = getattr(args, flag)
+        if not value >= 0 or (flag == "lr" and value == 0):
+            bound = "positive" if flag == "lr" else "at least 0"
+            raise ValueError(f"--{flag.replace('_', '-')} must be {bound}, got {value:g}")
+    if not 0 <= args.modality_dropout < 1:
+        raise ValueError(f"--modality-dropout must be in [0, 1), got {args.modality_dropout}")
+    if args.label_smoothing >= 1:
+        raise ValueError(f"--label-smoothing must be below 1, got {args.label_smoothing:g}")
+    if args.workers < 0:
+        raise ValueError(f"--workers must be at least 0, got {args.workers}")
+    if args.memo_mb < 0:
+        raise ValueError(f"--memo-mb must be at least 0, got {args.memo_mb}")
+    return args
+
+
+def _flag(name: str, value) -> str:
+    flag = f"--{name.replace('_', '-')}"
+    if isinstance(value, bool):
+        return flag if value else f"no {flag}"
+    if isinstance(value, (list, tuple)):
+        return " ".join(f"{flag} {v}" for v in value) if value else f"no {flag}"
+    return f"no {flag}" if value is None else f"{flag} {value}"
+
+
+def recorded_run(output: Path) -> tuple[dict, int, dict]:
+    """The settings a run in ``output`` was started with, the epochs it finished, and its config.json.
+
+    Raises:
+        ValueError: no training state to resume, or an unreadable one.
+    """
+    meta: dict = {}
+    if (output / "config.json").is_file():
+        try:
+            meta = json.loads((output / "config.json").read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"cannot resume: {output / 'config.json'} is unreadable ({e})") from None
+    path = output / STATE_FILE
+    if not path.is_file():
+        raise ValueError(f"cannot resume: {output} holds no training state ({STATE_FILE}); "
+                         "train without --resume to start a run there")
+    import pickle
+
+    import torch
+
+    try:  # weights_only: plain tensors and containers only; a pickle that would run code is refused
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        done = int(state["epoch"]) + 1
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"cannot resume from {path}: not a loadable bridge training state "
+                         f"({str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__})") from None
+    if "run" in state:
+        run = json.loads(state["run"])
+    else:  # a state written before runs recorded their settings: what config.json says
+        training, data = meta.get("training", {}), meta.get("data", {})
+        names = {"init_encoders": "init_encoder", "num_workers": None, "device": None}
+        run = {names.get(k, k): list(v) if isinstance(v, (list, tuple)) else v
+               for k, v in training.items() if names.get(k, k) and names.get(k, k) in RESTORED + ("epochs",)}
+        run.update({k: data[k] for k in ("data_root", "limit") if k in data})
+        if "name" in data:
+            run["data"] = data["name"]
+    return run, done, meta
+
+
+def resume_args(args: argparse.Namespace, given: set[str], output: Path, say=print) -> tuple[argparse.Namespace, bool]:
+    """The run's recorded settings, with this command line's --epochs, output and speed flags.
+
+    Returns:
+        the arguments to continue with, and whether the run has already finished (nothing to do).
+
+    Raises:
+        ValueError: a flag that contradicts the recorded run (naming both values), or fewer
+            --epochs than the run has already trained.
+    """
+    run, done, meta = recorded_run(output)
+    for name in RESTORED:
+        if name in given and name in run and _norm(getattr(args, name)) != _norm(run[name]):
+            raise ValueError(f"{_flag(name, getattr(args, name))} contradicts the run in {output}, started with "
+                             f"{_flag(name, run[name])}: --resume continues a run as it was started (drop the flag, "
+                             f"or train into another --output)")
+    restored = {k: v for k, v in run.items() if k in RESTORED and hasattr(args, k)}
+    if "recipe" in given and "recipe" not in run:  # a run from before recipes were recorded
+        restored.pop("recipe", None)
+    recorded_epochs = int(run.get("epochs", args.epochs))
+    epochs = args.epochs if "epochs" in given else recorded_epochs
+    new = argparse.Namespace(**{**vars(args), **restored, "epochs": epochs})
+    new.model_config = meta.get("model")  # the exact model the run built
+    best = meta.get("best", {})
+    best_text = (f" (best epoch {best['epoch']}: val macro-F1 {best['val']['macro_f1']:.3f})"
+                 if "epoch" in best and "macro_f1" in best.get("val", {}) else "")
+    if epochs < done:
+        raise ValueError(f"--epochs {epochs}: the run in {output} has already trained {done} epochs")
+    if epochs == done:
+        say(f"bridge: the run in {output} already finished its {done} epochs{best_text}; nothing to do "
+            f"(pass --epochs N, more than {done}, to train it further)")
+        return new, True
+    if epochs != recorded_epochs:
+        say(f"bridge: resuming with --epochs {epochs} (the run was started with {recorded_epochs}): training goes on "
+            f"to epoch {epochs} and the learning-rate schedule now decays over {epochs} epochs")
+    return new, False
+
+
+def _norm(value):
+    """Recorded values come back from JSON: lists for tuples, and numbers compare as numbers."""
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def _train(args: argparse.Namespace, world, output: Path) -> int:
+    from bridge.distributed import setup, teardown
+
     device = setup(world, args.device)
     try:
-        return _run(args, world, device)
+        return _run(args, world, device, output)
     finally:
         teardown(world)
 
 
-def _run(args: argparse.Namespace, world: World, device: str) -> int:
-    from bridge.config import override
+def _run(args: argparse.Namespace, world, device: str, output: Path) -> int:
+    from bridge.config import BridgeConfig, override
     from bridge.data.corpora import load_splits
     from bridge.recipes import model_config_for
+    from bridge.mismatch import parse_mismatch
     from bridge.runtime import use_deterministic_algorithms
-    from bridge.transfer import adopt_encoder_configs, parse_init_encoders
+    from bridge.training import Trainer
+    from bridge.transfer import adopt_encoder_configs, parse_init_encoders, train_recipe_sources
 
     say = print if world.is_main else lambda *_: None  # rank 0 speaks for the run
-    if not 0 <= args.modality_dropout < 1:
-        raise ValueError(f"--modality-dropout must be in [0, 1), got {args.modality_dropout}")
-    if args.memo_mb < 0:
-        raise ValueError(f"--memo-mb must be at least 0, got {args.memo_mb}")
-    from bridge.transfer import train_recipe_sources
-
     init_encoders = train_recipe_sources(args.init_encoder, args.data_root, main)  # recipe:X sources trained first
-    splits = load_splits(args.data, args.data_root, seed=args.seed, limit=args.limit)
+    options = {"detect_faces": False} if args.no_face_detection else {}
+    splits = load_splits(args.data, args.data_root, seed=args.seed, limit=args.limit, **options)
     sources = parse_init_encoders(init_encoders)
-    model_config = override(adopt_encoder_configs(model_config_for(args.preset, splits, args.modalities), sources),
-                            args.set)
+    recorded = getattr(args, "model_config", None)
+    if recorded:  # --resume: the model the run built, whatever the presets have become since
+        model_config = BridgeConfig.from_dict(recorded)
+    else:
+        model_config = override(adopt_encoder_configs(model_config_for(args.preset, splits, args.modalities), sources),
+                                args.set)
     parse_mismatch(args.mismatch, model_config.modalities)  # a bad spec fails before any model is built
     train_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                encoder_lr_scale=args.encoder_lr_scale,
@@ -188,24 +347,26 @@ def _run(args: argparse.Namespace, world: World, device: str) -> int:
                                num_workers=args.workers, device=device, memo_mb=args.memo_mb)
     if train_config.deterministic:
         use_deterministic_algorithms()  # process-wide: the script's choice, not the trainer's
-    output = Path(args.output or f"checkpoints/{args.data.split(':')[0]}-{args.preset}")
-    if output.exists() and any(output.iterdir()) and not args.resume:
-        if not (output / "config.json").is_file():
-            raise ValueError(f"--output {output} exists and is not a bridge checkpoint; choose another directory")
     data_info = {**splits.info, "name": args.data, "corpus": splits.name, "data_root": args.data_root,
-                 "limit": args.limit}
-    trainer = Trainer(model_config, train_config, output, data_info, world)
-    n_params = sum(p.numel() for p in trainer.model.parameters())
-    procs = f" x {world.size} processes ({args.batch_size // world.size} samples each)" if world.distributed else ""
-    say(f"bridge: training {args.preset} ({n_params / 1e6:.2f}M parameters) on {splits.name} "
-        f"[{', '.join(m.value for m in model_config.modalities)}] "
-        f"train {len(splits.train)} / val {len(splits.val)}, {train_config.epochs} epochs on {trainer.device}{procs}")
-    for line in trainer.init_report:
-        say(f"started {line}")
-    from bridge.cache import default_cache_dir
+                 "limit": args.limit, **({"face_detection": False} if args.no_face_detection else {})}
+    lock = RunLock(output) if world.is_main else None  # one run at a time writes into a run folder
+    try:
+        trainer = Trainer(model_config, train_config, output, data_info, world)
+        trainer.run_settings = {k: getattr(args, k) for k in (*RESTORED, "epochs")}
+        n_params = sum(p.numel() for p in trainer.model.parameters())
+        procs = f" x {world.size} processes ({args.batch_size // world.size} samples each)" if world.distributed else ""
+        say(f"bridge: training {args.preset} ({n_params / 1e6:.2f}M parameters) on {splits.name} "
+            f"[{', '.join(m.value for m in model_config.modalities)}] "
+            f"train {len(splits.train)} / val {len(splits.val)}, {train_config.epochs} epochs on {trainer.device}{procs}")
+        for line in trainer.init_report:
+            say(f"started {line}")
+        from bridge.cache import default_cache_dir
 
-    cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
-    trainer.fit(splits.train, splits.val, resume=args.resume, cache_dir=cache_dir)
+        cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
+        trainer.fit(splits.train, splits.val, resume=args.resume, cache_dir=cache_dir)
+    finally:
+        if lock is not None:
+            lock.release()
     from bridge.data.corpora import problems_report
 
     for line in problems_report(splits):

@@ -17,6 +17,9 @@ the API behind ``infer.py``. Prints tables and writes JSON (default reports/spee
 - face path: frames/s of detection + crop + face encoder per 640x480 frame, of the encoder
   alone (one frame per call, and a clip's frames in one call), and the same for the reference
   paper's CNN (bridge/baselines/reference_cnn.py) as the per-face baseline;
+- start-up: wall-clock seconds of whole ``infer.py`` processes, as a user runs them: ``--help``
+  (arguments are parsed before torch is imported) and one face photo predicted with the first
+  preset's checkpoint (interpreter start, imports, checkpoint load, prediction, exit);
 - stages: FLOPs of each model stage for one face + audio + text sample
   (torch.utils.flop_counter), its measured time, and the achieved GFLOP/s as a share of this
   machine's float32 matrix-multiply rate, measured here with the same thread count (before and
@@ -250,9 +253,36 @@ def stages(model: BridgeModel, example, repeats: int, matmul_rate: float) -> lis
     return rows
 
 
+def startup(checkpoint: Path, image: Path, threads: int, repeats: int) -> dict[str, dict]:
+    """Seconds (median and max over ``repeats`` runs) of ``infer.py --help`` and of a one-image
+    prediction, each a fresh process."""
+    import os
+    import subprocess
+
+    script = Path(__file__).resolve().parents[1] / "infer.py"
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    commands = {"infer.py --help": [str(script), "--help"],
+                "infer.py --image (one prediction)": [str(script), "--checkpoint", str(checkpoint),
+                                                      "--image", str(image), "--json"]}
+    out = {}
+    for name, argv in commands.items():
+        seconds = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, *argv], check=True, env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+            seconds.append(time.perf_counter() - start)
+        out[name] = {"median_s": float(np.median(seconds)), "max_s": float(np.max(seconds)), "runs": repeats}
+    return out
+
+
 def print_tables(report: dict) -> None:
     print(f"torch {report['torch']}, {report['threads']} threads, float32 matmul "
           f"{report['matmul_gflop_per_s']:.1f} GFLOP/s (n={report['matmul_n']})")
+    if "startup" in report:
+        print(f"{'start-up (whole process)':<40} {'median s':>9} {'max s':>9}")
+        for name, v in report["startup"].items():
+            print(f"{name:<40} {v['median_s']:>9.2f} {v['max_s']:>9.2f}")
     for preset, r in report["presets"].items():
         print(f"\n== {preset}: {r['parameters'] / 1e6:.2f}M parameters ==")
         print(f"{'latency (Predictor.predict)':<30} {'p50 ms':>9} {'p95 ms':>9}  observed")
@@ -309,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
                 "stages": stages(model, example, repeats, report["matmul_gflop_per_s"]),
             }
             print(f"[{preset}: {time.perf_counter() - start:.0f} s]", file=sys.stderr)
+        report["startup"] = startup(tmp / presets[0], files["image"], args.threads, 1 if args.quick else 5)
     # The matmul rate again, now the machine is warm; the better of the two is the reference.
     report["matmul_gflop_per_s"] = max(report["matmul_gflop_per_s"], matmul_gflops(matmul_n, 3 if args.quick else 5))
     for r in report["presets"].values():

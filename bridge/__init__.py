@@ -1,19 +1,38 @@
 """bridge: multimodal emotion recognition with cross-modal translation for missing modalities.
 
-Importing bridge is light: the encoders' libraries (timm, transformers) load when a model is built.
+Importing bridge is light: the names below are imported on first use (PEP 562), so ``import
+bridge.cli`` or ``bridge.config`` does not pay for torch, and the encoders' libraries (timm,
+transformers) load only when a model is built. The scripts parse their arguments, and answer
+``--help`` or a flag error, before any heavy import.
 """
 
-from bridge.batch import Batch
-from bridge.checkpoint import CheckpointError
-from bridge.config import (AudioConfig, BridgeConfig, FaceConfig, FeatureConfig, FusionConfig, TextConfig,
-                           TranslatorConfig, create_config)
-from bridge.contract import Classifier
-from bridge.modality import ALL_MODALITIES, EMOTIONS, Modality
-from bridge.model import BridgeModel, BridgeOutput, Encoded, create_model
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from bridge.version import __version__
 
-__all__ = [
-    "ALL_MODALITIES", "AudioConfig", "Batch", "BridgeConfig", "BridgeModel", "BridgeOutput", "CheckpointError",
-    "Classifier", "EMOTIONS", "Encoded", "FaceConfig", "FeatureConfig", "FusionConfig", "Modality", "TextConfig",
-    "TranslatorConfig", "__version__", "create_config", "create_model",
-]
+_LAZY = {
+    "Batch": "bridge.batch",
+    "CheckpointError": "bridge.checkpoint",
+    "Classifier": "bridge.contract",
+    **{name: "bridge.config" for name in ("AudioConfig", "BridgeConfig", "FaceConfig", "FeatureConfig",
+                                          "FusionConfig", "TextConfig", "TranslatorConfig", "create_config")},
+    **{name: "bridge.modality" for name in ("ALL_MODALITIES", "EMOTIONS", "Modality")},
+    **{name: "bridge.model" for name in ("BridgeModel", "BridgeOutput", "Encoded", "create_model")},
+}
+
+__all__ = sorted([*_LAZY, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # later look-ups skip this function
+        return value
+    raise AttributeError(f"module 'bridge' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,7 +1,11 @@
 """Preprocessing cache: decoding, face detection and filterbanks run once per file.
 
-Preprocessed examples of a corpus split are stored as a safetensors shard plus a JSON index
-under ``<cache dir>/<settings hash>/``. The settings hash covers every preprocessing setting
+Preprocessed examples of a corpus split are stored as one safetensors shard under
+``<cache dir>/<settings hash>/``, its index (which item is in which slot) in the shard's own
+header, so tensors and index are written, renamed and read as one unit: a crash at any point
+leaves the previous shard or the new one, never a mix. Long preprocessing saves its progress
+every few minutes, so a killed run starts from what was done; temporary shards a killed run
+left behind are removed. The settings hash covers every preprocessing setting
 (the model's preprocessing, the tokenizer, the corpus loader's decoding options and the
 cache format), so changing any of them can never reuse a stale entry. Within a shard each
 item is keyed by its id, label, text and the *content* of the files it reads (BLAKE2b), so
@@ -22,13 +26,15 @@ from typing import Any, Sequence
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
 
-from bridge.checkpoint import atomic_write_text, preprocessing_settings
+from bridge.checkpoint import preprocessing_settings
 from bridge.modality import Modality
 from bridge.preprocess import Example, Preprocessor
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: one file per shard (index in the safetensors header)
+SAVE_EVERY_SECONDS = 120.0  # progress of long preprocessing is saved this often
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -104,49 +110,92 @@ class ExampleCache:
 
     def load(self, corpus: Any) -> tuple[list[Example | str | None], list[str], int]:
         """Cached results aligned with the corpus: an example, the reason an item was unusable
-        (a string), or None where the item must be preprocessed; the item keys; the hit count."""
+        (a string), or None where the item must be preprocessed; the item keys; the hit count.
+
+        The problems recorded with cached items (e.g. a modality missing) are counted again in
+        the corpus (``corpus.note_problems``), so a warm run reports what a cold one does."""
         keys = item_keys(corpus)
         shard = self.shard(corpus)
-        index_path, tensors_path = shard.with_suffix(".json"), shard.with_suffix(".safetensors")
-        if not (index_path.is_file() and tensors_path.is_file()):
+        remove_stale_temporaries(shard.parent)
+        path = shard.with_suffix(".safetensors")
+        if not path.is_file():
             return [None] * len(keys), keys, 0
         try:
-            index = json.loads(index_path.read_text(encoding="utf-8"))
-            tensors = load_file(str(tensors_path))
-        except (OSError, ValueError, RuntimeError, SafetensorError):  # a damaged cache is rebuilt, never trusted
-            return [None] * len(keys), keys, 0
-        by_key = {item["key"]: item for item in index["items"]}
+            with safe_open(str(path), framework="pt") as f:
+                index = json.loads((f.metadata() or {})["index"])
+                tensors = {name: f.get_tensor(name) for name in f.keys()}
+            by_key = {item["key"]: item for item in index["items"]}
+        except (OSError, ValueError, RuntimeError, KeyError, TypeError, SafetensorError):
+            return [None] * len(keys), keys, 0  # a damaged or foreign shard is rebuilt, never trusted
         examples: list[Example | str | None] = []
+        note = getattr(corpus, "note_problems", None)
         for key in keys:
             item = by_key.get(key)
-            if item is None or "error" in item:
-                examples.append(None if item is None else item["error"])
+            if item is None:
+                examples.append(None)
                 continue
-            inputs = {Modality(m): (tensors[f"{item['slot']}/{m}/x"], tensors[f"{item['slot']}/{m}/mask"])
-                      for m in item["modalities"]}
+            if note is not None and item.get("problems"):
+                note(item["id"], item["problems"])
+            if "error" in item:
+                examples.append(item["error"])
+                continue
+            try:
+                inputs = {Modality(m): (tensors[f"{item['slot']}/{m}/x"], tensors[f"{item['slot']}/{m}/mask"])
+                          for m in item["modalities"]}
+            except (KeyError, ValueError):
+                examples.append(None)  # an index entry without its tensors: preprocess the item again
+                continue
             examples.append(Example(inputs, item["label"], item["id"]))
         return examples, keys, sum(e is not None for e in examples)
 
     def save(self, corpus: Any, examples: list[Example | str | None], keys: list[str]) -> None:
-        """Write the shard atomically (tensors, then the index that points at them); unusable
-        items are remembered with their reason, so they are not decoded again either."""
+        """Write the shard as one file (tensors and index), renamed into place; unusable items
+        are remembered with their reason, so they are not decoded again either. Items still
+        None (not preprocessed yet) are left out: a partial shard is progress, not a result."""
         shard = self.shard(corpus)
         shard.parent.mkdir(parents=True, exist_ok=True)
+        problems = getattr(corpus, "problems", {}) or {}
+        ids = [s.id for s in corpus.stubs]
         tensors: dict[str, torch.Tensor] = {}
         items = []
         for slot, (ex, key) in enumerate(zip(examples, keys)):
             if ex is None:
                 continue
+            extra = {"problems": problems[ids[slot]]} if ids[slot] in problems else {}
             if isinstance(ex, str):
-                items.append({"slot": slot, "key": key, "error": ex})
+                items.append({"slot": slot, "key": key, "id": ids[slot], "error": ex, **extra})
                 continue
             for m, (x, mask) in ex.inputs.items():
                 tensors[f"{slot}/{m.value}/x"] = x.contiguous()
                 tensors[f"{slot}/{m.value}/mask"] = mask.contiguous()
             items.append({"slot": slot, "key": key, "id": ex.id, "label": ex.label,
-                          "modalities": [m.value for m in ex.inputs]})
+                          "modalities": [m.value for m in ex.inputs], **extra})
+        index = json.dumps({"corpus": corpus.name, "split": corpus.split, "items": items})
         tmp = shard.with_name(f".{shard.name}.{os.getpid()}.tmp")
-        save_file(tensors, str(tmp))
-        os.replace(tmp, shard.with_suffix(".safetensors"))
-        atomic_write_text(shard.with_suffix(".json"), json.dumps({"corpus": corpus.name, "split": corpus.split,
-                                                                   "items": items}))
+        try:
+            save_file(tensors, str(tmp), metadata={"index": index})
+            os.replace(tmp, shard.with_suffix(".safetensors"))
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+
+def remove_stale_temporaries(folder: Path) -> None:
+    """Delete temporary shards (``.NAME.PID.tmp``) whose writing process no longer runs."""
+    if not folder.is_dir():
+        return
+    for path in folder.glob(".*.tmp"):
+        pid = path.name.rsplit(".", 2)[-2]
+        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+            continue
+        path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. another user's process
+        return True
+    return True

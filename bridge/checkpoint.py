@@ -40,7 +40,8 @@ class CheckpointError(ValueError):
     """A directory that is not a loadable bridge checkpoint."""
 
 
-def _umask() -> int:
+def umask() -> int:
+    """The process's file-creation mask (read without changing it for longer than a call)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -68,7 +69,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
     except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
@@ -127,10 +128,12 @@ def save_checkpoint(model: nn.Module, directory: Path, extra: dict[str, Any], to
         meta = {"format": FORMAT, "bridge_version": __version__, "model": model.config.to_dict(),
                 "labels": list(model.config.labels), "preprocessing": preprocessing_settings(model.config), **extra}
         (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
-        # Keep files the trainer wrote into the directory before (training state, curves).
+        _honour_umask(tmp)
+        # Keep files the trainer wrote into the directory before (training state, curves, its lock), but
+        # not evaluation reports (eval-*/): they describe the weights being replaced.
         if directory.exists():
             for item in directory.iterdir():
-                if not (tmp / item.name).exists():
+                if not (tmp / item.name).exists() and not (item.name.startswith("eval-") and item.is_dir()):
                     os.replace(item, tmp / item.name)
             old = directory.with_name(f".{directory.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -142,6 +145,14 @@ def save_checkpoint(model: nn.Module, directory: Path, extra: dict[str, Any], to
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _honour_umask(folder: Path) -> None:
+    """Give a freshly written folder and its files the permissions the umask asks for (safetensors
+    and mkdtemp make private ones), so a checkpoint meant to be shared can be read by others."""
+    mask = umask()
+    for path in [folder, *folder.rglob("*")]:
+        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)
 
 
 def read_meta(directory: Path) -> dict[str, Any]:

@@ -1,28 +1,145 @@
-"""What the three scripts share: error reporting with exit code 2, and argument helpers."""
+"""What the three scripts share: error reporting with exit code 2, SIGTERM handled as Ctrl-C,
+output checks made before any work, and the lock on a training run's folder.
+
+Nothing here imports torch: the scripts parse and check their arguments first.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
+import threading
 import traceback
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Iterator
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
 
 
 def run_cli(prog: str, body: Callable[[], int | None]) -> int:
     """Run a script body; bad input (ValueError, OSError) becomes one line on stderr and exit code 2.
 
+    SIGTERM is handled like Ctrl-C (SIGINT): both raise :class:`KeyboardInterrupt` in the body,
+    which finishes what it can (an annotated video, the items of a batch done so far) before
+    it returns; an interrupt nobody handles prints ``PROG: interrupted`` and exits 130.
     Set ``BRIDGE_DEBUG=1`` to see the full traceback instead.
     """
+    with _sigterm_as_interrupt():
+        try:
+            return body() or 0
+        except (ValueError, OSError) as e:
+            if os.environ.get("BRIDGE_DEBUG"):
+                traceback.print_exc()
+            message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            print(f"{prog}: error: {message}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        except KeyboardInterrupt:
+            print(f"{prog}: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises KeyboardInterrupt (main thread only; restored after)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
     try:
-        return body() or 0
-    except (ValueError, OSError) as e:
-        if os.environ.get("BRIDGE_DEBUG"):
-            traceback.print_exc()
-        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"{prog}: error: {message}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def check_writable(path: str | os.PathLike, what: str, directory: bool = True) -> None:
+    """Refuse, before any work, an output that cannot be written, naming the user's path.
+
+    Nothing is created: the path itself when it exists, else its nearest existing ancestor,
+    must be a folder this process may write into (for a file output, ``path`` must not be a folder).
+
+    Args:
+        path: the output folder (``directory``) or file.
+        what: how the user named it, e.g. ``"--output"``.
+
+    Raises:
+        OSError: ``"cannot write WHAT PATH (why)"``.
+    """
+    path = Path(path)
+    if path.exists():
+        if directory and not path.is_dir():
+            raise OSError(f"cannot write {what} {path} (it is a file, not a folder)")
+        if not directory and path.is_dir():
+            raise OSError(f"cannot write {what} {path} (it is a folder)")
+    folder = path if directory else path.parent
+    probe = folder if folder != Path("") else Path(".")
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise OSError(f"cannot write {what} {path} ({probe} is a file, not a folder)")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise OSError(f"cannot write {what} {path} ({probe}: permission denied)")
+
+
+class RunLock:
+    """An exclusive lock on a run folder (``.lock`` inside it, ``flock``), held while a run writes there.
+
+    The lock file names the holder's process id, so a second run into the same folder is
+    refused with a message naming it. The operating system releases the lock when the
+    holder exits, however it exits, so a killed run never leaves a stale lock behind.
+
+    Args:
+        folder: the run folder (created if needed).
+        what: how the user named it, for the message.
+
+    Raises:
+        OSError: the folder is locked by another process, or cannot be written.
+    """
+
+    NAME = ".lock"
+
+    def __init__(self, folder: str | os.PathLike, what: str = "--output"):
+        self.path = Path(folder) / self.NAME
+        self._file = None
+        try:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            f = open(self.path, "a+", encoding="utf-8")
+        except OSError as e:
+            raise OSError(f"cannot write {what} {folder} ({e.strerror or e})") from None
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no lock
+            self._file = f
+            return
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            f.close()
+            raise OSError(f"{what} {folder} is in use by another training run (process {holder}); wait for it "
+                          f"to finish or choose another {what}") from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        self._file = f
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()  # closing releases the flock
+            self._file = None
+
+    def __enter__(self) -> RunLock:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()

@@ -3,6 +3,8 @@ the benchmarks feed a model (the preprocessing itself is :class:`bridge.preproce
 
 from __future__ import annotations
 
+import time
+
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -35,7 +37,7 @@ class ExampleDataset(Dataset):
 
     def __init__(self, samples: Sequence[Sample], preprocessor: Preprocessor, desc: str = "preprocess",
                  cache_dir: str | Path | None = None, progress: bool = True):
-        from bridge.cache import ExampleCache
+        from bridge.cache import SAVE_EVERY_SECONDS, ExampleCache
 
         cache = ExampleCache(cache_dir, preprocessor) if cache_dir and ExampleCache.supports(samples) else None
         results: list[Example | str | None] = [None] * len(samples)
@@ -44,12 +46,16 @@ class ExampleDataset(Dataset):
         if cache is not None:
             results, keys, self.cache_hits = cache.load(samples)
         todo = [i for i, r in enumerate(results) if r is None]
+        saved = time.monotonic()
         for i in tqdm(todo, desc=desc, leave=False, mininterval=1.0, disable=not todo or not progress):
             try:
                 ex = preprocessor(samples[i])
                 results[i] = ex if ex.inputs else "none of the model's modalities"
             except ValueError as e:  # one bad item never stops a run; counted and reported
                 results[i] = str(e).split(":")[-1].strip() or type(e).__name__
+            if cache is not None and time.monotonic() - saved > SAVE_EVERY_SECONDS:
+                cache.save(samples, results, keys)  # progress: a killed run resumes from here
+                saved = time.monotonic()
         if cache is not None and todo:
             cache.save(samples, results, keys)
         self.examples = [r for r in results if isinstance(r, Example)]

@@ -64,7 +64,8 @@ class Ensemble(nn.Module):
             for what, get in (("labels", lambda m: tuple(m.config.labels)), ("modalities", lambda m: m.modalities),
                               ("preprocessing", lambda m: preprocessing(m.config))):
                 if get(member) != get(first):
-                    raise ValueError(f"{name} has other {what} than {names[0]}: {get(member)} vs {get(first)}")
+                    raise ValueError(f"{name} has other {what} than {names[0]}: {_plain(get(member))} vs "
+                                     f"{_plain(get(first))}")
         self.members = nn.ModuleList(members)
         self.names = names
 
@@ -125,3 +126,12 @@ def load_models(directories: Sequence[str | Path], device: str | torch.device = 
     if len(loaded) == 1:
         return loaded[0][0], metas
     return Ensemble([model for model, _ in loaded], [str(d) for d in directories]).eval(), metas
+
+
+def _plain(value) -> str:
+    """Labels or modalities as a user writes them (``face, audio``), not Python reprs; other values as JSON."""
+    if isinstance(value, (tuple, list)):
+        return ", ".join(getattr(v, "value", str(v)) for v in value) or "none"
+    import json
+
+    return json.dumps(value, sort_keys=True, default=str)

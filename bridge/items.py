@@ -3,7 +3,8 @@
 A folder: every media file under it (recursively; hidden files skipped) belongs to the item
 named by its path without the suffix, so ``clip01.mp4``, ``clip01.wav`` and ``clip01.txt``
 form one multimodal item ``clip01``. Images, videos and audio are recognised by suffix;
-``.txt`` files are the item's text. Other files are ignored (and counted).
+``.txt`` files are the item's text. Other files are ignored (and counted), as is the
+``timeline.png`` an earlier ``--timeline-dir`` run wrote beside its ``timeline.csv``/``.json``.
 
 A manifest: the CSV / JSON Lines format of :mod:`bridge.data.manifest` (columns ``id``,
 ``image``, ``video``, ``audio``, ``text``; paths relative to the manifest's folder), with
@@ -55,7 +56,7 @@ class Item:
             return self.text
         path = self.files["text"]
         try:
-            return path.read_text(encoding="utf-8")
+            return path.read_text(encoding="utf-8-sig")  # a byte-order mark is not text
         except UnicodeDecodeError:
             raise ValueError(f"{path}: not valid UTF-8 text") from None
 
@@ -93,7 +94,7 @@ def folder_items(folder: Path) -> tuple[list[Item], int]:
         if any(part.startswith(".") for part in rel.parts) or not path.is_file():
             continue
         kind = KINDS.get(path.suffix.lower())
-        if kind is None:
+        if kind is None or _timeline_output(path):
             ignored += 1
             continue
         item_id = rel.with_suffix("").as_posix()
@@ -106,6 +107,11 @@ def folder_items(folder: Path) -> tuple[list[Item], int]:
         if item.problem is None and "image" in item.files and "video" in item.files:
             item.problem = f"both an image and a video: {item.files['image'].name} and {item.files['video'].name}"
     return [items[k] for k in sorted(items)], ignored
+
+
+def _timeline_output(path: Path) -> bool:
+    """A ``timeline.png`` that an earlier ``infer.py --timeline-dir`` wrote (beside its CSV or JSON): not an input."""
+    return path.name == "timeline.png" and any((path.parent / n).is_file() for n in ("timeline.csv", "timeline.json"))
 
 
 def manifest_items(path: Path) -> list[Item]:

@@ -173,8 +173,13 @@ def gui_problem() -> str | None:
     return None
 
 
-def annotate(frame_bgr: np.ndarray, box, prediction: Prediction | None, top: int = 3) -> np.ndarray:
-    """Draw the face box, the label and the ``top`` class probabilities on a BGR frame (in place)."""
+def annotate(frame_bgr: np.ndarray, box, prediction: Prediction | None, top: int = 3,
+             stale: bool = False) -> np.ndarray:
+    """Draw the face box, the label and the ``top`` class probabilities on a BGR frame (in place).
+
+    ``stale``: the prediction is an earlier one, kept because this update had nothing to predict
+    from (no face, no sound, no text); the label then says so.
+    """
     if box is not None:
         x, y, w, h = box
         cv2.rectangle(frame_bgr, (x, y), (x + w, y + h), (0, 220, 0), 2)
@@ -182,7 +187,7 @@ def annotate(frame_bgr: np.ndarray, box, prediction: Prediction | None, top: int
         return frame_bgr
     scale = max(frame_bgr.shape[0] / 480, 0.35)
     anchor = (box[0], max(box[1] - 6, 14)) if box is not None else (8, int(22 * scale) + 4)
-    _text(frame_bgr, prediction.label, anchor, 0.7 * scale)
+    _text(frame_bgr, f"{prediction.label} (no face: earlier)" if stale else prediction.label, anchor, 0.7 * scale)
     ranked = sorted(prediction.probabilities.items(), key=lambda kv: -kv[1])[:top]
     for i, (name, p) in enumerate(ranked):
         _text(frame_bgr, f"{name} {p:.0%}", (8, frame_bgr.shape[0] - 8 - int(20 * scale) * (top - 1 - i)), 0.5 * scale)
@@ -247,7 +252,7 @@ def run_live(predictor: Predictor, source: str, every: int = 10, save_video: Pat
         if listen is not None and audio is None:
             audio = stack.enter_context(TrackAudio(source, fps, seconds, rate, predictor.max_seconds))
         writer, tmp = None, None
-        prediction, box, count = None, None, 0
+        prediction, box, count, stale = None, None, 0, False
         try:
             while True:
                 ok, frame = capture.read()
@@ -257,11 +262,13 @@ def run_live(predictor: Predictor, source: str, every: int = 10, save_video: Pat
                     wave = audio.window(count) if audio is not None else None
                     box, prediction, observed = _update(predictor, frame, cfg, text, prediction, wave,
                                                         audio.sample_rate if audio is not None else 16_000)
+                    stale = prediction is not None and not observed  # nothing new to predict from: the last one kept
                     seen = ", ".join(["face found" if box is not None else "no face"]
                                      + [m for m in observed if m != "face"])
                     label = f"{prediction.label} {prediction.probabilities[prediction.label]:.0%}" if prediction else "-"
-                    report(f"frame {count} ({count / fps:.2f} s): {label} ({seen})")
-                annotate(frame, box, prediction)
+                    report(f"frame {count} ({count / fps:.2f} s): {label}{' (kept from before)' if stale else ''} "
+                           f"({seen})")
+                annotate(frame, box, prediction, stale=stale)
                 count += 1
                 if save_video is not None:
                     if writer is None:
@@ -271,6 +278,15 @@ def run_live(predictor: Predictor, source: str, every: int = 10, save_video: Pat
                     cv2.imshow(f"bridge: {name} (q to quit)", frame)
                     if cv2.waitKey(1) & 0xFF == ord("q"):
                         break
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: how a headless session on a camera ends
+            report(f"interrupted after {count} frames" + (f": finishing {save_video}" if tmp is not None else ""))
+        except BaseException:
+            if writer is not None:
+                writer.release()
+                writer = None
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+            raise
         finally:
             if writer is not None:
                 writer.release()

@@ -34,8 +34,9 @@ def save_figure(fig, path: Path) -> None:
         plt.close(fig)
 
 
-def plot_curves(history: Sequence[dict[str, Any]], path: Path) -> None:
-    """Loss, accuracy and macro F1 per epoch, train and validation."""
+def plot_curves(history: Sequence[dict[str, Any]], path: Path, kept: int | None = None) -> None:
+    """Loss, accuracy and macro F1 per epoch, train and validation; ``kept``: the epoch whose
+    weights the checkpoint holds, marked on every panel."""
     epochs = [row["epoch"] for row in history]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     axes[0].plot(epochs, [r["train"]["loss"] for r in history], "o-", label="train")
@@ -53,6 +54,8 @@ def plot_curves(history: Sequence[dict[str, Any]], path: Path) -> None:
         axes[2].plot(epochs, [r["val"]["macro_f1_patterns"] for r in history], "s--", color="C2",
                      label="val, mean over modality patterns")
     for ax in axes:
+        if kept is not None:
+            ax.axvline(kept, color="0.3", linestyle=":", linewidth=1.2, label=f"kept (epoch {kept})")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
@@ -104,7 +107,8 @@ def plot_patterns(results: dict[str, dict[str, dict[str, Any]]], path: Path, met
 
 
 def plot_timeline(rows: Sequence[Any], labels: Sequence[str], path: Path, title: str = "") -> None:
-    """Per-class probability over time, stacked, one step per window; the top label is written above.
+    """Per-class probability over time, stacked, from the first window's start to the last one's end;
+    the top label is written above, and a strip below shows which modalities each window observed.
 
     Args:
         rows: :class:`~bridge.timeline.TimelineRow` (``start``, ``end``, ``label``, ``probabilities``).
@@ -113,19 +117,32 @@ def plot_timeline(rows: Sequence[Any], labels: Sequence[str], path: Path, title:
     """
     centres = np.array([(r.start + r.end) / 2 for r in rows])
     probs = np.array([[r.probabilities.get(n, 0.0) for n in labels] for r in rows])  # (windows, classes)
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(rows) + 3), 3.8))
+    fig, (ax, strip) = plt.subplots(2, 1, figsize=(max(6.0, 0.5 * len(rows) + 3), 4.6), sharex=True,
+                                    gridspec_kw={"height_ratios": [4, 1]})
     if len(rows) == 1:  # a stack needs two points: draw the single window as a bar
         bottom = 0.0
         for j, name in enumerate(labels):
             ax.bar(centres[0], probs[0, j], rows[0].end - rows[0].start, bottom=bottom, color=f"C{j}", label=name)
             bottom += probs[0, j]
-    else:
-        ax.stackplot(centres, probs.T, labels=labels, colors=[f"C{j}" for j in range(len(labels))], alpha=0.85)
+    else:  # the first and last windows' values held out to their edges: the plot spans the whole video
+        xs = np.concatenate([[rows[0].start], centres, [rows[-1].end]])
+        ys = np.concatenate([probs[:1], probs, probs[-1:]])
+        ax.stackplot(xs, ys.T, labels=labels, colors=[f"C{j}" for j in range(len(labels))], alpha=0.85)
     for r, x in zip(rows, centres):
         if r.label is not None:
             ax.text(x, 1.01, r.label, rotation=90, ha="center", va="bottom", fontsize=7)
     ax.set_ylim(0, 1)
-    ax.set_xlabel("time (s), window centre")
+    ax.set_xlim(rows[0].start, rows[-1].end)
+    # Which modalities each window observed (the others were reconstructed): one row per modality.
+    names = list(dict.fromkeys(m for r in rows for m in (*r.observed, *r.reconstructed))) or ["-"]
+    for i, name in enumerate(names):
+        for r, x in zip(rows, centres):
+            seen = name in r.observed
+            strip.plot([x], [i], "s" if seen else "x", color="C2" if seen else "0.6", markersize=6)
+    strip.set_yticks(range(len(names)), names, fontsize=7)
+    strip.set_ylim(-0.6, len(names) - 0.4)
+    strip.set_ylabel("observed", fontsize=7)
+    strip.set_xlabel("time (s); squares: observed, crosses: reconstructed")
     ax.set_ylabel("probability")
     ax.set_title(title, pad=40 if title else 34)
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)

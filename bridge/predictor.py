@@ -6,7 +6,7 @@ Media goes through the same decoding, face detection and preprocessing as traini
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +73,15 @@ class Prediction:
 
 class InputError(ValueError):
     """An input the predictor cannot use (no modality, a modality the checkpoint lacks, ...)."""
+
+
+class TimelineInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM) stopped :meth:`Predictor.timeline`: ``rows`` holds the windows finished
+    (those whose frames were all searched), out of ``total``."""
+
+    def __init__(self, rows: list[TimelineRow], total: int):
+        super().__init__(f"{len(rows)} of {total} windows finished")
+        self.rows, self.total = rows, total
 
 
 class Predictor:
@@ -249,6 +258,7 @@ class Predictor:
         The sample is encoded once; the explanation re-runs only reconstruction, fusion and head.
         """
         notes = notes if notes is not None else []
+        sample = self._usable_audio(sample, notes)
         try:
             example = self.preprocessor(sample)
         except ValueError as e:  # e.g. NaN features or samples, a waveform that is not mono
@@ -278,6 +288,22 @@ class Predictor:
                           reconstructed=[m.value for m in self.config.modalities if m not in observed],
                           notes=notes, face_frames=face_info, explanation=explanation)
 
+    def _usable_audio(self, sample: Sample, notes: list[str]) -> Sample:
+        """The sample without its audio when it is too short or silent (:func:`~bridge.media.audio.audio_problem`),
+        with a note saying why: the audio modality then counts as missing and is reconstructed."""
+        from bridge.media.audio import audio_problem
+
+        if sample.audio is None or not isinstance(self.config.audio, AudioConfig):
+            return sample
+        wave = np.asarray(sample.audio)
+        if wave.ndim != 1 or not np.isfinite(wave).all():
+            return sample  # the preprocessor names these problems
+        problem = audio_problem(wave, sample.sample_rate)
+        if problem is None:
+            return sample
+        notes.append(problem)
+        return replace(sample, audio=None)
+
     @torch.inference_mode()
     def timeline(self, video: str | Path, window: float, hop: float, text: str | None = None,
                  batch_size: int = 16) -> list[TimelineRow]:
@@ -300,10 +326,13 @@ class Predictor:
         if text is not None:
             self._check(Modality.TEXT)
         duration = _video_duration(video)
-        starts = window_starts(duration, window, hop)
+        starts = all_starts = window_starts(duration, window, hop)
         crops = times = found = None
+        interrupted = False
         if isinstance(self.config.face, FaceConfig):
-            crops, found, times = self._face_frames(video, window)
+            crops, found, times, interrupted = self._face_frames(video, window)
+            if interrupted:  # keep the windows whose frames were all searched
+                starts = [t for t in starts if len(times) and t + window <= times[-1] + 1e-6]
         wave = self._sound_track(video) if isinstance(self.config.audio, AudioConfig) else None
         rate = self.config.audio.sample_rate if wave is not None else 16_000
         found_at = np.flatnonzero(found) if found is not None else None  # frame index of each crop
@@ -319,14 +348,21 @@ class Predictor:
                     face_info = {"searched": int(in_window.sum()), "with_face": int(with_face.sum())}
             audio = wave[round(start * rate):round(end * rate)] if wave is not None else None
             audio = audio if audio is not None and len(audio) else None
-            sample = Sample(id=f"{start:g}", label=0, face=face, audio=audio, sample_rate=rate, text=text)
-            pending.append((start, end, face_info, self.preprocessor(sample)))
-        for i in range(0, len(pending), batch_size):
-            rows += self._timeline_rows(pending[i:i + batch_size])
+            sample, notes = Sample(id=f"{start:g}", label=0, face=face, audio=audio, sample_rate=rate, text=text), []
+            sample = self._usable_audio(sample, notes)
+            pending.append((start, end, face_info, self.preprocessor(sample), notes))
+        try:
+            for i in range(0, len(pending), batch_size):
+                rows += self._timeline_rows(pending[i:i + batch_size])
+        except KeyboardInterrupt:
+            interrupted = True
+        if interrupted:
+            raise TimelineInterrupted(rows, len(all_starts))
         return rows
 
-    def _face_frames(self, video: str | Path, window: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Face crops of the frames with a face, whether each frame had one, and frame times.
+    def _face_frames(self, video: str | Path, window: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+        """Face crops of the frames with a face, whether each frame had one, frame times, and
+        whether Ctrl-C (or SIGTERM) stopped the search early (the arrays then hold the frames done).
 
         Frames are streamed at the rate that gives each window twice the model's face frames, and
         only the crops are kept, so a long video never sits in memory.
@@ -335,30 +371,33 @@ class Predictor:
 
         cfg: FaceConfig = self.config.face
         size = cfg.img_size or 224
-        crops, found, times = [], [], []
-        for t, frame in iter_video_frames(video, fps=max(cfg.num_frames * 2, 8) / window):
-            times.append(t)
-            if self.detect_faces:
-                crop = self.detector.crop_largest(frame, cfg.margin, size, cfg.in_chans == 1)
-            else:  # already a face crop: only shrunk to the model's size, as preprocessing would
-                crop = cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA) if max(frame.shape[:2]) > size \
-                    else frame
-            found.append(crop is not None)
-            if crop is not None:
-                crops.append(crop)
-        if not times:
+        crops, found, times, interrupted = [], [], [], False
+        try:
+            for t, frame in iter_video_frames(video, fps=max(cfg.num_frames * 2, 8) / window):
+                if self.detect_faces:
+                    crop = self.detector.crop_largest(frame, cfg.margin, size, cfg.in_chans == 1)
+                else:  # already a face crop: only shrunk to the model's size, as preprocessing would
+                    crop = cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA) \
+                        if max(frame.shape[:2]) > size else frame
+                times.append(t)
+                found.append(crop is not None)
+                if crop is not None:
+                    crops.append(crop)
+        except KeyboardInterrupt:
+            interrupted = True
+        if not times and not interrupted:
             raise MediaError(video, "no video frames")
         stacked = np.stack(crops) if crops else np.zeros((0, size, size), np.uint8)
-        return stacked, np.asarray(found, dtype=bool), np.asarray(times, dtype=np.float64)
+        return stacked, np.asarray(found, dtype=bool), np.asarray(times, dtype=np.float64), interrupted
 
-    def _timeline_rows(self, chunk: list[tuple[float, float, dict | None, Example]]) -> list[TimelineRow]:
+    def _timeline_rows(self, chunk: list[tuple[float, float, dict | None, Example, list[str]]]) -> list[TimelineRow]:
         usable = [c for c in chunk if c[3].inputs]
         probs = []
         if usable:
             batch = collate([c[3] for c in usable]).to(self.device)
             probs = list(self._probabilities(*self._encode(batch)))
         rows = []
-        for start, end, face_info, example in chunk:
+        for start, end, face_info, example, notes in chunk:
             observed = [m.value for m in self.config.modalities if m in example.inputs]
             p = probs.pop(0) if example.inputs else None
             rows.append(TimelineRow(
@@ -367,7 +406,7 @@ class Predictor:
                 probabilities=self._named(p) if p is not None else {},
                 observed=observed,
                 reconstructed=[m.value for m in self.config.modalities if m.value not in observed] if observed else [],
-                face_frames=face_info))
+                face_frames=face_info, notes=notes))
         return rows
 
     def _sound_track(self, video: str | Path) -> np.ndarray | None:

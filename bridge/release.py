@@ -132,7 +132,7 @@ def pack(checkpoint: Path, output: Path, name: str, card: str | None = None) -> 
 
     from safetensors.torch import save_file
 
-    from bridge.checkpoint import CONFIG_FILE, TOKENIZER_DIR, WEIGHTS_FILE, _umask, atomic_write_text
+    from bridge.checkpoint import CONFIG_FILE, TOKENIZER_DIR, WEIGHTS_FILE, atomic_write_text, umask
     from bridge.model import BridgeModel, load_checkpoint
 
     checkpoint, output = Path(checkpoint), Path(output)
@@ -151,7 +151,7 @@ def pack(checkpoint: Path, output: Path, name: str, card: str | None = None) -> 
         shutil.rmtree(output)
     output.mkdir(parents=True)
     save_file(stored, str(output / WEIGHTS_FILE))
-    os.chmod(output / WEIGHTS_FILE, 0o666 & ~_umask())  # readable by all, as the umask allows
+    os.chmod(output / WEIGHTS_FILE, 0o666 & ~umask())  # readable by all, as the umask allows
     for item in checkpoint.iterdir():  # the saved encoder architectures and the tokenizer
         if item.is_dir() and (item.name == TOKENIZER_DIR or item.name.endswith("_encoder")):
             shutil.copytree(item, output / item.name)

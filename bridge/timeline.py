@@ -6,7 +6,7 @@ import csv
 import io
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
@@ -22,6 +22,7 @@ class TimelineRow:
         reconstructed: the model's other modalities, rebuilt by translation.
         face_frames: frames of the window searched for a face and frames with one (when faces
             were detected).
+        notes: why an input of the window was not used (e.g. its sound is silent).
     """
 
     start: float
@@ -31,6 +32,7 @@ class TimelineRow:
     observed: list[str]
     reconstructed: list[str]
     face_frames: dict[str, int] | None = None
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

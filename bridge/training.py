@@ -15,7 +15,6 @@ import os
 import pickle
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
@@ -27,7 +26,7 @@ from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
 from bridge.augment import AudioAugment, FaceAugment
-from bridge.checkpoint import STATE_FILE, atomic_write_text, save_checkpoint
+from bridge.checkpoint import STATE_FILE, atomic_write_text, save_checkpoint, umask
 from bridge.config import BridgeConfig, FeatureConfig
 from bridge.contract import Fill
 from bridge.data.sample import Sample
@@ -46,43 +45,7 @@ from bridge.presence import drop_modalities
 from bridge.runtime import pick_device, seed_everything
 from bridge.transfer import load_encoder_weights, parse_init_encoders
 
-SELECT_KEYS = {"all": "macro_f1", "patterns": "macro_f1_patterns"}  # --select: the validation score to maximise
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """How to train (the model itself is a :class:`~bridge.config.BridgeConfig`)."""
-
-    epochs: int = 15
-    batch_size: int = 32  # global: a run of N processes gives each batch_size // N
-    lr: float = 1e-3  # peak AdamW learning rate, after a linear warm-up, then cosine decay
-    encoder_lr_scale: float = 1.0  # learning rate of pretrained encoders relative to lr
-    weight_decay: float = 0.05
-    warmup_epochs: float = 1.0
-    label_smoothing: float = 0.1
-    unimodal_weight: float = 0.5  # weight of per-modality classification terms (training-only heads)
-    translation_weight: float = 1.0  # weight of the translation terms against cross-entropy
-    cycle_weight: float = 0.0  # weight of source -> target -> source reconstruction terms (0 disables)
-    translation_loss: Literal["mse", "cosine"] = "mse"  # distance between a translation and its detached target
-    modality_dropout: float = 0.5  # chance of hiding each (sample, modality) from the fusion
-    dropout_schedule: Literal["constant", "linear"] = "linear"  # linear: ramp up from 0 over dropout_warmup_epochs
-    dropout_warmup_epochs: int = 3
-    fill: Fill = "reconstruct"  # "zero": the early-fusion baseline, no translation
-    augment: bool = False  # face crops: flips, warps, erasing; audio: level, noise, tempo (bridge.augment)
-    init_encoders: tuple[str, ...] = ()  # "MODALITY=CHECKPOINT": start that encoder from a trained checkpoint
-    mismatch: tuple[str, ...] = ()  # "MODALITY=RATE": that share of training samples take it from another label's
-    select: Literal["all", "patterns"] = "all"  # keep the epoch best on all modalities, or on the mean over patterns
-    # validate with each face averaged with its mirror image, and record that in the checkpoint
-    # (inference.test_flip) for infer.py and evaluate.py; training itself sees single crops
-    test_flip: bool = False
-    grad_clip: float = 1.0
-    seed: int = 0
-    # deterministic algorithms only (slower on GPU; CPU runs are already repeatable): recorded here,
-    # switched on by the script (bridge.runtime.use_deterministic_algorithms), as it is process-wide
-    deterministic: bool = False
-    num_workers: int = 0  # DataLoader workers for preprocessing (0: in the main process)
-    device: str = "auto"  # "auto" picks CUDA when available
-    memo_mb: float = 1024  # memo of frozen encoders' outputs, megabytes (bridge.encoders.memo; 0: none)
+from bridge.train_config import SELECT_KEYS, TrainConfig  # noqa: F401 (re-exported)
 
 
 class TrainStep(nn.Module):
@@ -147,6 +110,7 @@ class Trainer:
         self.mismatch = parse_mismatch(train_config.mismatch, model_config.modalities)
         self.step: nn.Module = TrainStep(self.model, self.criterion)  # DDP-wrapped in fit when distributed
         self.history: list[dict[str, Any]] = []
+        self.run_settings: dict[str, Any] = {}  # the command line's settings, recorded for --resume
         self.best_score = -math.inf
         self.start_epoch = 0
 
@@ -183,12 +147,17 @@ class Trainer:
                  "optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict(), "best_score": self.best_score,
                  "history": json.dumps(self.history), "torch_rng": torch.get_rng_state(),
-                 "train_config": json.dumps(dataclasses.asdict(self.cfg))}
+                 "train_config": json.dumps(dataclasses.asdict(self.cfg)), "run": json.dumps(self.run_settings)}
         self.output.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.output, prefix=f".{STATE_FILE}.")
         os.close(fd)
-        torch.save(state, tmp)
-        os.replace(tmp, self.output / STATE_FILE)
+        try:
+            torch.save(state, tmp)
+            os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes 0600 files: honour the umask like any other file
+            os.replace(tmp, self.output / STATE_FILE)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     def _load_state(self) -> None:
         path = self.output / STATE_FILE
@@ -387,7 +356,7 @@ class Trainer:
         return {**scores, "macro_f1_patterns": float(np.mean(list(scores.values())))}
 
     def _save_best(self, row: dict[str, Any]) -> None:
-        extra = {"training": dataclasses.asdict(self.cfg), "data": self.data_info,
+        extra = {"training": dataclasses.asdict(self.cfg), "data": self.data_info, "run": self.run_settings,
                  "best": {"epoch": row["epoch"], "val": row["val"]}, "inference": {"test_flip": self.cfg.test_flip}}
         save_checkpoint(self.model, self.output, extra, tokenizer=self.preprocessor.tokenizer)
 
@@ -395,7 +364,9 @@ class Trainer:
         atomic_write_text(self.output / "history.json", json.dumps(self.history, indent=2))
         from bridge.plots import plot_curves
 
-        plot_curves(self.history, self.output / "curves.png")
+        key = SELECT_KEYS[self.cfg.select]
+        kept = max(self.history, key=lambda r: r["val"][key])["epoch"] if self.history else None  # first of equals
+        plot_curves(self.history, self.output / "curves.png", kept=kept)
 
 
 def _quiet(*args: Any, **kwargs: Any) -> None:

@@ -31,6 +31,8 @@ def test_speed_quick_writes_every_section(tmp_path, capsys):
         cv2.setNumThreads(cv_threads)
     report = json.loads(out.read_text())
     assert report["threads"] == 1 and report["matmul_gflop_per_s"] > 0
+    assert set(report["startup"]) == {"infer.py --help", "infer.py --image (one prediction)"}
+    assert all(v["median_s"] > 0 for v in report["startup"].values())
     tiny = report["presets"]["tiny"]
     assert set(tiny) == {"parameters", "latency", "throughput", "face_path", "stages"}
     assert set(tiny["latency"]) == {"image", "audio", "text", "video", "end_to_end"}

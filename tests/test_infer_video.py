@@ -22,7 +22,7 @@ PREDICTION_FIELDS = {"label": str, "probabilities": dict, "observed": list, "rec
                      "face_frames": (dict, type(None)), "explanation": dict}
 EXPLANATION_FIELDS = {"alone_label": str, "alone_probabilities": dict, "top_change_without": (float, type(None))}
 ROW_FIELDS = {"start": float, "end": float, "label": (str, type(None)), "probabilities": dict, "observed": list,
-              "reconstructed": list, "face_frames": (dict, type(None))}
+              "reconstructed": list, "face_frames": (dict, type(None)), "notes": list}
 
 
 @pytest.fixture(scope="module")

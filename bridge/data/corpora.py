@@ -19,28 +19,35 @@ def synthetic(seed: int = 0, sizes: tuple[int, int, int] = (1400, 300, 300)) -> 
                   {"name": "synthetic", "seed": seed, "sizes": list(sizes)})
 
 
-def load_splits(name: str, root: str | Path | None = None, seed: int = 0, limit: int | None = None) -> Splits:
+def load_splits(name: str, root: str | Path | None = None, seed: int = 0, limit: int | None = None,
+                detect_faces: bool = True) -> Splits:
     """Load a corpus by name.
 
     Args:
         name: ``"synthetic"``, a corpus of :mod:`bridge.data.registry`, or ``"manifest:PATH"``.
         root: data root (default: ``$BRIDGE_DATA_ROOT`` or ``../shared/data``).
         seed: for synthetic generation and deterministic carve-outs.
-        limit: keep at most this many samples per split (quick runs).
+        limit: keep at most this many samples per split (quick runs; a split with fewer keeps them all).
+        detect_faces: False when a manifest's images and video frames are face crops already.
 
     Raises:
         ValueError: on an unknown corpus name.
         FileNotFoundError: when the corpus is not under the data root.
     """
     if name == "synthetic":
+        if not detect_faces:
+            raise ValueError("--no-face-detection applies to manifest data; the synthetic data has no detection")
         splits = synthetic(seed)
     else:
         from bridge.data.registry import load_corpus_splits
 
         if name.startswith("manifest:"):  # manifest:PATH names the user's manifest file
             name, root = "manifest", name.split(":", 1)[1]
+        options = {} if detect_faces else {"detect_faces": False}
+        if options and name != "manifest":
+            raise ValueError(f"--no-face-detection applies to manifest data; {name}'s reader prepares its faces itself")
         try:
-            splits = load_corpus_splits(name, root, seed=seed)
+            splits = load_corpus_splits(name, root, seed=seed, **options)
         except KeyError as e:
             raise ValueError(e.args[0]) from None
     if limit is not None:
@@ -63,6 +70,8 @@ class _Head(Sequence):
 
 
 def _head(items: Sequence, n: int) -> Sequence:
+    if n >= len(items):
+        return items  # a split smaller than the limit stays whole (and stays cacheable)
     if n < len(items) and hasattr(items, "subset") and getattr(items, "meta", None) is not None:  # a listed corpus stays one (and stays cacheable)
         return items.subset([round(i * len(items) / n) for i in range(n)])
     return _Head(items, n)

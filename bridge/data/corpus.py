@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from bridge.data.sample import Sample
-from bridge.media import MediaError, audio_from_video, faces_from_video, load_audio, load_image
+from bridge.media import MediaError, audio_from_video, faces_from_video, load_audio, load_image, read_video_frames
 from bridge.media.faces import DEFAULT_MAX_PIXELS, FaceDetector, to_gray
 
 log = logging.getLogger("bridge.data")
@@ -86,6 +86,8 @@ class Corpus(Sequence[Sample]):
         self.skipped: Counter = Counter(skipped or {})
         self.missing: Counter = Counter(missing or {})
         self.description = description
+        self.problems: dict[str, list[str]] = {}  # item id -> its problems, for the preprocessing cache
+        self._counted: set[tuple[str, str]] = set()
         self._loader = loader
         bad = [s.id for s in stubs if not 0 <= s.label < len(self.label_names)]
         if bad:
@@ -105,12 +107,22 @@ class Corpus(Sequence[Sample]):
         if self._loader is None:
             return stub
         sample, problems = self._loader(stub, self.meta[index])
+        self.note_problems(stub.id, problems)
+        return sample
+
+    def note_problems(self, item_id: str, problems: Sequence[str]) -> None:
+        """Count an item's problems in ``missing``, once per item however often it is loaded
+        (a probe, each epoch) or read back from the preprocessing cache."""
         for problem in problems:
+            if (item_id, problem) in self._counted:
+                continue
+            self._counted.add((item_id, problem))
             if not self.missing[problem]:
                 log.warning("%s %s: %s (first case: %s; further cases only counted)",
-                            self.name, self.split, problem, stub.id)
+                            self.name, self.split, problem, item_id)
             self.missing[problem] += 1
-        return sample
+        if problems:
+            self.problems[item_id] = list(problems)
 
     def __iter__(self) -> Iterator[Sample]:
         for i in range(len(self)):
@@ -143,10 +155,12 @@ class Corpus(Sequence[Sample]):
         """The items at ``indices`` (same loader, skip counts carried over)."""
         split = split or self.split
         stubs = [replace(self.stubs[i], split=split) for i in indices]
-        return Corpus(
+        part = Corpus(
             self.name, split, self.label_names, stubs, self._loader, [self.meta[i] for i in indices],
             self.skipped, self.missing, self.description,
         )  # fmt: skip
+        part._counted, part.problems = set(self._counted), dict(self.problems)  # counted once, here too
+        return part
 
     def describe(self) -> dict[str, Any]:
         """Name, split, size, label counts and skip counts, for reports."""
@@ -225,7 +239,8 @@ class MediaLoader:
         face_frames: frames sampled from a video for face crops.
         face_size: side of the face crops.
         grayscale: gray crops ``(t, s, s)``, else RGB ``(t, s, s, 3)``.
-        detect_faces: crop the largest face from images (else resize the whole image).
+        detect_faces: crop the largest face from images and video frames (else resize the whole
+            image or frame: the data are face crops already).
         detector: the face detector (a default Haar cascade when None).
         max_pixels: larger images are refused.
     """
@@ -247,8 +262,12 @@ class MediaLoader:
         video, sound, image = info.get("video_path"), info.get("audio_path"), info.get("image_path")
         if video:
             try:
-                crops, _ = faces_from_video(video, self.face_frames, detector=self.detector, size=self.face_size,
-                                            grayscale=self.grayscale)  # fmt: skip
+                if self.detect_faces:
+                    crops, _ = faces_from_video(video, self.face_frames, detector=self.detector, size=self.face_size,
+                                                grayscale=self.grayscale)  # fmt: skip
+                else:  # the frames are face crops already
+                    frames, _ = read_video_frames(video, num_frames=self.face_frames)
+                    crops = np.stack([self._resized(f) for f in frames])
                 face = crops if len(crops) else None
             except MediaError as e:
                 problems.append(f"face: {_short(e.problem)}")
@@ -273,8 +292,12 @@ class MediaLoader:
         if self.detect_faces:
             crop = self.detector.crop_largest(image, size=self.face_size, grayscale=self.grayscale)
             return None if crop is None else crop[None]
+        return self._resized(image)[None]
+
+    def _resized(self, image: np.ndarray) -> np.ndarray:
+        """A whole image or frame as a face crop (``detect_faces=False``)."""
         crop = to_gray(image) if self.grayscale else image
-        return cv2.resize(crop, (self.face_size, self.face_size), interpolation=cv2.INTER_AREA)[None]
+        return cv2.resize(crop, (self.face_size, self.face_size), interpolation=cv2.INTER_AREA)
 
 
 def _short(problem: str) -> str:

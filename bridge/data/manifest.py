@@ -145,11 +145,16 @@ def _read_rows(path: Path, required: str | None = "label") -> list[tuple[int, di
     """
     if path.suffix.lower() == ".csv":
         with path.open(newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
+            header = f.readline()
+            f.seek(0)
+            # Comma-separated; a header with semicolons (or tabs) and no comma, as spreadsheets in many
+            # locales export, is read with that delimiter.
+            delimiter = next((d for d in (";", "\t") if d in header and "," not in header), ",")
+            reader = csv.DictReader(f, delimiter=delimiter)
             columns = {c.strip().lower() for c in reader.fieldnames or () if c}
             if not columns or (required is not None and required not in columns):
-                raise ValueError(f"{path}: a manifest needs a{' ' + repr(required) if required else ''} column, "
-                                 f"found {reader.fieldnames}")
+                raise ValueError(f"{path}: a manifest needs a{' ' + repr(required) if required else ''} column "
+                                 f"(comma-, semicolon- or tab-separated), found {reader.fieldnames}")
             return [(n, {(k or "").strip().lower(): v for k, v in row.items()})
                     for n, row in enumerate(reader, start=2)]
     text = path.read_text(encoding="utf-8-sig")

@@ -20,6 +20,8 @@ from bridge.media.errors import MediaError, check_file
 
 SOUNDFILE_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif"})
 DEFAULT_MAX_SECONDS = 600.0
+MIN_SECONDS = 0.25  # shorter sound holds no emotion to hear: the audio modality then counts as missing
+VOICE_DBFS = -45.0  # a clip whose loudest 25 ms frame is quieter than this has no voice activity
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,31 @@ def resample(wave: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
 
     g = math.gcd(orig_sr, new_sr)
     return resample_poly(wave, new_sr // g, orig_sr // g, axis=-1).astype(np.float32, copy=False)
+
+
+def audio_problem(wave: np.ndarray, sample_rate: int) -> str | None:
+    """Why a waveform cannot carry a voice, or None when it can.
+
+    Too short (under :data:`MIN_SECONDS`), or no voice activity: an energy gate, not a speech
+    detector, which finds no 25 ms frame (10 ms apart) with an RMS level above
+    :data:`VOICE_DBFS` dB full scale (after removing any DC offset), as in silence or a
+    muted microphone.
+
+    Args:
+        wave: mono waveform ``(n,)`` in [-1, 1].
+        sample_rate: its rate in Hz.
+    """
+    wave = np.asarray(wave, dtype=np.float32).reshape(-1)
+    seconds = len(wave) / sample_rate
+    if seconds < MIN_SECONDS:
+        return f"the audio is {seconds:.3g} s long, shorter than the {MIN_SECONDS:g} s minimum"
+    frame, hop = max(int(0.025 * sample_rate), 1), max(int(0.010 * sample_rate), 1)
+    x = wave - wave.mean()
+    frames = np.lib.stride_tricks.sliding_window_view(x, frame)[::hop]  # (n_frames, frame)
+    loudest = float(np.sqrt(np.max(np.mean(frames.astype(np.float64) ** 2, axis=1))))
+    if not np.isfinite(loudest) or 20 * np.log10(loudest + 1e-12) < VOICE_DBFS:
+        return f"the audio has no voice activity (no 25 ms frame louder than {VOICE_DBFS:g} dBFS)"
+    return None
 
 
 def audio_info(path: str | os.PathLike) -> AudioInfo:

@@ -4,6 +4,10 @@ Timestamps are in seconds from the start of the video stream. Sampling ``num_fra
 evenly picks the frame on screen at the centre of each of ``num_frames`` equal slices of
 ``[start, end)``; sampling at ``fps`` picks the frame on screen at ``start, start + 1/fps, ...``.
 A frame is never returned twice, so a short clip may give fewer frames than asked for.
+
+Frames are returned upright: a container's display-matrix rotation (what phones write when
+they store a portrait clip's pixels sideways) is applied to every decoded frame, as players
+do, so training readers, inference and timelines see the picture the user saw.
 """
 
 from __future__ import annotations
@@ -201,7 +205,7 @@ def _select(path: Path, targets, start: float, end: float | None) -> Iterator[tu
     """The frames on screen at each target time (every frame when ``targets`` is None)."""
     if targets is None:
         for t, frame in _decoded(path, start, end):
-            yield t, frame.to_ndarray(format="rgb24")
+            yield t, upright(frame)
         return
     tau = next(targets, None)
     prev, last_given = None, None  # (index, time, frame); index of the frame last yielded
@@ -211,7 +215,7 @@ def _select(path: Path, targets, start: float, end: float | None) -> Iterator[tu
             chosen = prev if prev is not None else (index, t, frame)
             if chosen[0] != last_given:
                 last_given = chosen[0]
-                yield chosen[1], chosen[2].to_ndarray(format="rgb24")
+                yield chosen[1], upright(chosen[2])
             tau = next(targets, None)
         if tau is None:
             return
@@ -219,14 +223,26 @@ def _select(path: Path, targets, start: float, end: float | None) -> Iterator[tu
             step = t - prev[1]
         prev = (index, t, frame)
     if tau is not None and prev is not None and prev[0] != last_given and tau < prev[1] + step:
-        yield prev[1], prev[2].to_ndarray(format="rgb24")
+        yield prev[1], upright(prev[2])
+
+
+def upright(frame) -> np.ndarray:
+    """An ``av.VideoFrame`` as RGB ``(h, w, 3)`` uint8, turned as its display matrix says."""
+    image = frame.to_ndarray(format="rgb24")
+    try:
+        quarter_turns = round(float(frame.rotation or 0) / 90) % 4  # counter-clockwise, as np.rot90 turns
+    except (AttributeError, TypeError, ValueError):
+        return image
+    return np.ascontiguousarray(np.rot90(image, quarter_turns)) if quarter_turns else image
 
 
 def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int = 25, audio: np.ndarray | None = None,
-                sample_rate: int = 16_000) -> Path:
+                sample_rate: int = 16_000, rotation: int = 0) -> Path:
     """Write RGB frames ``(t, h, w, 3)`` as H.264, with an optional mono AAC sound track (PyAV).
 
-    For tests, demos and benchmarks that need a real video file.
+    For tests, demos and benchmarks that need a real video file. ``rotation`` (degrees,
+    counter-clockwise) is written as the stream's display matrix, as phones do: players turn
+    the stored frames by it.
     """
     from fractions import Fraction
 
@@ -237,6 +253,8 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int = 25, audi
         video = container.add_stream("libx264", rate=fps)
         video.height, video.width = frames.shape[1:3]
         video.pix_fmt = "yuv420p"
+        if rotation:
+            video.set_display_rotation(rotation)
         sound = container.add_stream("aac", rate=sample_rate) if audio is not None else None
         if sound is not None:
             sound.layout = "mono"

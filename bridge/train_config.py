@@ -1,0 +1,45 @@
+"""How to train (:class:`TrainConfig`), in a module light enough for ``train.py`` to build its
+argument parser, and answer ``--help``, without importing torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+SELECT_KEYS = {"all": "macro_f1", "patterns": "macro_f1_patterns"}  # --select: the validation score to maximise
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train (the model itself is a :class:`~bridge.config.BridgeConfig`)."""
+
+    epochs: int = 15
+    batch_size: int = 32  # global: a run of N processes gives each batch_size // N
+    lr: float = 1e-3  # peak AdamW learning rate, after a linear warm-up, then cosine decay
+    encoder_lr_scale: float = 1.0  # learning rate of pretrained encoders relative to lr
+    weight_decay: float = 0.05
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.1
+    unimodal_weight: float = 0.5  # weight of per-modality classification terms (training-only heads)
+    translation_weight: float = 1.0  # weight of the translation terms against cross-entropy
+    cycle_weight: float = 0.0  # weight of source -> target -> source reconstruction terms (0 disables)
+    translation_loss: Literal["mse", "cosine"] = "mse"  # distance between a translation and its detached target
+    modality_dropout: float = 0.5  # chance of hiding each (sample, modality) from the fusion
+    dropout_schedule: Literal["constant", "linear"] = "linear"  # linear: ramp up from 0 over dropout_warmup_epochs
+    dropout_warmup_epochs: int = 3
+    fill: Literal["reconstruct", "zero"] = "reconstruct"  # "zero": the early-fusion baseline, no translation
+    augment: bool = False  # face crops: flips, warps, erasing; audio: level, noise, tempo (bridge.augment)
+    init_encoders: tuple[str, ...] = ()  # "MODALITY=CHECKPOINT": start that encoder from a trained checkpoint
+    mismatch: tuple[str, ...] = ()  # "MODALITY=RATE": that share of training samples take it from another label's
+    select: Literal["all", "patterns"] = "all"  # keep the epoch best on all modalities, or on the mean over patterns
+    # validate with each face averaged with its mirror image, and record that in the checkpoint
+    # (inference.test_flip) for infer.py and evaluate.py; training itself sees single crops
+    test_flip: bool = False
+    grad_clip: float = 1.0
+    seed: int = 0
+    # deterministic algorithms only (slower on GPU; CPU runs are already repeatable): recorded here,
+    # switched on by the script (bridge.runtime.use_deterministic_algorithms), as it is process-wide
+    deterministic: bool = False
+    num_workers: int = 0  # DataLoader workers for preprocessing (0: in the main process)
+    device: str = "auto"  # "auto" picks CUDA when available
+    memo_mb: float = 1024  # memo of frozen encoders' outputs, megabytes (bridge.encoders.memo; 0: none)
