@@ -225,8 +225,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     check_args(args)
     from bridge.checkpoint import atomic_write_text, tokenizer_dir, wants_test_flip
     from bridge.data.corpora import load_splits
+    from bridge.data.corpus import attach_decoder
     from bridge.ensemble import load_models
     from bridge.evaluation import evaluate_patterns, evaluate_robustness
+    from bridge.media.decoder import MediaDecoder
     from bridge.modality import pattern_name
     from bridge.model import require_face_encoder
     from bridge.plots import plot_confusion, plot_patterns
@@ -258,6 +260,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.split != "test":
         check_member_splits(ckpts, metas, args.split)
     splits = load_splits(data, args.data_root or data_meta.get("data_root"), seed=seed, limit=args.limit)
+    attach_decoder(splits, MediaDecoder.from_config(model.config))  # decode media as in training and inference
     if tuple(splits.labels) != tuple(model.config.labels):
         raise ValueError(f"label mismatch: {data} has labels {list(splits.labels)}, "
                          f"the checkpoint {list(model.config.labels)}")

@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 from bridge.cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, check_writable, run_cli
+from bridge.detector_names import DEFAULT_DETECTOR, DETECTORS
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -37,6 +38,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--text-file", metavar="FILE", help="read the transcript or message from this UTF-8 file")
     p.add_argument("--no-face-detection", action="store_true",
                    help="the image or video frames are already face crops (as FER-2013 images are)")
+    p.add_argument("--face-detector", default=DEFAULT_DETECTOR, choices=DETECTORS,
+                   help="face detector (docs/faces.md): blazeface (full range), blazeface-short, mtcnn, haar")
+    p.add_argument("--face-index", type=int, default=0,
+                   help="with several faces: 0 uses the largest, 1 the next largest, ...; a video follows that person")
+    p.add_argument("--smooth", default="none", metavar="none|ema:ALPHA|window:N",
+                   help="smooth predictions over time (timeline windows, --webcam updates): an exponential moving "
+                        "average with weight ALPHA for the newest, or the mean of the last N")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON (docs/infer-json.md)")
     p.add_argument("--output", help="also write the JSON result to this file")
     p.add_argument("--window", type=float, help="with --video: a timeline of windows this many seconds long")
@@ -45,6 +53,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--webcam", nargs="?", const="0", metavar="INDEX|VIDEO",
                    help="live predictions on a camera (index, default 0) or a video file; q quits")
     p.add_argument("--every", type=int, default=10, help="with --webcam: predict every N frames")
+    p.add_argument("--detect-every", type=int, default=1,
+                   help="with --webcam: detect the face every N frames and hold its box between (1: every frame)")
     p.add_argument("--save-video", help="with --webcam: run headless and write the annotated video here")
     p.add_argument("--listen", nargs="?", const="default", metavar="DEVICE",
                    help="with --webcam: also predict from sound: the microphone for a camera (DEVICE: a sounddevice "
@@ -171,11 +181,19 @@ def load_predictor(args: argparse.Namespace, detect_faces: bool | None = None):
     flip = None if args.test_flip == "checkpoint" else args.test_flip == "on"
     detect = not args.no_face_detection if detect_faces is None else detect_faces
     return Predictor.from_pretrained(args.checkpoint, args.device, detect_faces=detect,
-                                     max_seconds=args.max_seconds or None, test_flip=flip)
+                                     max_seconds=args.max_seconds or None, test_flip=flip,
+                                     face_detector=args.face_detector, face_index=args.face_index)
 
 
 def _infer(args: argparse.Namespace) -> int:
+    from bridge.timeline import Smoothing
+
     _check_modes(args)  # flags are checked before torch is imported
+    if args.face_index < 0:
+        raise ValueError(f"--face-index must be >= 0 (0: the largest face), got {args.face_index}")
+    smoothing = Smoothing.parse(args.smooth)
+    if smoothing.kind != "none" and args.window is None and args.webcam is None:
+        raise ValueError("--smooth needs --window (a timeline) or --webcam")
     for flag in ("image", "video", "audio"):
         path = getattr(args, flag)
         if path is not None and Path(path).is_dir():
@@ -205,7 +223,7 @@ def _infer(args: argparse.Namespace) -> int:
 def _timeline(args: argparse.Namespace, text: str | None) -> int:
     from bridge.checkpoint import atomic_write_text
     from bridge.plots import plot_timeline
-    from bridge.timeline import timeline_csv, timeline_json
+    from bridge.timeline import Smoothing, smooth_rows, timeline_csv, timeline_json
 
     from bridge.predictor import TimelineInterrupted
 
@@ -218,6 +236,7 @@ def _timeline(args: argparse.Namespace, text: str | None) -> int:
         rows = predictor.timeline(args.video, args.window, hop, text=text)
     except TimelineInterrupted as e:  # Ctrl-C or SIGTERM: keep the windows finished
         rows, interrupted = e.rows, e
+    rows = smooth_rows(rows, Smoothing.parse(args.smooth))
     labels = predictor.config.labels
     payload = timeline_json(rows, labels, args.window, hop)
     if args.timeline_dir:
@@ -335,10 +354,12 @@ def render_batch(records: list[dict]) -> str:
 
 def _live(args: argparse.Namespace, text: str | None) -> int:
     from bridge.live import run_live
+    from bridge.timeline import Smoothing
 
     predictor = load_predictor(args, detect_faces=True)
     save = Path(args.save_video) if args.save_video else None
-    frames = run_live(predictor, args.webcam, args.every, save, text=text, listen=args.listen)
+    frames = run_live(predictor, args.webcam, args.every, save, text=text, listen=args.listen,
+                      smoothing=Smoothing.parse(args.smooth), detect_every=args.detect_every)
     print(f"{frames} frames" + (f", annotated video written to {save}" if save else ""))
     return 0
 

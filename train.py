@@ -317,6 +317,8 @@ def _train(args: argparse.Namespace, world, output: Path) -> int:
 def _run(args: argparse.Namespace, world, device: str, output: Path) -> int:
     from bridge.config import BridgeConfig, override
     from bridge.data.corpora import load_splits
+    from bridge.data.corpus import attach_decoder
+    from bridge.media.decoder import MediaDecoder
     from bridge.recipes import model_config_for
     from bridge.mismatch import parse_mismatch
     from bridge.runtime import use_deterministic_algorithms
@@ -335,6 +337,7 @@ def _run(args: argparse.Namespace, world, device: str, output: Path) -> int:
         model_config = override(adopt_encoder_configs(model_config_for(args.preset, splits, args.modalities), sources),
                                 args.set)
     parse_mismatch(args.mismatch, model_config.modalities)  # a bad spec fails before any model is built
+    attach_decoder(splits, MediaDecoder.from_config(model_config))  # decode media as the predictor will
     train_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                encoder_lr_scale=args.encoder_lr_scale,
                                weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,

@@ -20,6 +20,10 @@ the API behind ``infer.py``. Prints tables and writes JSON (default reports/spee
 - start-up: wall-clock seconds of whole ``infer.py`` processes, as a user runs them: ``--help``
   (arguments are parsed before torch is imported) and one face photo predicted with the first
   preset's checkpoint (interpreter start, imports, checkpoint load, prediction, exit);
+- live face path: frames/s of the whole per-frame face path on the 640x480 clip (decode, detect
+  and track, align and crop, preprocess, encode) with the default BlazeFace detector and with
+  Haar, for bridge's face encoder and for the reference CNN; and the 3 s clip with face and voice
+  end to end (``Predictor.predict(video=...)``) with each detector;
 - stages: FLOPs of each model stage for one face + audio + text sample
   (torch.utils.flop_counter), its measured time, and the achieved GFLOP/s as a share of this
   machine's float32 matrix-multiply rate, measured here with the same thread count (before and
@@ -227,6 +231,62 @@ def face_path(predictor: Predictor, files: dict[str, Path], cnn: ReferenceCNN, r
 
 
 @torch.inference_mode()
+def live_path(directory: Path, files: dict[str, Path], cnn: ReferenceCNN, repeats: int,
+              detectors: tuple[str, ...] = ("blazeface", "haar"), max_frames: int | None = None
+              ) -> tuple[list[dict], list[dict]]:
+    """The live face path per 640x480 frame of the clip, for each detector and for bridge's face
+    encoder and the reference CNN: decode (FFmpeg), detect and track, align and crop, preprocess
+    and encode, as ``infer.py --webcam`` does for a frame it predicts from. Also the 3 s clip with
+    face and voice end to end (``Predictor.predict(video=...)``) per detector.
+
+    Returns:
+        live rows (frames/s, ms/frame) and end-to-end rows (p50/p95 ms).
+    """
+    from bridge.media.decoder import FaceDecoding, MediaDecoder
+    from bridge.media.video import iter_video_frames
+
+    live, clip = [], []
+    for name in detectors:
+        predictor = Predictor.from_pretrained(directory, face_detector=name)
+        cfg, pre = predictor.config.face, predictor.preprocessor
+        encoder, summariser = predictor.model.encoders["face"], predictor.model.summarisers["face"]
+        cnn_decoder = MediaDecoder(FaceDecoding(size=48, grayscale=True, margin=cfg.margin, detector=name))
+        cnn_decoder.detector = predictor.detector
+
+        def bridge_step(crop: np.ndarray) -> None:
+            x = pre.face(crop[None], cfg)[0][None]  # (1, 1, c, s, s)
+            summariser(*encoder(x, torch.ones(x.shape[:2], dtype=torch.bool)))
+
+        def cnn_step(crop: np.ndarray) -> None:  # the paper's preprocessing: gray 48x48 in [0, 1]
+            cnn(torch.from_numpy(crop).float().div_(255.0)[None, None])
+
+        for model, step, decoder in (("bridge", bridge_step, predictor.decoder),
+                                     ("reference CNN", cnn_step, cnn_decoder)):
+            counts = {}
+
+            def run() -> None:
+                tracker = decoder.tracker()
+                n = found = 0
+                for _, frame in iter_video_frames(files["video"]):
+                    face = tracker.update(frame)
+                    if face is not None:
+                        step(decoder.crop(frame, face))
+                        found += 1
+                    n += 1
+                    if max_frames is not None and n >= max_frames:
+                        break
+                counts.update(frames=n, with_face=found)
+
+            ms = float(np.median(timings(run, max(1, repeats // 10))))
+            live.append({"detector": name, "model": model, **counts, "frames_per_s": counts["frames"] / (ms / 1e3),
+                         "ms_per_frame": ms / counts["frames"]})
+        observed = predictor.predict(video=files["video"]).observed
+        clip.append({"detector": name, **summary(timings(lambda: predictor.predict(video=files["video"]), repeats,
+                                                         warmup=0)), "observed": observed})
+    return live, clip
+
+
+@torch.inference_mode()
 def stages(model: BridgeModel, example, repeats: int, matmul_rate: float) -> list[dict]:
     """FLOPs, time and achieved rate of each stage for one face + audio + text sample."""
     batch = collate([example])
@@ -295,6 +355,13 @@ def print_tables(report: dict) -> None:
         for v in r["face_path"]:
             print(f"{v['model'] + ': ' + v['stage']:<52} {v['frames_per_s']:>9.1f} {v['ms_per_frame']:>9.2f} "
                   f"{v['gflop_per_frame']:>12.4f}")
+        print(f"{'live face path (decode+detect+align+crop+encode)':<52} {'frames/s':>9} {'ms/frame':>9} {'faces':>7}")
+        for v in r["live_face_path"]:
+            print(f"{v['model'] + ' + ' + v['detector']:<52} {v['frames_per_s']:>9.1f} {v['ms_per_frame']:>9.2f} "
+                  f"{v['with_face']:>3}/{v['frames']:<3}")
+        print(f"{'3 s clip, face + voice, end to end':<52} {'p50 ms':>9} {'p95 ms':>9}  observed")
+        for v in r["clip_face_voice"]:
+            print(f"{'detector ' + v['detector']:<52} {v['p50_ms']:>9.1f} {v['p95_ms']:>9.1f}  {'+'.join(v['observed'])}")
         print(f"{'stage (one face+audio+text sample)':<36} {'GFLOP':>8} {'ms':>8} {'GFLOP/s':>8} {'of matmul':>9}")
         for v in r["stages"]:
             print(f"{v['stage']:<36} {v['gflop']:>8.3f} {v['ms']:>8.2f} {v['gflop_per_s']:>8.1f} "
@@ -331,12 +398,15 @@ def main(argv: list[str] | None = None) -> int:
             predictor = build_predictor(preset, tmp / preset)
             example = clip_example(predictor, files)
             model = predictor.model
+            live, clip = live_path(tmp / preset, files, cnn, repeats, max_frames=3 if args.quick else None)
             report["presets"][preset] = {
                 "parameters": sum(p.numel() for p in model.parameters()),
                 "latency": latency(predictor, files, repeats),
                 "throughput": throughput(model, example, batch_sizes, 2 * repeats),
                 "face_path": face_path(predictor, files, cnn, repeats, 2 if args.quick else None),
                 "stages": stages(model, example, repeats, report["matmul_gflop_per_s"]),
+                "live_face_path": live,
+                "clip_face_voice": clip,
             }
             print(f"[{preset}: {time.perf_counter() - start:.0f} s]", file=sys.stderr)
         report["startup"] = startup(tmp / presets[0], files["image"], args.threads, 1 if args.quick else 5)

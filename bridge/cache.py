@@ -68,7 +68,8 @@ def _describe(obj: Any) -> Any:
         return [_describe(o) for o in obj]
     if hasattr(obj, "__dict__"):  # e.g. a face detector: its public settings
         return {type(obj).__name__: {k: _describe(v) for k, v in vars(obj).items()
-                                     if not k.startswith("_") and isinstance(v, (int, float, str, bool, type(None)))}}
+                                     if not k.startswith("_") and (isinstance(v, (int, float, str, bool, type(None)))
+                                                                   or dataclasses.is_dataclass(v))}}
     return type(obj).__name__
 
 

@@ -10,6 +10,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -19,6 +20,7 @@ from bridge.config import AudioConfig, FaceConfig
 from bridge.data.sample import Sample
 from bridge.media.audio import DEFAULT_MAX_SECONDS
 from bridge.predictor import InputError, Prediction, Predictor
+from bridge.timeline import Smoother, Smoothing
 
 
 def open_capture(source: str) -> tuple[cv2.VideoCapture, str]:
@@ -200,8 +202,13 @@ def _text(image: np.ndarray, text: str, origin: tuple[int, int], scale: float) -
 
 
 def run_live(predictor: Predictor, source: str, every: int = 10, save_video: Path | None = None,
-             text: str | None = None, report: Callable[[str], None] = print, listen: str | None = None) -> int:
+             text: str | None = None, report: Callable[[str], None] = print, listen: str | None = None,
+             smoothing: Smoothing | None = None, detect_every: int = 1) -> int:
     """Predict every ``every`` frames from the face (and the sound and ``text``, if given) and draw the result.
+
+    The face is detected and tracked on every frame (every ``detect_every``-th with a slow
+    detector, the box held between), so the box follows the person; predictions can be smoothed
+    over time (``smoothing``).
 
     Without ``save_video`` the frames are shown in a window (quit with ``q``); with it, the run is
     headless and the annotated video is written there (atomically, when the feed ends or on Ctrl-C).
@@ -216,6 +223,8 @@ def run_live(predictor: Predictor, source: str, every: int = 10, save_video: Pat
         listen: also use the audio modality: with a camera, the microphone (``"default"`` for the
             default input, or a sounddevice index or name); with a video file, its own sound track
             (``"default"`` only). Each prediction hears the latest span of sound the model takes.
+        smoothing: average the predictions over time (None: each update stands alone).
+        detect_every: run the face detector every this many frames (1: every frame).
 
     Returns:
         The number of frames read.
@@ -228,6 +237,8 @@ def run_live(predictor: Predictor, source: str, every: int = 10, save_video: Pat
     """
     if every < 1:
         raise ValueError(f"--every must be >= 1, got {every}")
+    if detect_every < 1:
+        raise ValueError(f"--detect-every must be >= 1, got {detect_every}")
     if not isinstance(predictor.config.face, FaceConfig):
         raise InputError("live mode needs a checkpoint with a raw face modality")
     if listen is not None:
@@ -237,7 +248,6 @@ def run_live(predictor: Predictor, source: str, every: int = 10, save_video: Pat
             raise ValueError(f"--listen {listen}: a video file plays its own sound track; give --listen alone")
     if save_video is None and (problem := gui_problem()) is not None:
         raise ValueError(f"cannot show a window: {problem}; pass --save-video OUT.mp4 to run headless")
-    cfg = predictor.config.face
     with contextlib.ExitStack() as stack:
         audio = None
         if listen is not None:
@@ -253,15 +263,20 @@ def run_live(predictor: Predictor, source: str, every: int = 10, save_video: Pat
             audio = stack.enter_context(TrackAudio(source, fps, seconds, rate, predictor.max_seconds))
         writer, tmp = None, None
         prediction, box, count, stale = None, None, 0, False
+        tracker = predictor.decoder.tracker(every=detect_every)
+        smoother = Smoother(smoothing or Smoothing())
         try:
             while True:
                 ok, frame = capture.read()
                 if not ok:
                     break
+                rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                face = tracker.update(rgb)
+                box = face.box if face is not None else None
                 if count % every == 0:
                     wave = audio.window(count) if audio is not None else None
-                    box, prediction, observed = _update(predictor, frame, cfg, text, prediction, wave,
-                                                        audio.sample_rate if audio is not None else 16_000)
+                    prediction, observed = _predict(predictor, rgb, face, text, prediction, wave,
+                                                    audio.sample_rate if audio is not None else 16_000, smoother)
                     stale = prediction is not None and not observed  # nothing new to predict from: the last one kept
                     seen = ", ".join(["face found" if box is not None else "no face"]
                                      + [m for m in observed if m != "face"])
@@ -303,24 +318,35 @@ def run_live(predictor: Predictor, source: str, every: int = 10, save_video: Pat
 
 def _update(predictor: Predictor, frame_bgr: np.ndarray, cfg, text: str | None, last: Prediction | None,
             audio: np.ndarray | None = None, sample_rate: int = 16_000):
-    """The face box, a new prediction (the last one kept when there is nothing to predict from) and
-    the modalities it observed (none when the last one was kept)."""
-    from bridge.media import crop_box
+    """The face box (detected in this frame alone), a new prediction (the last one kept when there
+    is nothing to predict from) and the modalities it observed (none when the last one was kept)."""
+    from bridge.media.detectors import detect_faces
 
     rgb = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
-    boxes = predictor.detector.detect(rgb)
-    box = boxes[0] if boxes else None
-    face = None
-    if box is not None:
-        face = crop_box(rgb, box, cfg.margin, cfg.img_size or 224, cfg.in_chans == 1)[None]
-    if face is None and audio is None and text is None:
-        return box, last, []
-    sample = Sample(id="live", label=0, face=face, audio=audio, sample_rate=sample_rate, text=text)
+    faces = detect_faces(predictor.detector, rgb)
+    index = predictor.decoder.faces.face_index
+    face = faces[index] if len(faces) > index else None
+    prediction, observed = _predict(predictor, rgb, face, text, last, audio, sample_rate)
+    return (face.box if face is not None else None), prediction, observed
+
+
+def _predict(predictor: Predictor, rgb: np.ndarray, face, text: str | None, last: Prediction | None,
+             audio: np.ndarray | None = None, sample_rate: int = 16_000, smoother: Smoother | None = None):
+    """A new prediction from the face (a :class:`~bridge.media.detectors.Face` in ``rgb``, or None),
+    the sound and the text, smoothed over time by ``smoother``; the last one when there is nothing
+    to predict from. Returns it and the modalities it observed (none when the last one was kept)."""
+    crop = predictor.decoder.crop(rgb, face)[None] if face is not None else None
+    if crop is None and audio is None and text is None:
+        return last, []
+    sample = Sample(id="live", label=0, face=crop, audio=audio, sample_rate=sample_rate, text=text)
     try:
         prediction = predictor.predict_sample(sample)
     except InputError:
-        return box, last, []
-    return box, prediction, prediction.observed
+        return last, []
+    if smoother is not None and smoother.smoothing.kind != "none":
+        probs = smoother(prediction.probabilities)
+        prediction = replace(prediction, probabilities=probs, label=max(probs, key=probs.get))
+    return prediction, prediction.observed
 
 
 def _open_writer(path: Path, fps: float, width: int, height: int) -> tuple[cv2.VideoWriter, Path]:

@@ -10,7 +10,6 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 
@@ -21,6 +20,8 @@ from bridge.contract import Classifier, Encoding
 from bridge.data.sample import Sample
 from bridge.ensemble import load_models
 from bridge.media.audio import DEFAULT_MAX_SECONDS
+from bridge.media.decoder import MediaDecoder
+from bridge.media.detectors import DEFAULT_DETECTOR
 from bridge.modality import Modality
 from bridge.model import require_face_encoder
 from bridge.preprocess import Example, Preprocessor, collate
@@ -102,9 +103,11 @@ class Predictor:
 
     def __init__(self, model: Classifier, preprocessor: Preprocessor, device: torch.device | str = "cpu",
                  detect_faces: bool = True, max_seconds: float | None = DEFAULT_MAX_SECONDS,
-                 test_flip: bool = False):
+                 test_flip: bool = False, face_detector: str = DEFAULT_DETECTOR, face_index: int = 0):
         if test_flip:
             require_face_encoder(model.config)
+        if face_index < 0:
+            raise ValueError(f"face_index must be >= 0 (0: the largest face), got {face_index}")
         self.model = model.eval()
         self.test_flip = test_flip
         self.detect_faces = detect_faces
@@ -112,12 +115,14 @@ class Predictor:
         self.preprocessor = preprocessor
         self.device = torch.device(device)
         self.config = model.config
-        self._detector = None
+        # the model's own decoding (crop size, colour, margin, frames, sample rate), as in training
+        self.decoder = MediaDecoder.from_config(model.config, face_detector, face_index, detect_faces)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path | Sequence[str | Path] | None = None, device: str = "cpu",
                         detect_faces: bool = True, max_seconds: float | None = DEFAULT_MAX_SECONDS,
-                        test_flip: bool | None = None) -> "Predictor":
+                        test_flip: bool | None = None, face_detector: str = DEFAULT_DETECTOR,
+                        face_index: int = 0) -> "Predictor":
         """Load the shipped model, a checkpoint directory written by ``train.py``, or several as an ensemble.
 
         Args:
@@ -125,11 +130,13 @@ class Predictor:
                 release's name, or a checkpoint directory; a list of checkpoints of one task averages
                 their probabilities (:class:`~bridge.ensemble.Ensemble`).
             device: where to run.
-            detect_faces: find and crop the largest face; False when images and frames are
-                already face crops (as FER-2013's are).
+            detect_faces: find and crop a face; False when images and frames are already face
+                crops (as FER-2013's are).
             max_seconds: refuse audio (or a video's sound track) longer than this, checked before
                 decoding (None: no limit; a long track is decoded whole, 64 kB per second).
             test_flip: average each face with its mirror image (None: as the checkpoint says).
+            face_detector: ``blazeface`` (default), ``blazeface-short``, ``mtcnn`` or ``haar`` (docs/faces.md).
+            face_index: with several faces, which one: 0 the largest, 1 the next largest, ...
         """
         from bridge.release import locate
 
@@ -138,15 +145,12 @@ class Predictor:
         model, metas = load_models(directories, device)
         flip = wants_test_flip(metas[0]) if test_flip is None else test_flip
         return cls(model, Preprocessor(model.config, tokenizer_dir(Path(directories[0]))), device, detect_faces,
-                   max_seconds, flip)
+                   max_seconds, flip, face_detector, face_index)
 
     @property
     def detector(self):
-        if self._detector is None:
-            from bridge.media import FaceDetector
-
-            self._detector = FaceDetector()
-        return self._detector
+        """The face detector (created on first use; a missing package is an OSError naming it)."""
+        return self.decoder.detector
 
     def _check(self, modality: Modality, raw: bool = True) -> None:
         cfg = self.config.encoders.get(modality)
@@ -160,25 +164,22 @@ class Predictor:
                          notes: list[str]) -> tuple[np.ndarray | None, dict | None]:
         from bridge.media import load_image
 
-        cfg: FaceConfig = self.config.face
         img = load_image(image) if isinstance(image, (str, Path)) else np.asarray(image)
+        crop, faces = self.decoder.image_face(img)
         if not self.detect_faces:
-            return img[None], None
-        crop = self.detector.crop_largest(img, margin=cfg.margin, size=cfg.img_size or 224, grayscale=cfg.in_chans == 1)
+            return crop, None
         if crop is None:
-            notes.append("no face found in the image")
+            index = self.decoder.faces.face_index
+            notes.append("no face found in the image" if faces == 0 or index == 0
+                         else f"face index {index} asked for, but only {faces} face(s) found in the image")
             return None, {"searched": 1, "with_face": 0}
-        return crop[None], {"searched": 1, "with_face": 1}
+        return crop, {"searched": 1, "with_face": 1}
 
     def _face_from_video(self, video: str | Path, notes: list[str], start: float = 0.0,
                          end: float | None = None) -> tuple[np.ndarray | None, dict | None]:
-        from bridge.media import face_track, read_video_frames
-
-        cfg: FaceConfig = self.config.face
-        frames, _ = read_video_frames(video, num_frames=max(cfg.num_frames * 2, 8), start=start, end=end)
+        crops, _, found = self.decoder.video_faces(video, start=start, end=end)
         if not self.detect_faces:
-            return frames, None
-        crops, found, _ = face_track(frames, self.detector, cfg.margin, cfg.img_size or 224, cfg.in_chans == 1)
+            return crops, None
         info = {"searched": int(len(found)), "with_face": int(found.sum())}
         if not len(crops):
             notes.append("no face found in the video")
@@ -370,15 +371,16 @@ class Predictor:
         from bridge.media import MediaError, iter_video_frames
 
         cfg: FaceConfig = self.config.face
-        size = cfg.img_size or 224
+        size = self.decoder.faces.size
+        tracker = self.decoder.tracker()
         crops, found, times, interrupted = [], [], [], False
         try:
             for t, frame in iter_video_frames(video, fps=max(cfg.num_frames * 2, 8) / window):
                 if self.detect_faces:
-                    crop = self.detector.crop_largest(frame, cfg.margin, size, cfg.in_chans == 1)
-                else:  # already a face crop: only shrunk to the model's size, as preprocessing would
-                    crop = cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA) \
-                        if max(frame.shape[:2]) > size else frame
+                    face = tracker.update(frame)
+                    crop = self.decoder.crop(frame, face) if face is not None else None
+                else:  # already a face crop: only resized to the model's crop, as the decoder does
+                    crop = self.decoder.whole(frame)
                 times.append(t)
                 found.append(crop is not None)
                 if crop is not None:
@@ -387,7 +389,8 @@ class Predictor:
             interrupted = True
         if not times and not interrupted:
             raise MediaError(video, "no video frames")
-        stacked = np.stack(crops) if crops else np.zeros((0, size, size), np.uint8)
+        shape = (0, size, size) if self.decoder.faces.grayscale else (0, size, size, 3)
+        stacked = np.stack(crops) if crops else np.zeros(shape, np.uint8)
         return stacked, np.asarray(found, dtype=bool), np.asarray(times, dtype=np.float64), interrupted
 
     def _timeline_rows(self, chunk: list[tuple[float, float, dict | None, Example, list[str]]]) -> list[TimelineRow]:

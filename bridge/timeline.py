@@ -1,13 +1,14 @@
-"""Emotion over time: sliding windows over a video, and the timeline as CSV and JSON."""
+"""Emotion over time: sliding windows over a video, smoothing over time, and the timeline as CSV and JSON."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+from collections import deque
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
 
 
 @dataclass
@@ -71,3 +72,73 @@ def timeline_json(rows: Sequence[TimelineRow], labels: Sequence[str], window: fl
     """``{"labels", "window", "hop", "timeline": [row, ...]}`` as indented JSON."""
     return json.dumps({"labels": list(labels), "window": window, "hop": hop,
                        "timeline": [r.to_dict() for r in rows]}, indent=2)
+
+
+@dataclass(frozen=True)
+class Smoothing:
+    """Smoothing of predictions over time (timeline windows, live updates).
+
+    Args:
+        kind: ``none``; ``ema``: exponential moving average of the probabilities; ``window``:
+            the mean of the last few predictions.
+        amount: ``ema``: weight of the newest prediction in (0, 1]; ``window``: how many predictions.
+    """
+
+    kind: Literal["none", "ema", "window"] = "none"
+    amount: float = 1.0
+
+    @classmethod
+    def parse(cls, spec: str | None) -> "Smoothing":
+        """``none``, ``ema:ALPHA`` (0 < ALPHA <= 1) or ``window:N`` (N >= 1).
+
+        Raises:
+            ValueError: any other spelling.
+        """
+        if spec is None or spec == "none":
+            return cls()
+        kind, _, value = spec.partition(":")
+        try:
+            amount = float(value)
+        except ValueError:
+            amount = float("nan")
+        if kind == "ema" and 0 < amount <= 1:
+            return cls("ema", amount)
+        if kind == "window" and amount >= 1 and amount == int(amount):
+            return cls("window", int(amount))
+        raise ValueError(f"--smooth {spec!r}: give none, ema:ALPHA with 0 < ALPHA <= 1, or window:N with N >= 1")
+
+
+class Smoother:
+    """Feeds predictions through a :class:`Smoothing`, one at a time, in order."""
+
+    def __init__(self, smoothing: Smoothing):
+        self.smoothing = smoothing
+        self._ema: dict[str, float] | None = None
+        self._window: deque[dict[str, float]] = deque(maxlen=max(int(smoothing.amount), 1))
+
+    def __call__(self, probabilities: dict[str, float]) -> dict[str, float]:
+        s = self.smoothing
+        if s.kind == "ema":
+            if self._ema is None:
+                self._ema = dict(probabilities)
+            else:
+                self._ema = {k: s.amount * p + (1 - s.amount) * self._ema[k] for k, p in probabilities.items()}
+            return dict(self._ema)
+        if s.kind == "window":
+            self._window.append(dict(probabilities))
+            return {k: sum(w[k] for w in self._window) / len(self._window) for k in probabilities}
+        return dict(probabilities)
+
+
+def smooth_rows(rows: Sequence[TimelineRow], smoothing: Smoothing) -> list[TimelineRow]:
+    """The timeline with each window's probabilities smoothed over the windows before it (and its
+    label the smoothed top class); windows without a prediction stay empty and are skipped."""
+    smoother = Smoother(smoothing)
+    out = []
+    for r in rows:
+        if r.label is None or smoothing.kind == "none":
+            out.append(r)
+            continue
+        probs = smoother(r.probabilities)
+        out.append(replace(r, probabilities=probs, label=max(probs, key=probs.get)))
+    return out

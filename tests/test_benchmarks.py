@@ -34,7 +34,7 @@ def test_speed_quick_writes_every_section(tmp_path, capsys):
     assert set(report["startup"]) == {"infer.py --help", "infer.py --image (one prediction)"}
     assert all(v["median_s"] > 0 for v in report["startup"].values())
     tiny = report["presets"]["tiny"]
-    assert set(tiny) == {"parameters", "latency", "throughput", "face_path", "stages"}
+    assert set(tiny) == {"parameters", "latency", "throughput", "face_path", "stages", "live_face_path", "clip_face_voice"}
     assert set(tiny["latency"]) == {"image", "audio", "text", "video", "end_to_end"}
     assert sorted(tiny["latency"]["end_to_end"]["observed"]) == ["audio", "face", "text"]
     assert tiny["latency"]["image"]["observed"] == ["face"]  # the detector found the astronaut's face
@@ -42,6 +42,12 @@ def test_speed_quick_writes_every_section(tmp_path, capsys):
         assert 0 < v["p50_ms"] <= v["p95_ms"]
     assert [r["batch_size"] for r in tiny["throughput"]] == [1, 2]
     assert {r["model"] for r in tiny["face_path"]} == {"bridge", "reference CNN"}
+    live = {(r["detector"], r["model"]): r for r in tiny["live_face_path"]}
+    assert set(live) == {(d, m) for d in ("blazeface", "haar") for m in ("bridge", "reference CNN")}
+    assert all(r["frames"] == 3 and r["frames_per_s"] > 0 for r in live.values())
+    assert live["blazeface", "bridge"]["with_face"] == 3  # the default detector finds the face in every frame
+    assert [r["detector"] for r in tiny["clip_face_voice"]] == ["blazeface", "haar"]
+    assert sorted(tiny["clip_face_voice"][0]["observed"]) == ["audio", "face"]
     stages = {r["stage"]: r for r in tiny["stages"]}
     assert set(stages) == {"face encoder", "audio encoder", "text encoder", "translators", "fusion + head",
                            "whole forward"}

@@ -24,12 +24,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-import cv2
 import numpy as np
 
 from bridge.data.sample import Sample
-from bridge.media import MediaError, audio_from_video, faces_from_video, load_audio, load_image, read_video_frames
-from bridge.media.faces import DEFAULT_MAX_PIXELS, FaceDetector, to_gray
+from bridge.media import MediaError, audio_from_video, load_audio, load_image
+from bridge.media.decoder import FaceDecoding, MediaDecoder
+from bridge.media.detectors import DEFAULT_DETECTOR
+from bridge.media.faces import DEFAULT_MAX_PIXELS, FaceDetector
 
 log = logging.getLogger("bridge.data")
 
@@ -234,15 +235,19 @@ class MediaLoader:
     as a short problem (``"face: no face detected"``, ``"audio: no audio stream"``), which
     the corpus counts in ``missing``.
 
+    All decoding goes through one :class:`~bridge.media.decoder.MediaDecoder`, the predictor's:
+    ``train.py`` and ``evaluate.py`` give it the model's (:func:`attach_decoder`), so crops and
+    sound are what inference makes. The fields below only build a stand-alone default.
+
     Args:
         sample_rate: audio rate in Hz.
         face_frames: frames sampled from a video for face crops.
         face_size: side of the face crops.
         grayscale: gray crops ``(t, s, s)``, else RGB ``(t, s, s, 3)``.
-        detect_faces: crop the largest face from images and video frames (else resize the whole
-            image or frame: the data are face crops already).
-        detector: the face detector (a default Haar cascade when None).
+        detect_faces: crop a face from images and frames (else resize the whole image).
+        detector: a face detector to use instead of the decoder's (e.g. a Haar ``FaceDetector``).
         max_pixels: larger images are refused.
+        decoder: the decoder (built from the fields above when None).
     """
 
     sample_rate: int = 16_000
@@ -250,11 +255,25 @@ class MediaLoader:
     face_size: int = 48
     grayscale: bool = True
     detect_faces: bool = True
-    detector: FaceDetector | None = None
+    detector: Any = None
     max_pixels: int | None = DEFAULT_MAX_PIXELS
+    decoder: MediaDecoder | None = None
 
     def __post_init__(self):
-        self.detector = self.detector or FaceDetector()
+        if self.decoder is None:
+            name = "haar" if isinstance(self.detector, FaceDetector) else DEFAULT_DETECTOR
+            faces = FaceDecoding(size=self.face_size, grayscale=self.grayscale, num_frames=self.face_frames,
+                                 detector=name, detect=self.detect_faces)
+            self.decoder = MediaDecoder(faces, self.sample_rate, self.max_pixels)
+        if self.detector is not None:
+            self.decoder.detector = self.detector
+
+    def use(self, decoder: MediaDecoder) -> None:
+        """Decode with ``decoder`` from now on (the fields follow it, for the cache key)."""
+        f = decoder.faces
+        self.decoder, self.detector = decoder, None
+        self.sample_rate, self.face_frames, self.face_size = decoder.sample_rate, f.num_frames, f.size
+        self.grayscale, self.detect_faces, self.max_pixels = f.grayscale, f.detect, decoder.max_pixels
 
     def __call__(self, stub: Sample, info: dict[str, Any]) -> tuple[Sample, list[str]]:
         problems: list[str] = []
@@ -262,18 +281,13 @@ class MediaLoader:
         video, sound, image = info.get("video_path"), info.get("audio_path"), info.get("image_path")
         if video:
             try:
-                if self.detect_faces:
-                    crops, _ = faces_from_video(video, self.face_frames, detector=self.detector, size=self.face_size,
-                                                grayscale=self.grayscale)  # fmt: skip
-                else:  # the frames are face crops already
-                    frames, _ = read_video_frames(video, num_frames=self.face_frames)
-                    crops = np.stack([self._resized(f) for f in frames])
+                crops, _, _ = self.decoder.video_faces(video)
                 face = crops if len(crops) else None
             except MediaError as e:
                 problems.append(f"face: {_short(e.problem)}")
         elif image:
             try:
-                face = self._image_face(image)
+                face, _ = self.decoder.image_face(load_image(image, self.max_pixels))
             except MediaError as e:
                 problems.append(f"face: {_short(e.problem)}")
         if (video or image) and face is None and not problems:
@@ -281,23 +295,35 @@ class MediaLoader:
         if sound:
             try:
                 read = audio_from_video if info.get("audio_in_video") else load_audio
-                audio = read(sound, self.sample_rate)
+                audio = read(sound, self.decoder.sample_rate)
             except MediaError as e:
                 problems.append(f"audio: {_short(e.problem)}")
-        return replace(stub, face=face, audio=audio, sample_rate=self.sample_rate), problems
+        return replace(stub, face=face, audio=audio, sample_rate=self.decoder.sample_rate), problems
 
-    def _image_face(self, path: str) -> np.ndarray | None:
-        """``(1, s, s[, 3])`` from an image file, or None when no face is found."""
-        image = load_image(path, self.max_pixels)
-        if self.detect_faces:
-            crop = self.detector.crop_largest(image, size=self.face_size, grayscale=self.grayscale)
-            return None if crop is None else crop[None]
-        return self._resized(image)[None]
 
-    def _resized(self, image: np.ndarray) -> np.ndarray:
-        """A whole image or frame as a face crop (``detect_faces=False``)."""
-        crop = to_gray(image) if self.grayscale else image
-        return cv2.resize(crop, (self.face_size, self.face_size), interpolation=cv2.INTER_AREA)
+def attach_decoder(splits: Any, decoder: MediaDecoder) -> int:
+    """Make every lazy media corpus of ``splits`` (a :class:`~bridge.data.corpora.Splits`, a
+    corpus, or a list of them) decode with ``decoder``: the model's, so training and evaluation
+    decode as the predictor does. Returns how many loaders now use it."""
+    seen: set[int] = set()
+    loaders: list[MediaLoader] = []
+
+    def visit(obj: Any, depth: int = 0) -> None:
+        if obj is None or id(obj) in seen or depth > 4:
+            return
+        seen.add(id(obj))
+        if isinstance(obj, MediaLoader):
+            obj.use(decoder)
+            loaders.append(obj)
+        elif isinstance(obj, (list, tuple)):
+            for o in obj:
+                visit(o, depth + 1)
+        else:
+            for name in ("train", "val", "test", "_loader", "items", "parts", "corpora"):
+                visit(getattr(obj, name, None), depth + 1)
+
+    visit(splits)
+    return len(loaders)
 
 
 def _short(problem: str) -> str:

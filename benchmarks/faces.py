@@ -1,0 +1,396 @@
+"""Face detectors on real faces in 640x480 frames: recall, precision and ms per frame.
+
+    python benchmarks/faces.py                                   # all detectors, 1 CPU thread
+    python benchmarks/faces.py --detectors haar blazeface --faces 100 --output /tmp/faces.json
+    python benchmarks/faces.py --calibrate                       # FER-2013 crop geometry per detector
+    python benchmarks/faces.py --agreement --checkpoint DIR      # found + aligned crop vs the original crop
+
+Scenes (deterministic; real backgrounds are the face-free photos that ship with scikit-image):
+
+- ``fer``: FER-2013 test faces (``--data-root``) pasted at sides 40-220 px, random positions,
+  rotations of up to 15 degrees and frame-wide lighting changes (gamma, gain, a shading ramp);
+- ``lfw``: the 100 real LFW faces that ship with scikit-image (25x25) pasted the same way;
+- ``photos``: scikit-image's astronaut and cameraman photos, whole, at three scales and two
+  positions in a 640x480 frame (their face boxes annotated by hand below);
+- ``video``: a 640x480 H.264 clip made here of the astronaut photo moving, zooming and turning
+  over a real background, decoded back (what a detector sees from a compressed video);
+- ``negatives``: the backgrounds alone, whole and as random crops (any face found is false).
+
+A detection is a hit when its centre lies in the face's true square and its side is 0.25-2x
+that square's; each true face takes at most one hit, every other detection is a false positive.
+
+``--calibrate`` pastes FER-2013 *training* faces upright at 144 px and reports, per detector,
+the median eye geometry in the original 48x48 crop (the constants of bridge/media/align.py).
+``--agreement`` pastes FER-2013 *test* faces, finds them, crops them (aligned, and the plain
+box crop for comparison), and reports how often the model's prediction on the found crop equals
+its prediction on the original crop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bridge.media.detectors import DETECTORS, Face, create_detector, detect_faces  # noqa: E402
+
+W, H = 640, 480
+BACKGROUNDS = ("coffee", "rocket", "chelsea", "horse", "coins", "brick", "grass", "gravel", "hubble_deep_field",
+               "moon", "page", "immunohistochemistry", "logo", "retina", "cell", "clock")
+# Hand-annotated face squares (x, y, side) in the 512x512 photos: forehead to chin, ear to ear.
+PHOTO_FACES = {"astronaut": (168, 62, 112), "camera": (180, 112, 80)}
+
+
+@dataclass
+class Scene:
+    """One 640x480 RGB frame and its true face squares ``(x, y, side)`` in pixels."""
+
+    kind: str
+    frame: np.ndarray
+    faces: list[tuple[float, float, float]]
+
+
+def backgrounds() -> list[np.ndarray]:
+    """The face-free scikit-image photos, each resized to cover 640x480 and centre-cropped, RGB."""
+    from skimage import data
+
+    out = []
+    for name in BACKGROUNDS:
+        image = getattr(data, name)()
+        image = np.asarray(image)
+        if image.dtype == bool:
+            image = image.astype(np.uint8) * 255
+        elif image.dtype != np.uint8:
+            image = (255 * (image - image.min()) / max(float(np.ptp(image)), 1e-9)).astype(np.uint8)
+        if image.ndim == 2:
+            image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+        image = image[..., :3]
+        scale = max(W / image.shape[1], H / image.shape[0])
+        image = cv2.resize(image, (math.ceil(image.shape[1] * scale), math.ceil(image.shape[0] * scale)),
+                           interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        y, x = (image.shape[0] - H) // 2, (image.shape[1] - W) // 2
+        out.append(np.ascontiguousarray(image[y:y + H, x:x + W]))
+    return out
+
+
+def fer_faces(root: Path, split: str, count: int, seed: int = 0) -> list[tuple[np.ndarray, str]]:
+    """``count`` FER-2013 crops (48x48 grey) and their class, drawn evenly at random."""
+    paths = sorted((root / "fer2013" / split).glob("*/*.png"))
+    if not paths:
+        raise FileNotFoundError(f"no FER-2013 {split} images under {root / 'fer2013' / split}")
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(len(paths), size=min(count, len(paths)), replace=False)
+    return [(cv2.imread(str(paths[i]), cv2.IMREAD_GRAYSCALE), paths[i].parent.name) for i in chosen]
+
+
+def lfw_faces() -> list[np.ndarray]:
+    from skimage import data
+
+    faces = data.lfw_subset()[:100]  # the first 100 are faces, the rest not
+    return [(255 * f).astype(np.uint8) for f in faces]
+
+
+def paste(frame: np.ndarray, face: np.ndarray, x: float, y: float, side: int, angle: float) -> None:
+    """Paste a grey square face upscaled to ``side`` with its top-left at (x, y), turned by
+    ``angle`` degrees about its centre, with a 2-px soft edge (in place)."""
+    face = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC)
+    rgb = cv2.cvtColor(face, cv2.COLOR_GRAY2RGB).astype(np.float32)
+    alpha = np.zeros((side, side), np.float32)
+    alpha[2:-2, 2:-2] = 1.0
+    alpha = cv2.GaussianBlur(alpha, (5, 5), 1.0)
+    matrix = cv2.getRotationMatrix2D((side / 2 - 0.5, side / 2 - 0.5), angle, 1.0)
+    matrix[:, 2] += (x, y)
+    warped = cv2.warpAffine(rgb, matrix, (W, H), flags=cv2.INTER_LINEAR)
+    mask = cv2.warpAffine(alpha, matrix, (W, H), flags=cv2.INTER_LINEAR)[..., None]
+    frame[:] = (frame * (1 - mask) + warped * mask).round().astype(np.uint8)
+
+
+def lighting(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A frame-wide gamma, gain and a left-right shading ramp."""
+    gamma, gain = rng.uniform(0.6, 1.6), rng.uniform(0.6, 1.3)
+    ramp = np.linspace(1.0 - rng.uniform(0, 0.4), 1.0, W, dtype=np.float32)[None, :, None]
+    if rng.random() < 0.5:
+        ramp = ramp[:, ::-1]
+    out = 255.0 * (frame.astype(np.float32) / 255.0) ** gamma * gain * ramp
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def pasted_scenes(kind: str, faces: list[np.ndarray], bgs: list[np.ndarray], rng: np.random.Generator,
+                  sides=(40, 60, 90, 130, 180, 220), max_angle: float = 15.0, light: bool = True) -> list[Scene]:
+    scenes = []
+    for i, face in enumerate(faces):
+        side = int(sides[i % len(sides)])
+        angle = float(rng.uniform(-max_angle, max_angle))
+        x, y = rng.uniform(0, W - side), rng.uniform(0, H - side)
+        frame = bgs[int(rng.integers(len(bgs)))].copy()
+        paste(frame, face, x, y, side, angle)
+        scenes.append(Scene(kind, lighting(frame, rng) if light else frame, [(x, y, float(side))]))
+    return scenes
+
+
+def photo_scenes(bgs: list[np.ndarray]) -> list[Scene]:
+    from skimage import data
+
+    scenes = []
+    for name, (fx, fy, fs) in PHOTO_FACES.items():
+        photo = np.asarray(getattr(data, name)())
+        if photo.ndim == 2:
+            photo = cv2.cvtColor(photo, cv2.COLOR_GRAY2RGB)
+        for k, side in enumerate((480, 360, 240)):
+            for j, x in enumerate((0, W - side)):
+                frame = bgs[(k + j) % len(bgs)].copy()
+                y = (H - side) // 2
+                frame[y:y + side, x:x + side] = cv2.resize(photo, (side, side), interpolation=cv2.INTER_AREA)
+                s = side / photo.shape[0]
+                scenes.append(Scene("photos", frame, [(x + fx * s, y + fy * s, fs * s)]))
+    return scenes
+
+
+def video_scenes(bgs: list[np.ndarray], frames: int = 75) -> list[Scene]:
+    """The astronaut photo moving, zooming and turning over a real background, through H.264."""
+    from skimage import data
+
+    from bridge.media import read_video_frames, write_video
+
+    photo = data.astronaut()
+    fx, fy, fs = PHOTO_FACES["astronaut"]
+    centre = np.array([fx + fs / 2, fy + fs / 2])
+    clip, truth = [], []
+    for i in range(frames):
+        t = i / max(frames - 1, 1)
+        scale = 0.45 + 0.5 * t  # the face grows from ~50 to ~105 px
+        angle = 12 * math.sin(2 * math.pi * t)
+        shift = np.array([150 + 340 * t, 300 + 40 * math.sin(math.pi * t)])  # where the photo's centre goes
+        matrix = cv2.getRotationMatrix2D((256, 256), angle, scale)
+        matrix[:, 2] += shift - 256
+        frame = bgs[1].copy()
+        mask = cv2.warpAffine(np.ones((512, 512), np.float32), matrix, (W, H))[..., None]
+        warped = cv2.warpAffine(photo, matrix, (W, H), flags=cv2.INTER_AREA)
+        frame = (frame * (1 - mask) + warped * mask).astype(np.uint8)
+        c = matrix[:, :2] @ centre + matrix[:, 2]
+        side = fs * scale
+        inside = 0 <= c[0] < W and 0 <= c[1] < H
+        clip.append(frame)
+        truth.append([(c[0] - side / 2, c[1] - side / 2, side)] if inside else [])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_video(Path(tmp) / "clip.mp4", np.stack(clip), fps=25)
+        decoded, _ = read_video_frames(path)
+    return [Scene("video", f, t) for f, t in zip(decoded, truth)]
+
+
+def negative_scenes(bgs: list[np.ndarray], rng: np.random.Generator, count: int = 36) -> list[Scene]:
+    scenes = [Scene("negatives", b, []) for b in bgs]
+    for _ in range(count - len(bgs)):
+        b = bgs[int(rng.integers(len(bgs)))]
+        zoom = rng.uniform(1.5, 3.0)
+        h, w = int(H / zoom), int(W / zoom)
+        y, x = int(rng.integers(0, H - h)), int(rng.integers(0, W - w))
+        scenes.append(Scene("negatives", cv2.resize(b[y:y + h, x:x + w], (W, H)), []))
+    return scenes
+
+
+def match(faces: list[Face], truth: list[tuple[float, float, float]]) -> tuple[int, int]:
+    """(true faces found, false detections)."""
+    used, hits = set(), 0
+    for x, y, side in truth:
+        for k, f in enumerate(faces):
+            if k in used:
+                continue
+            cx, cy = f.box.x + f.box.w / 2, f.box.y + f.box.h / 2
+            if x <= cx <= x + side and y <= cy <= y + side and 0.25 <= max(f.box.w, f.box.h) / side <= 2.0:
+                used.add(k)
+                hits += 1
+                break
+    return hits, len(faces) - len(used)
+
+
+def evaluate(detector, scenes: list[Scene]) -> dict:
+    """Per scene kind and overall: faces, found, false detections, recall, precision, ms per frame."""
+    detect_faces(detector, scenes[0].frame)  # warm-up (loads weights, allocates)
+    stats: dict[str, dict] = {}
+    for s in scenes:
+        start, cpu = time.perf_counter(), time.process_time()
+        faces = detect_faces(detector, s.frame)
+        ms, cpu_ms = (time.perf_counter() - start) * 1e3, (time.process_time() - cpu) * 1e3
+        hits, false = match(faces, s.faces)
+        for key in (s.kind, "all"):
+            r = stats.setdefault(key, {"frames": 0, "faces": 0, "found": 0, "false": 0, "ms": [], "cpu_ms": []})
+            r["frames"] += 1
+            r["cpu_ms"].append(cpu_ms)
+            r["faces"] += len(s.faces)
+            r["found"] += hits
+            r["false"] += false
+            r["ms"].append(ms)
+    for r in stats.values():
+        r["recall"] = r["found"] / r["faces"] if r["faces"] else None
+        r["precision"] = r["found"] / (r["found"] + r["false"]) if r["found"] + r["false"] else None
+        r["ms_per_frame"] = float(np.median(r.pop("ms")))  # wall clock
+        r["cpu_ms_per_frame"] = float(np.median(r.pop("cpu_ms")))  # this process's CPU time: robust to a busy machine
+    return stats
+
+
+def build_scenes(root: Path, count: int, seed: int = 0) -> list[Scene]:
+    rng = np.random.default_rng(seed)
+    bgs = backgrounds()
+    fer = [f for f, _ in fer_faces(root, "test", count, seed)]
+    scenes = pasted_scenes("fer", fer, bgs, rng)
+    scenes += pasted_scenes("lfw", lfw_faces(), bgs, rng, sides=(60, 90, 130, 180))
+    scenes += photo_scenes(bgs) + video_scenes(bgs) + negative_scenes(bgs, rng)
+    return scenes
+
+
+def print_table(results: dict) -> None:
+    kinds = ["fer", "lfw", "photos", "video", "negatives", "all"]
+    print(f"{'detector':<16} {'scenes':<10} {'faces':>6} {'found':>6} {'false':>6} {'recall':>7} {'precision':>9} "
+          f"{'ms/frame':>9} {'CPU ms':>7}")
+    for name, stats in results.items():
+        for kind in kinds:
+            r = stats.get(kind)
+            if r is None:
+                continue
+            rec = f"{r['recall']:.1%}" if r["recall"] is not None else "-"
+            prec = f"{r['precision']:.1%}" if r["precision"] is not None else "-"
+            print(f"{name:<16} {kind:<10} {r['faces']:>6} {r['found']:>6} {r['false']:>6} {rec:>7} {prec:>9} "
+                  f"{r['ms_per_frame']:>9.1f} {r['cpu_ms_per_frame']:>7.1f}")
+
+
+def calibrate(root: Path, names: list[str], count: int) -> dict:
+    """Median eye geometry of FER-2013 training crops, as each detector's eye points see it."""
+    rng = np.random.default_rng(1)
+    bgs = backgrounds()
+    faces = fer_faces(root, "train", count, seed=1)
+    side = 144
+    out = {}
+    for name in names:
+        detector = create_detector(name)
+        rows = []
+        for face, _ in faces:
+            x, y = float(rng.integers(0, W - side)), float(rng.integers(0, H - side))
+            frame = bgs[int(rng.integers(len(bgs)))].copy()
+            paste(frame, face, x, y, side, 0.0)
+            found = [f for f in detect_faces(detector, frame) if f.eyes is not None]
+            hits = [f for f in found if match([f], [(x, y, side)])[0]]
+            if not hits:
+                continue
+            eyes = (hits[0].eyes - (x, y) + 0.5) * 48 / side / 48  # edge coordinates, in crop sides
+            rows.append((float(np.linalg.norm(eyes[1] - eyes[0])), *eyes.mean(axis=0)))
+        if not rows:
+            out[name] = None
+            continue
+        d, mx, my = np.median(np.asarray(rows), axis=0)
+        out[name] = {"faces": len(faces), "found": len(rows), "side": round(float(1 / d), 3),
+                     "eye_x": round(float(mx), 3), "eye_y": round(float(my), 3)}
+        print(f"{name:<16} found {len(rows)}/{len(faces)}: CropGeometry(side={1 / d:.3f}, eye_x={mx:.3f}, "
+              f"eye_y={my:.3f})")
+    return out
+
+
+def agreement(root: Path, checkpoint: str, names: list[str], count: int) -> dict:
+    """How often the prediction from a found, cropped face equals the one from the original crop."""
+    from bridge.media.align import FER_GEOMETRY, aligned_crop
+    from bridge.predictor import Predictor
+
+    predictor = Predictor.from_pretrained(checkpoint, detect_faces=False)
+    cfg = predictor.config.face
+    size, grey = cfg.img_size or 48, cfg.in_chans == 1
+    rng = np.random.default_rng(2)
+    bgs = backgrounds()
+    faces = fer_faces(root, "test", count, seed=2)
+
+    def predict(crop: np.ndarray) -> str:
+        from bridge.data.sample import Sample
+
+        return predictor.predict_sample(Sample(id="x", label=0, face=crop[None])).label
+
+    originals = [predict(cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) if size != 48 else f)
+                 for f, _ in faces]
+    accuracy = float(np.mean([o == label for o, (_, label) in zip(originals, faces)]))
+    out = {"checkpoint": str(checkpoint), "faces": len(faces), "original_accuracy": accuracy, "detectors": {}}
+    settings = [("upright", 0.0), ("turned up to 10 degrees", 10.0)]
+    for name in names:
+        detector = create_detector(name)
+        res = {}
+        for label, max_angle in settings:
+            same = {"aligned": 0, "box": 0}
+            found = 0
+            for (face, _), original in zip(faces, originals):
+                side = int(rng.choice([64, 96, 144, 200]))
+                angle = float(rng.uniform(-max_angle, max_angle))
+                x, y = rng.uniform(0, W - side), rng.uniform(0, H - side)
+                frame = bgs[int(rng.integers(len(bgs)))].copy()
+                paste(frame, face, x, y, side, angle)
+                hits = [f for f in detect_faces(detector, frame) if match([f], [(x, y, side)])[0]]
+                if not hits:
+                    continue
+                found += 1
+                f = hits[0]
+                geometry = FER_GEOMETRY.get(name)
+                same["aligned"] += predict(aligned_crop(frame, f, size, grey, geometry, cfg.margin)) == original
+                same["box"] += predict(aligned_crop(frame, Face(f.box, f.score, None), size, grey, None,
+                                                    cfg.margin)) == original
+            res[label] = {"found": found, "same_aligned": same["aligned"] / max(found, 1),
+                          "same_box_crop": same["box"] / max(found, 1),
+                          "same_aligned_of_all": same["aligned"] / len(faces)}
+            print(f"{name:<16} {label:<24} found {found}/{len(faces)}; same prediction as the original crop: "
+                  f"aligned {res[label]['same_aligned']:.1%} of found ({res[label]['same_aligned_of_all']:.1%} of "
+                  f"all), box crop {res[label]['same_box_crop']:.1%}")
+        out["detectors"][name] = res
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--detectors", nargs="+", default=None, choices=DETECTORS, help="default: all")
+    p.add_argument("--faces", type=int, default=None, help="FER-2013 faces per run (default 300; --calibrate 2000; "
+                                                           "--agreement 1000)")
+    p.add_argument("--data-root", default=None, help="holds fer2013/ (default: $BRIDGE_DATA or ../shared/data)")
+    p.add_argument("--threads", type=int, default=1, help="torch and OpenCV threads (1: a detector per core)")
+    p.add_argument("--calibrate", action="store_true", help="measure the FER-2013 crop geometry per detector")
+    p.add_argument("--agreement", action="store_true", help="with --checkpoint: found + cropped vs original crop")
+    p.add_argument("--checkpoint", help="a FER-2013-trained face checkpoint, for --agreement")
+    p.add_argument("--output", default=None, help="JSON report (default reports/faces[-calibrate|-agreement].json)")
+    args = p.parse_args(argv)
+    from bridge.data.paths import data_root
+
+    root = Path(args.data_root) if args.data_root else data_root()
+    torch.set_num_threads(args.threads)
+    cv2.setNumThreads(args.threads)
+    names = args.detectors or list(DETECTORS)
+    if args.calibrate:
+        report = {"calibration": calibrate(root, [n for n in names if n != "haar"], args.faces or 2000)}
+        suffix = "-calibrate"
+    elif args.agreement:
+        if not args.checkpoint:
+            p.error("--agreement needs --checkpoint")
+        report = {"agreement": agreement(root, args.checkpoint, names, args.faces or 1000)}
+        suffix = "-agreement"
+    else:
+        scenes = build_scenes(root, args.faces or 300)
+        results = {}
+        for name in names:
+            results[name] = evaluate(create_detector(name), scenes)
+            print(f"[{name} done]", file=sys.stderr)
+        print(f"{len(scenes)} frames of {W}x{H}, {args.threads} threads")
+        print_table(results)
+        report = {"threads": args.threads, "frames": len(scenes), "width": W, "height": H, "detectors": results}
+        suffix = ""
+    out = Path(args.output or f"reports/faces{suffix}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Aligned face crops: rotate so the eyes are level and crop with the geometry of FER-2013
+(Goodfellow et al., "Challenges in Representation Learning", ICONIP 2013) faces, the corpus
+bridge's face models are trained on, so a face found in a frame looks like a training crop.
+
+The geometry is measured, not guessed: ``python benchmarks/faces.py --calibrate`` pastes
+FER-2013 training faces into real backgrounds, finds them, and takes the median position of the
+detector's eye points in the original 48x48 crops (docs/faces.md).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from bridge.media.detectors import Face, to_rgb
+from bridge.media.faces import crop_box, to_gray
+
+
+@dataclass(frozen=True)
+class CropGeometry:
+    """Where the eyes sit in a crop, in units of the crop side.
+
+    Args:
+        side: crop side divided by the distance between the eye centres.
+        eye_x: horizontal position of the midpoint between the eyes (0 left, 1 right).
+        eye_y: vertical position of that midpoint (0 top, 1 bottom).
+    """
+
+    side: float
+    eye_x: float = 0.5
+    eye_y: float = 0.4
+
+
+# Median FER-2013 geometry per detector (their eye points differ slightly), from
+# `python benchmarks/faces.py --calibrate` over 2,000 FER-2013 training faces (docs/faces.md).
+FER_GEOMETRY: dict[str, CropGeometry] = {
+    "blazeface": CropGeometry(side=2.5, eye_x=0.5, eye_y=0.4),
+    "blazeface-short": CropGeometry(side=2.5, eye_x=0.5, eye_y=0.4),
+    "mtcnn": CropGeometry(side=2.5, eye_x=0.5, eye_y=0.4),
+}
+
+
+def eye_angle(eyes: np.ndarray) -> float:
+    """Degrees the line from the image-left eye to the other is turned clockwise from level."""
+    (x0, y0), (x1, y1) = eyes
+    return math.degrees(math.atan2(y1 - y0, x1 - x0))
+
+
+def aligned_crop(image: np.ndarray, face: Face, size: int = 48, grayscale: bool = True,
+                 geometry: CropGeometry | None = None, margin: float = 0.2, level: bool = True) -> np.ndarray:
+    """The face rotated so its eyes are level, cropped with ``geometry``, resized to ``size``.
+
+    A face without eye points (Haar) gets :func:`~bridge.media.faces.crop_box` with ``margin``.
+    Parts of the crop outside the frame (a face cut by the edge) repeat the edge pixels.
+
+    Args:
+        image: grey, RGB or RGBA uint8 frame.
+        face: a detection from :mod:`bridge.media.detectors`.
+        size: output side in pixels.
+        grayscale: ``(size, size)`` grey, else ``(size, size, 3)`` RGB.
+        geometry: eye placement (default: the FER-2013 geometry of BlazeFace's eye points).
+        margin: for faces without eye points, the border around the box as a fraction of its side.
+        level: rotate so the eyes are level (False: keep the frame's orientation).
+
+    Returns:
+        uint8 ``(size, size)`` or ``(size, size, 3)``.
+    """
+    if face.eyes is None:
+        return crop_box(image, face.box, margin, size, grayscale)
+    geometry = geometry or FER_GEOMETRY["blazeface"]
+    eyes = np.asarray(face.eyes, np.float64)
+    distance = max(float(np.linalg.norm(eyes[1] - eyes[0])), 1.0)
+    side = max(geometry.side * distance, 2.0)
+    side_px = max(int(round(side)), 2)
+    theta = math.radians(eye_angle(eyes)) if level else 0.0
+    cos, sin = math.cos(theta), math.sin(theta)
+    rotation = np.array([[cos, -sin], [sin, cos]])  # crop axes -> frame axes
+    mid = eyes.mean(axis=0)
+    scale = side / side_px
+    # crop pixel (u, v) -> frame point mid + R @ (((u, v) + 0.5) * scale - eye position from the crop's corner)
+    linear = rotation * scale
+    offset = mid + rotation @ (0.5 * scale - np.array([geometry.eye_x * side, geometry.eye_y * side]))
+    inverse = np.hstack([linear, offset[:, None]])  # (2, 3), crop -> frame
+    source = to_gray(image) if grayscale else to_rgb(image)
+    crop = cv2.warpAffine(source, inverse, (side_px, side_px), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REPLICATE)
+    if side_px != size:
+        crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+    return crop

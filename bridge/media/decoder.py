@@ -1,0 +1,256 @@
+"""One decoder for every path from media to a :class:`~bridge.data.sample.Sample`: the corpus
+readers (:class:`~bridge.data.corpus.MediaLoader`, and so the cache), the predictor, the
+timeline and live mode all call it, and it is built from the model's config, so training and
+inference see the same face size, colour, margin, alignment, frame sampling and sample rate by
+construction (open_clip's ``create_model_and_transforms``: the transform comes with the model).
+
+Faces: the detector (BlazeFace by default, :mod:`bridge.media.detectors`) finds every face;
+the one used is the largest, or the ``face_index``-th largest; in a video a
+:class:`FaceTracker` keeps following that person from frame to frame; the crop is
+:func:`~bridge.media.align.aligned_crop` (eyes level, FER-2013 geometry).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from bridge.media.align import FER_GEOMETRY, aligned_crop
+from bridge.media.detectors import DEFAULT_DETECTOR, Face, create_detector, detect_faces
+from bridge.media.faces import DEFAULT_MAX_PIXELS, Box, to_gray
+
+
+@dataclass(frozen=True)
+class FaceDecoding:
+    """How faces are decoded; every field but the detector's choice comes from a ``FaceConfig``.
+
+    Args:
+        size: side of the square crop in pixels.
+        grayscale: grey crops ``(s, s)``, else RGB ``(s, s, 3)``.
+        margin: border around a box for detectors without eye points (Haar), as a fraction of its side.
+        num_frames: frames sampled evenly from a video clip (twice what the model keeps, at least 8).
+        detector: ``blazeface``, ``blazeface-short``, ``mtcnn`` or ``haar``.
+        align: rotate so the eyes are level (detectors with eye points).
+        face_index: which face when there are several: 0 the largest, 1 the next, ...
+        detect: find faces; False when the images are already face crops (FER-2013).
+    """
+
+    size: int = 48
+    grayscale: bool = True
+    margin: float = 0.2
+    num_frames: int = 8
+    detector: str = DEFAULT_DETECTOR
+    align: bool = True
+    face_index: int = 0
+    detect: bool = True
+
+    @classmethod
+    def from_config(cls, face_config, **overrides) -> "FaceDecoding":
+        """The decoding a :class:`~bridge.config.FaceConfig` implies (``overrides``: the
+        detector's choice, ``face_index``, ``detect``)."""
+        return cls(size=face_config.img_size or 224, grayscale=face_config.in_chans == 1, margin=face_config.margin,
+                   num_frames=max(face_config.num_frames * 2, 8), **overrides)
+
+
+def _iou(a: Box, b: Box) -> float:
+    x0, y0 = max(a.x, b.x), max(a.y, b.y)
+    x1, y1 = min(a.x + a.w, b.x + b.w), min(a.y + a.h, b.y + b.h)
+    inter = max(x1 - x0, 0) * max(y1 - y0, 0)
+    return inter / max(a.area + b.area - inter, 1)
+
+
+@dataclass
+class FaceTracker:
+    """Follows one person through a video: picks the ``face_index``-th largest face when it has
+    none, then in each frame the detection that overlaps the last box most. A frame where that
+    person is not found has no face (even if someone else is there); after ``hold`` such frames
+    in a row the tracker starts again on the ``face_index``-th largest face. With ``every`` > 1 the detector runs on every
+    ``every``-th frame only and the box is held between (for detectors too slow for every frame).
+
+    Args:
+        detector: any detector of :mod:`bridge.media.detectors`.
+        face_index: which face to start with (0: the largest).
+        every: run the detector every this many frames.
+        hold: frames a lost face is waited for before the tracker lets go.
+        min_iou: overlap with the last box that counts as the same person.
+    """
+
+    detector: object
+    face_index: int = 0
+    every: int = 1
+    hold: int = 5
+    min_iou: float = 0.2
+    last: Face | None = None
+    count: int = 0  # frames seen
+    faces_seen: int = 0  # most faces found in one frame
+    _missed: int = field(default=0, repr=False)
+
+    def reset(self) -> None:
+        self.last, self.count, self._missed = None, 0, 0
+
+    def update(self, frame: np.ndarray) -> Face | None:
+        """The tracked face in the next frame, or None."""
+        detect = self.count % self.every == 0
+        self.count += 1
+        if not detect:
+            return self.last
+        faces = detect_faces(self.detector, frame)
+        self.faces_seen = max(self.faces_seen, len(faces))
+        chosen = None
+        if self.last is not None and faces:
+            best = max(faces, key=lambda f: _iou(f.box, self.last.box))
+            if _iou(best.box, self.last.box) >= self.min_iou:
+                chosen = best
+        if chosen is None and self.last is None and len(faces) > self.face_index:
+            chosen = faces[self.face_index]
+        if chosen is None and self.last is not None:
+            self._missed += 1
+            if self._missed > self.hold:
+                self.last, self._missed = None, 0
+                if len(faces) > self.face_index:  # the person left: start again on who is there
+                    chosen = faces[self.face_index]
+            else:
+                return None
+        if chosen is not None:
+            self.last, self._missed = chosen, 0
+        return chosen
+
+
+class MediaDecoder:
+    """Files and frames -> the arrays a :class:`~bridge.data.sample.Sample` holds.
+
+    Args:
+        faces: face decoding (None: a model without a raw face modality).
+        sample_rate: audio rate in Hz (the model's).
+        max_pixels: larger images are refused.
+    """
+
+    def __init__(self, faces: FaceDecoding | None = None, sample_rate: int = 16_000,
+                 max_pixels: int | None = DEFAULT_MAX_PIXELS):
+        self.faces = faces or FaceDecoding()
+        self.sample_rate = sample_rate
+        self.max_pixels = max_pixels
+        self._detector = None
+
+    @classmethod
+    def from_config(cls, config, detector: str = DEFAULT_DETECTOR, face_index: int = 0, detect_faces: bool = True,
+                    max_pixels: int | None = DEFAULT_MAX_PIXELS) -> "MediaDecoder":
+        """The decoder of a :class:`~bridge.config.BridgeConfig` (the model's own preprocessing)."""
+        from bridge.config import AudioConfig, FaceConfig
+
+        face = config.face if isinstance(getattr(config, "face", None), FaceConfig) else None
+        audio = config.audio if isinstance(getattr(config, "audio", None), AudioConfig) else None
+        faces = FaceDecoding.from_config(face, detector=detector, face_index=face_index, detect=detect_faces) \
+            if face is not None else FaceDecoding(detector=detector, face_index=face_index, detect=detect_faces)
+        return cls(faces, audio.sample_rate if audio is not None else 16_000, max_pixels)
+
+    def __getstate__(self) -> dict:  # detectors hold OpenCV / torch state: rebuilt in each worker
+        return {**self.__dict__, "_detector": None}
+
+    def cache_key(self) -> dict:
+        """Every setting that changes the decoded arrays (for the preprocessing cache)."""
+        return {"faces": asdict(self.faces), "sample_rate": self.sample_rate, "max_pixels": self.max_pixels}
+
+    @property
+    def detector(self):
+        if self._detector is None:
+            self._detector = create_detector(self.faces.detector)
+        return self._detector
+
+    @detector.setter
+    def detector(self, value) -> None:
+        self._detector = value
+
+    def tracker(self, every: int = 1) -> FaceTracker:
+        return FaceTracker(self.detector, self.faces.face_index, every)
+
+    # --- faces ---------------------------------------------------------------------------
+    def crop(self, image: np.ndarray, face: Face) -> np.ndarray:
+        """The model's crop of ``face`` in ``image``: ``(s, s)`` or ``(s, s, 3)`` uint8."""
+        f = self.faces
+        geometry = FER_GEOMETRY.get(f.detector)
+        return aligned_crop(image, face, f.size, f.grayscale, geometry, f.margin, level=f.align)
+
+    def whole(self, image: np.ndarray) -> np.ndarray:
+        """An image that is already a face crop, resized to the model's crop."""
+        f = self.faces
+        image = np.asarray(image)
+        crop = to_gray(image) if f.grayscale else _rgb(image)
+        if crop.shape[:2] != (f.size, f.size):
+            interp = cv2.INTER_AREA if crop.shape[0] > f.size else cv2.INTER_LINEAR
+            crop = cv2.resize(crop, (f.size, f.size), interpolation=interp)
+        return crop
+
+    def image_face(self, image: str | os.PathLike | np.ndarray) -> tuple[np.ndarray | None, int]:
+        """``(1, s, s[, 3])`` crop of the chosen face of an image (None when there is none),
+        and the number of faces found (1 without detection)."""
+        from bridge.media.faces import load_image
+
+        img = load_image(image, self.max_pixels) if isinstance(image, (str, os.PathLike)) else np.asarray(image)
+        if not self.faces.detect:
+            return self.whole(img)[None], 1
+        faces = detect_faces(self.detector, img)
+        if len(faces) <= self.faces.face_index:
+            return None, len(faces)
+        return self.crop(img, faces[self.faces.face_index])[None], len(faces)
+
+    def frames_faces(self, frames: np.ndarray | Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, list]:
+        """Track and crop one person's face through frames.
+
+        Returns:
+            crops ``(t', s, s[, 3])`` of the frames with the face; found ``(t,)`` bool; the
+            :class:`Face` per frame (None where none).
+        """
+        f = self.faces
+        if not f.detect:
+            crops = [self.whole(frame) for frame in frames]
+            shape = (0, f.size, f.size) if f.grayscale else (0, f.size, f.size, 3)
+            return (np.stack(crops) if crops else np.zeros(shape, np.uint8)), np.ones(len(crops), bool), \
+                [None] * len(crops)
+        tracker = self.tracker()
+        crops, found, faces = [], [], []
+        for frame in frames:
+            face = tracker.update(frame)
+            faces.append(face)
+            found.append(face is not None)
+            if face is not None:
+                crops.append(self.crop(frame, face))
+        shape = (0, f.size, f.size) if f.grayscale else (0, f.size, f.size, 3)
+        return (np.stack(crops) if crops else np.zeros(shape, np.uint8)), np.asarray(found, bool), faces
+
+    def video_faces(self, path: str | os.PathLike, start: float = 0.0, end: float | None = None,
+                    num_frames: int | None = None, fps: float | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Decode -> detect -> track -> crop over ``num_frames`` (default: the decoding's) frames
+        sampled evenly from ``[start, end)``, or at ``fps``.
+
+        Returns:
+            crops ``(t', s, s[, 3])``, the timestamps ``(t,)`` of all sampled frames, found ``(t,)``.
+        """
+        from bridge.media.video import read_video_frames
+
+        if fps is None and num_frames is None:
+            num_frames = self.faces.num_frames
+        frames, times = read_video_frames(path, num_frames=num_frames, fps=fps, start=start, end=end)
+        crops, found, _ = self.frames_faces(frames)
+        return crops, times, found
+
+    # --- sound -----------------------------------------------------------------------------
+    def audio(self, path: str | os.PathLike, in_video: bool = False, max_seconds: float | None = None) -> np.ndarray:
+        """Mono float32 at the model's rate from an audio file or a video's sound track."""
+        from bridge.media.audio import DEFAULT_MAX_SECONDS, audio_from_video, load_audio
+
+        limit = DEFAULT_MAX_SECONDS if max_seconds is None else max_seconds
+        read = audio_from_video if in_video else load_audio
+        return read(Path(path), self.sample_rate, limit)
+
+
+def _rgb(image: np.ndarray) -> np.ndarray:
+    from bridge.media.detectors import to_rgb
+
+    return to_rgb(image)

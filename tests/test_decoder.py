@@ -1,0 +1,94 @@
+"""One decoder for training and inference: the same video and image through a corpus reader
+(the training path) and through the predictor (the inference path) give identical tensors."""
+
+from __future__ import annotations
+
+import csv
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from bridge.cache import _describe
+from bridge.config import create_config, override
+from bridge.data.corpus import MediaLoader, attach_decoder
+from bridge.data.manifest import read_manifest
+from bridge.media import write_video
+from bridge.media.decoder import FaceDecoding, MediaDecoder
+from bridge.modality import Modality
+from bridge.model import BridgeModel
+from bridge.predictor import Predictor
+from bridge.preprocess import Preprocessor
+
+RATE = 16_000
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    """A 1 s 640x480 clip of a real face drifting and turning, with a sound track, and a photo."""
+    from skimage.data import astronaut
+
+    root = tmp_path_factory.mktemp("decoder")
+    photo = cv2.resize(astronaut(), (300, 300), interpolation=cv2.INTER_AREA)
+    frames = []
+    for i in range(10):
+        frame = np.full((480, 640, 3), 60, np.uint8)
+        matrix = cv2.getRotationMatrix2D((150, 150), 2.0 * i - 8, 1.0)
+        matrix[:, 2] += (100 + 12 * i, 80)
+        mask = cv2.warpAffine(np.ones((300, 300), np.float32), matrix, (640, 480))[..., None]
+        frame = (frame * (1 - mask) + cv2.warpAffine(photo, matrix, (640, 480)) * mask).astype(np.uint8)
+        frames.append(frame)
+    t = np.arange(RATE) / RATE
+    voice = (0.2 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+    write_video(root / "clip.mp4", np.stack(frames), fps=10, audio=voice, sample_rate=RATE)
+    cv2.imwrite(str(root / "photo.png"), cv2.cvtColor(frames[3], cv2.COLOR_RGB2BGR))
+    with (root / "manifest.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["id", "label", "split", "image", "video"])
+        writer.writeheader()
+        writer.writerow({"id": "clip", "label": "happy", "split": "train", "video": "clip.mp4"})
+        writer.writerow({"id": "photo", "label": "happy", "split": "train", "image": "photo.png"})
+    return root
+
+
+@pytest.mark.parametrize("settings", [[], ["face.img_size=64", "face.in_chans=3", "face.num_frames=6",
+                                           "face.margin=0.3", "audio.sample_rate=8000"]])
+def test_training_and_inference_decode_identical_tensors(media, settings):
+    config = override(create_config("tiny"), settings)
+    pre = Preprocessor(config)
+    corpus = read_manifest(media / "manifest.csv", "train")  # the reader's own defaults: 48 px grey, 8 frames
+    assert attach_decoder(corpus, MediaDecoder.from_config(config)) == 1  # what train.py and evaluate.py do
+    predictor = Predictor(BridgeModel(config), pre)
+    clip_train, photo_train = pre(corpus[0]), pre(corpus[1])
+    clip_infer = pre(predictor.sample(video=media / "clip.mp4")[0])
+    photo_infer = pre(predictor.sample(image=media / "photo.png")[0])
+    face, audio = Modality.FACE, Modality.AUDIO
+    assert clip_train.inputs[face][0].shape[0] >= 4  # the face was found in the frames
+    size = config.face.img_size
+    assert clip_train.inputs[face][0].shape[1:] == (config.face.in_chans, size, size)
+    for train, infer in ((clip_train, clip_infer), (photo_train, photo_infer)):
+        assert set(train.inputs) == set(infer.inputs)
+        for m in train.inputs:
+            for a, b in zip(train.inputs[m], infer.inputs[m]):
+                assert torch.equal(a, b), m
+    assert audio in clip_train.inputs and face in photo_train.inputs
+
+
+def test_a_preprocessing_setting_changes_the_cache_key():
+    loader = MediaLoader()
+    before = _describe(loader)
+    loader.use(MediaDecoder.from_config(override(create_config("tiny"), ["face.img_size=64"])))
+    after = _describe(loader)
+    assert before != after and after["face_size"] == 64 and after["decoder"]["MediaDecoder"]["faces"]["size"] == 64
+    other = MediaLoader()
+    other.use(MediaDecoder(FaceDecoding(size=64, detector="haar")))
+    assert _describe(other) != after  # the detector is part of the key
+
+
+def test_decoder_follows_the_model_config():
+    config = override(create_config("tiny"), ["face.img_size=56", "face.in_chans=3", "face.num_frames=3",
+                                              "face.margin=0.25"])
+    d = MediaDecoder.from_config(config, detector="haar", face_index=1)
+    assert (d.faces.size, d.faces.grayscale, d.faces.num_frames, d.faces.margin) == (56, False, 8, 0.25)
+    assert (d.faces.detector, d.faces.face_index, d.sample_rate) == ("haar", 1, config.audio.sample_rate)
+    assert MediaDecoder.from_config(override(config, ["face.num_frames=6"])).faces.num_frames == 12
