@@ -47,7 +47,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bridge.predictor import InputError, Predictor
-from bridge.serve.live import FRAME, SOUND, LiveError, LiveSession
+from bridge.serve.live import FRAME, SOUND, LiveError, LiveSession, live_detector
 from bridge.version import __version__
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -168,6 +168,7 @@ def create_app(predictor: Predictor, limits: ServeLimits = ServeLimits(), temp_d
     config = predictor.config
     modalities = [m.value for m in config.modalities]
     raw_inputs = _raw_inputs(predictor)
+    detector = live_detector()
 
     app.add_middleware(_BodyLimit, max_bytes=limits.max_upload_bytes)
 
@@ -267,7 +268,7 @@ def create_app(predictor: Predictor, limits: ServeLimits = ServeLimits(), temp_d
             return
         await ws.accept()
         try:
-            session = LiveSession(predictor, limits.max_frame_bytes, limits.max_text_chars)
+            session = LiveSession(predictor, detector, limits.max_frame_bytes, limits.max_text_chars)
         except InputError as e:
             await ws.send_json({"error": str(e)})
             await ws.close(code=1003)

@@ -22,7 +22,16 @@ from bridge.predictor import InputError, Predictor
 FRAME = ord("F")  # b"F" + uint32 little-endian sequence number + JPEG bytes (none: predict without a frame)
 SOUND = ord("A")  # b"A" + int16 little-endian mono PCM at the session's sample rate
 MIN_SOUND_SECONDS = 0.5  # less sound than this is not yet used as the audio modality
-MAX_FRAME_PIXELS = 1920 * 1920  # a live frame larger than this is refused (the page sends 320 x 240)
+MAX_FRAME_PIXELS = 1920 * 1920  # a live frame larger than this is refused (the page sends 480 x 360)
+
+
+def live_detector():
+    """The face detector for live frames: a webcam user's face fills a good part of the frame, so
+    faces under 15 % of its height are not searched for and the image pyramid is coarser (1.2 steps
+    instead of 1.1): about a third of the default detector's time, which keeps the stream live."""
+    from bridge.media import FaceDetector
+
+    return FaceDetector(scale_factor=1.2, min_neighbors=4, min_size=0.15)
 
 
 class LiveError(ValueError):
@@ -68,15 +77,17 @@ class LiveSession:
 
     Args:
         predictor: the app's predictor (read only here; calls to it go through ``predict``).
+        detector: the face detector for frames (shared by the app's sessions, under its lock).
         max_frame_bytes: refuse larger JPEG frames.
         max_text_chars: refuse longer texts.
     """
 
-    def __init__(self, predictor: Predictor, max_frame_bytes: int, max_text_chars: int):
+    def __init__(self, predictor: Predictor, detector, max_frame_bytes: int, max_text_chars: int):
         config = predictor.config
         if not isinstance(config.face, FaceConfig) and not isinstance(config.audio, AudioConfig):
             raise InputError("live mode needs a checkpoint with a raw face or audio modality")
         self.predictor = predictor
+        self.detector = detector
         self.max_frame_bytes = max_frame_bytes
         self.max_text_chars = max_text_chars
         self.text: str | None = None
@@ -156,12 +167,12 @@ class LiveSession:
 
         Call under the app's model lock (it uses the predictor and its face detector).
         """
-        return predict_frame(self.predictor, rgb, self.sound.window() if self.sound else None,
+        return predict_frame(self.predictor, self.detector, rgb, self.sound.window() if self.sound else None,
                              self.sound.sample_rate if self.sound else 16_000, self.text)
 
 
-def predict_frame(predictor: Predictor, rgb: np.ndarray | None, audio: np.ndarray | None, sample_rate: int,
-                  text: str | None) -> dict[str, Any]:
+def predict_frame(predictor: Predictor, detector, rgb: np.ndarray | None, audio: np.ndarray | None,
+                  sample_rate: int, text: str | None) -> dict[str, Any]:
     """One live update: ``box`` ([x, y, w, h] or null), ``width``, ``height`` and the fields of a
     prediction (docs/infer-json.md); with nothing to predict from, ``label`` is null."""
     from bridge.media import crop_box
@@ -169,7 +180,7 @@ def predict_frame(predictor: Predictor, rgb: np.ndarray | None, audio: np.ndarra
     cfg = predictor.config.face
     box, face, notes, face_info = None, None, [], None
     if rgb is not None and isinstance(cfg, FaceConfig):
-        boxes = predictor.detector.detect(rgb)
+        boxes = detector.detect(rgb)
         face_info = {"searched": 1, "with_face": int(bool(boxes))}
         if boxes:
             box = boxes[0]

@@ -109,8 +109,8 @@ fetch("/healthz").then((r) => r.json()).then((info) => {
 // --- Live ---------------------------------------------------------------------------------------
 
 const live = { ws: null, stream: null, audio: null, seq: 0, sentAt: new Map(), inFlight: false, updates: 0,
-               history: [], rtts: [], started: 0, box: null, frameSize: [320, 240], last: null, timer: null };
-const SEND_W = 320, SEND_H = 240, MIN_GAP_MS = 50, HISTORY_S = 30;
+               history: [], rtts: [], started: 0, box: null, frameSize: [480, 360], last: null, timer: null };
+const SEND_W = 480, SEND_H = 360, MIN_GAP_MS = 50, HISTORY_S = 30;
 const grab = document.createElement("canvas");
 grab.width = SEND_W; grab.height = SEND_H;
 
