@@ -10,9 +10,12 @@
     python infer.py --checkpoint DIR --batch media/ --output predictions.csv   # + predictions.jsonl
     python infer.py --checkpoint DIR --batch manifest.csv --json                # JSON lines on stdout
     python infer.py --checkpoint DIR1 DIR2 DIR3 --image face.png --no-face-detection  # an ensemble
+    python infer.py --serve                                          # web app + HTTP API on http://127.0.0.1:8000
+    python infer.py --serve --checkpoint DIR --port 8080 --max-upload-mb 20 --max-seconds 60
 
 The fields of ``--json`` (a prediction with its per-modality explanation, or a timeline) are
-documented in docs/infer-json.md, as are the CSV and JSON lines of ``--batch``.
+documented in docs/infer-json.md, as are the CSV and JSON lines of ``--batch``. ``--serve`` is
+documented in docs/serve.md.
 """
 
 from __future__ import annotations
@@ -63,8 +66,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batch", metavar="DIR_OR_MANIFEST",
                    help="one prediction per item of a folder (files sharing a stem form one item; .txt is text) "
                         "or a manifest .csv/.jsonl; a bad item gets an error instead of stopping the run")
-    p.add_argument("--max-seconds", type=float, default=600.0,
-                   help="refuse audio or sound tracks longer than this, before decoding (0: no limit)")
+    p.add_argument("--max-seconds", type=float,
+                   help="refuse audio or sound tracks longer than this, before decoding (0: no limit; default 600, "
+                        "with --serve 120 and videos too)")
+    p.add_argument("--serve", action="store_true",
+                   help="run the local web app (live camera and microphone, uploads) and HTTP API (docs/serve.md)")
+    p.add_argument("--host", help="with --serve: address to bind (default 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, help="with --serve: port (default 8000)")
+    p.add_argument("--max-upload-mb", type=float, help="with --serve: refuse larger requests (default 50)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--test-flip", default="checkpoint", choices=["checkpoint", "on", "off"],
                    help="average each face with its mirror image (test-time augmentation); checkpoint: as trained")
@@ -134,10 +143,21 @@ def render_timeline(rows, window: float, hop: float) -> str:
 
 def _check_modes(args: argparse.Namespace) -> None:
     """Flags that only make sense together, and outputs that cannot be written, checked before anything is loaded."""
-    if args.max_seconds < 0:
+    if args.max_seconds is not None and args.max_seconds < 0:
         raise ValueError(f"--max-seconds must be at least 0 (0: no limit), got {args.max_seconds:g}")
     if args.every < 1:
         raise ValueError(f"--every must be at least 1, got {args.every}")
+    serve_flags = ("host", "port", "max_upload_mb")
+    if args.serve:
+        for flag in ("image", "video", "audio", "text", "json", "output", "window", "hop", "timeline_dir", "webcam",
+                     "save_video", "listen", "batch"):
+            if getattr(args, flag) not in (None, False):
+                raise ValueError(f"--{flag.replace('_', '-')} cannot be used with --serve (the page and the API take "
+                                 "the inputs)")
+        return
+    for flag in serve_flags:
+        if getattr(args, flag) is not None:
+            raise ValueError(f"--{flag.replace('_', '-')} needs --serve")
     for flag in ("output", "save_video"):
         if getattr(args, flag) is not None:
             check_writable(getattr(args, flag), f"--{flag.replace('_', '-')}", directory=False)
@@ -180,8 +200,9 @@ def load_predictor(args: argparse.Namespace, detect_faces: bool | None = None):
 
     flip = None if args.test_flip == "checkpoint" else args.test_flip == "on"
     detect = not args.no_face_detection if detect_faces is None else detect_faces
+    max_seconds = args.max_seconds if args.max_seconds is not None else SERVE_MAX_SECONDS if args.serve else 600.0
     return Predictor.from_pretrained(args.checkpoint, args.device, detect_faces=detect,
-                                     max_seconds=args.max_seconds or None, test_flip=flip,
+                                     max_seconds=max_seconds or None, test_flip=flip,
                                      face_detector=args.face_detector, face_index=args.face_index)
 
 
@@ -194,6 +215,8 @@ def _infer(args: argparse.Namespace) -> int:
     smoothing = Smoothing.parse(args.smooth)
     if smoothing.kind != "none" and args.window is None and args.webcam is None:
         raise ValueError("--smooth needs --window (a timeline) or --webcam")
+    if args.serve:
+        return _serve(args)
     for flag in ("image", "video", "audio"):
         path = getattr(args, flag)
         if path is not None and Path(path).is_dir():
@@ -350,6 +373,50 @@ def render_batch(records: list[dict]) -> str:
         lines.append(f"{r['id']:<{width}}  {r['label'] or '-':<10} {p}  {'+'.join(r['observed']) or '-':<16} "
                      f"{r['error'] or ''}".rstrip())
     return "\n".join(lines)
+
+
+SERVE_MAX_SECONDS = 120.0  # --serve's default duration limit for uploaded audio and video
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """The web app and HTTP API (bridge.serve) on one loaded model, until Ctrl-C."""
+    import ipaddress
+
+    from bridge.serve import ServeLimits, default_checkpoint, serve
+
+    host = args.host or "127.0.0.1"
+    port = 8000 if args.port is None else args.port
+    if not 0 <= port <= 65535:
+        raise ValueError(f"--port must be 0-65535, got {port}")
+    upload_mb = 50.0 if args.max_upload_mb is None else args.max_upload_mb
+    if not upload_mb > 0:
+        raise ValueError(f"--max-upload-mb must be positive, got {upload_mb:g}")
+    max_seconds = SERVE_MAX_SECONDS if args.max_seconds is None else args.max_seconds
+    if max_seconds < 0:
+        raise ValueError(f"--max-seconds must be >= 0 (0: no limit), got {max_seconds:g}")
+    if args.checkpoint is None:
+        shipped = default_checkpoint()
+        if not (shipped / "config.json").is_file():
+            raise FileNotFoundError(f"no shipped model at {shipped}: build it with `python -m bridge.release build`, "
+                                    "or pass --checkpoint DIR (a checkpoint from train.py)")
+        args = argparse.Namespace(**{**vars(args), "checkpoint": [str(shipped)]})
+    for directory in args.checkpoint:
+        if not Path(directory).is_dir():
+            raise FileNotFoundError(f"--checkpoint {directory} does not exist")
+    predictor = load_predictor(args)
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        print(f"infer.py: warning: serving on {host}: anyone who can reach this port can use the model (there is no "
+              "authentication), and browsers allow the camera only on https or localhost; an SSH tunnel "
+              "(ssh -L 8000:127.0.0.1:8000 HOST) keeps it private", file=sys.stderr)
+    print(f"bridge: serving {', '.join(args.checkpoint)} on http://{host}:{port}/ (API docs at /docs; Ctrl-C stops)",
+          file=sys.stderr)
+    limits = ServeLimits(max_upload_bytes=int(upload_mb * 2**20), max_seconds=max_seconds or None)
+    serve(predictor, host, port, limits)
+    return 0
 
 
 def _live(args: argparse.Namespace, text: str | None) -> int:
