@@ -35,10 +35,8 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bridge.cli import run_cli  # noqa: E402
+from bridge.cli import run_cli
 
 
 @dataclass(frozen=True)
@@ -161,7 +159,7 @@ def with_init(row: Row, argv: list[str], args: argparse.Namespace) -> tuple[list
     """``argv`` plus ``--init-encoder`` for each of the row's source rows, whose seed-0 runs are
     trained first if missing (unless ``--no-train``). Returns the arguments to run, and a form of
     them that does not depend on where checkpoints live (it names the run folder)."""
-    from robustness import ensure_trained
+    from bridge.runs import ensure_trained
 
     run_argv, name_argv = list(argv), list(argv)
     for modality, source in row.init:
@@ -194,7 +192,7 @@ def commands(name: str, args: argparse.Namespace) -> tuple[list[str], list[str],
 
 def train_options(argv: list[str]) -> argparse.Namespace:
     """What train.py makes of ``argv`` (recipe files read)."""
-    import train
+    from bridge.commands import train
 
     return train.parse_args(argv)
 
@@ -219,7 +217,7 @@ def score(directories: list[Path], row: Row, args: argparse.Namespace, seed: int
     (``results_without_flip``). Several directories are scored as an ensemble, which also reports
     validation accuracy and macro F1 of the ensemble and of its best member (``validation``) when
     every member was trained on the same split."""
-    from evaluate import other_splits
+    from bridge.commands.evaluate import other_splits
 
     from bridge.cache import default_cache_dir
     from bridge.checkpoint import tokenizer_dir
@@ -262,7 +260,7 @@ def score(directories: list[Path], row: Row, args: argparse.Namespace, seed: int
 
 
 def run(args: argparse.Namespace) -> int:
-    from robustness import ensure_trained, finished
+    from bridge.runs import ensure_trained, finished
 
     from bridge.checkpoint import atomic_write_text
 

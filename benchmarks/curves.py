@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from bridge.checkpoint import atomic_write_text  # noqa: E402
-from bridge.cli import run_cli  # noqa: E402
+from bridge.checkpoint import atomic_write_text
+from bridge.cli import run_cli
 
 METRICS = ("accuracy", "macro_f1")
 

@@ -41,9 +41,8 @@ import cv2
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bridge.media.detectors import DETECTORS, Face, create_detector, detect_faces  # noqa: E402
+from bridge.media.detectors import DETECTORS, Face, create_detector, detect_faces
 
 W, H = 640, 480
 BACKGROUNDS = ("coffee", "rocket", "chelsea", "horse", "coins", "brick", "grass", "gravel", "hubble_deep_field",

@@ -26,13 +26,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bridge.config import create_config  # noqa: E402
-from bridge.data.paths import data_root  # noqa: E402
-from bridge.media import (FaceDetector, face_track, load_audio, load_image, read_video_frames,  # noqa: E402
+from bridge.config import create_config
+from bridge.data.paths import data_root
+from bridge.media import (FaceDetector, face_track, load_audio, load_image, read_video_frames,
                           write_video)
-from bridge.preprocess import Preprocessor  # noqa: E402
+from bridge.preprocess import Preprocessor
 
 
 def rate(fn, items) -> tuple[float, float]:

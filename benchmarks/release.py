@@ -121,7 +121,6 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(results, indent=2), encoding="utf-8")
     print(f"wrote {out}")
     if args.write:
-        sys.path.insert(0, str(ROOT))  # the library, when bridge is not installed
         from bridge.release import locate, write_manifest
 
         folder = locate(args.release)

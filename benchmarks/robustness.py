@@ -45,9 +45,9 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from bridge.cli import run_cli  # noqa: E402
+from bridge.cli import run_cli
+from bridge.runs import command_record, ensure_trained, finished, same_command  # noqa: F401 (tests use them here)
 
 HEADLINE = {"mosi": "weighted_f1"}  # binary and imbalanced at test: weighted F1, as the field reports it
 BRIDGE, BRIDGE_ZERO, EARLY, LATE = "bridge", "bridge, zero-filled", "early fusion (zero-fill)", "late fusion"
@@ -55,7 +55,7 @@ LR = "logistic regression"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from evaluate import PROTOCOLS
+    from bridge.commands.evaluate import PROTOCOLS
 
     p = argparse.ArgumentParser(prog="benchmarks/robustness.py", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -100,69 +100,6 @@ def train_argv(args: argparse.Namespace, seed: int, system: str, modality: str |
     if modality:
         argv += ["--modalities", modality, "--modality-dropout", "0"]  # nothing to drop with one modality
     return argv + shlex.split(args.train_args)
-
-
-def same_command(a: list[str], b: list[str]) -> bool:
-    """Whether two train.py argument lists say the same thing, whatever the order of their options."""
-    def options(argv: list[str]) -> list[tuple[str, ...]]:
-        chunks: list[list[str]] = []
-        for token in argv:
-            if token.startswith("--") or not chunks:
-                chunks.append([token])
-            else:
-                chunks[-1].append(token)
-        return sorted(tuple(c) for c in chunks)
-
-    return options(a) == options(b)
-
-
-def command_record(directory: Path) -> Path:
-    return directory.with_name(f"{directory.name}.command.json")  # beside it: train.py wants its own folder
-
-
-def finished(directory: Path, argv: list[str]) -> bool:
-    """Whether ``train.py ARGV --output DIRECTORY`` ran to its last epoch.
-
-    Raises:
-        ValueError: when the folder holds a run of other arguments.
-    """
-    record = command_record(directory)
-    if not record.is_file():
-        return False
-    if not same_command(json.loads(record.read_text())["argv"], argv):
-        raise ValueError(f"{directory} was trained with other arguments; pass --retrain or another --checkpoints")
-    config = json.loads((directory / "config.json").read_text()) if (directory / "config.json").is_file() else {}
-    epochs = config.get("training", {}).get("epochs")
-    history = directory / "history.json"
-    return bool(history.is_file() and epochs and len(json.loads(history.read_text())) >= epochs)
-
-
-def ensure_trained(directory: Path, argv: list[str], retrain: bool) -> dict[str, Any]:
-    """Train with train.py into ``directory`` unless the same command already finished there."""
-    import train
-    from bridge.checkpoint import STATE_FILE, atomic_write_text
-
-    record = command_record(directory)
-    if not retrain and finished(directory, argv):
-        return {"trained": False, "seconds": json.loads(record.read_text()).get("seconds")}
-    resume = not retrain and record.is_file() and (directory / STATE_FILE).is_file()
-    if retrain and directory.exists():
-        import shutil
-
-        shutil.rmtree(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(record, json.dumps({"argv": argv}))
-    print(f"\n$ python train.py {shlex.join(argv + ['--output', str(directory)])}" + (" --resume" if resume else ""))
-    history = directory / "history.json"  # epochs run before an interruption count by their own times
-    done = json.loads(history.read_text()) if resume and history.is_file() else []
-    before = sum(e.get("seconds", 0.0) for e in done)
-    start = time.time()
-    rc = train.main(argv + ["--output", str(directory)] + (["--resume"] if resume else []))
-    if rc:
-        raise ValueError(f"train.py failed (exit {rc}) for {directory}")
-    seconds = round(before + time.time() - start, 1)
-    atomic_write_text(record, json.dumps({"argv": argv, "seconds": seconds}))
-    return {"trained": True, "seconds": seconds}
 
 
 # --- evaluation --------------------------------------------------------------------------------------
@@ -393,7 +330,7 @@ def plots(report: dict[str, Any], out: Path, confusion: dict[str, Any], labels) 
 
 
 def run(args: argparse.Namespace) -> int:
-    from evaluate import checkpoint_hash, parse_levels, parse_protocols
+    from bridge.commands.evaluate import checkpoint_hash, parse_levels, parse_protocols
 
     from bridge.checkpoint import atomic_write_text
     from bridge.modality import pattern_name

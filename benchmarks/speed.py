@@ -45,15 +45,14 @@ import cv2
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bridge.baselines.reference_cnn import ReferenceCNN  # noqa: E402
-from bridge.config import create_config  # noqa: E402
-from bridge.media import FaceDetector, read_video_frames, write_video  # noqa: E402
-from bridge.modality import Modality  # noqa: E402
-from bridge.model import BridgeModel  # noqa: E402
-from bridge.predictor import Predictor  # noqa: E402
-from bridge.preprocess import Preprocessor, collate  # noqa: E402
+from bridge.baselines.reference_cnn import ReferenceCNN
+from bridge.config import create_config
+from bridge.media import FaceDetector, read_video_frames, write_video
+from bridge.modality import Modality
+from bridge.model import BridgeModel
+from bridge.predictor import Predictor
+from bridge.preprocess import Preprocessor, collate
 
 SENTENCE = "I can't believe we actually won the whole thing, this is the best day of my life!"
 SECONDS, FPS, RATE = 3.0, 25, 16_000

@@ -262,7 +262,7 @@ def load_release(folder: Path, device: str | torch.device = "cpu"):
 # --- build ------------------------------------------------------------------------------------------
 
 def read_release_recipe(path: Path) -> dict[str, Any]:
-    """``recipes/release.json``: the release name and its stages, each a train.py recipe.
+    """``recipes/release/emotion7.json``: the release name and its stages, each a train.py recipe.
 
     Raises:
         ValueError: an unreadable file, a stage without a name or recipe, or an ``init`` naming a later stage.
@@ -344,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     pk.add_argument("--output", default=None, help="default: bridge/pretrained/NAME")
     pk.add_argument("--card", default=None, help="a model card (Markdown) to include")
     bd = sub.add_parser("build", help="train every stage of a release recipe (resumably), then pack it")
-    bd.add_argument("--recipe", default="recipes/release.json")
+    bd.add_argument("--recipe", default="recipes/release/emotion7.json")
     bd.add_argument("--checkpoints", default="checkpoints/release", help="where the stages are trained")
     bd.add_argument("--data-root", default=None, help="data root (default: $BRIDGE_DATA_ROOT or ../shared/data)")
     bd.add_argument("--no-pack", action="store_true", help="train only")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import evaluate
-import infer
+from bridge.commands import infer
 import train
 
 

@@ -1,0 +1,331 @@
+"""Evaluate a bridge checkpoint on a corpus split under the robustness protocols, with missing
+modalities reconstructed and zero-filled.
+
+Protocols: ``patterns`` (every non-empty subset of the modalities), ``missing`` (each
+(sample, modality) dropped with probability η, mean ± std over seeds), ``noise`` (input noise
+per modality and on all at once, see bridge/robustness.py).
+
+    python evaluate.py --checkpoint checkpoints/synthetic-tiny
+    python evaluate.py --checkpoint checkpoints/mosi-small --data mosi --split test --json
+    python evaluate.py --checkpoint checkpoints/synthetic-tiny --protocols missing --etas 0,0.5 --seeds 5
+    python evaluate.py --checkpoint checkpoints/fer2013-small --protocols patterns --test-flip on
+    python evaluate.py --checkpoint RUN/cycle1 RUN/cycle2 RUN/cycle3 --output reports/ensemble  # averaged
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bridge.cli import check_writable, run_cli
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="evaluate.py", description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--checkpoint", default=None, nargs="+",
+                   help="checkpoint directory written by train.py, or a shipped release's name (default: the shipped "
+                        "model, emotion7); several: an ensemble (their probabilities averaged)")
+    p.add_argument("--data", default=None, help="corpus (default: the one the checkpoint was trained on)")
+    p.add_argument("--data-root", default=None, help="data root (default: $BRIDGE_DATA_ROOT or ../shared/data)")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--limit", type=int, default=None, help="at most this many samples")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--output", default=None,
+                   help="report directory (default: CHECKPOINT/eval-DATA-SPLIT; an ensemble: the first's "
+                        "eval-DATA-SPLIT-ensemble-HASH)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--cache-dir", default=None,
+                   help="preprocessing cache (default: $BRIDGE_CACHE_DIR or .cache/bridge)")
+    p.add_argument("--no-cache", action="store_true", help="decode and preprocess without the cache")
+    p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+    p.add_argument("--modalities", default=None,
+                   help="comma-separated modalities that may be observed (default: all the checkpoint's)")
+    p.add_argument("--protocols", default=",".join(PROTOCOLS), help=f"comma-separated, from {', '.join(PROTOCOLS)}")
+    p.add_argument("--etas", default=",".join(f"{i / 10:g}" for i in range(8)),
+                   help="missing rates η in [0, 1) for the missing protocol")
+    p.add_argument("--noise-levels", default=",".join(f"{i / 10:g}" for i in range(10)),
+                   help="noise levels in [0, 1] for the noise protocol")
+    p.add_argument("--seeds", type=int, default=3, help="random draws of the masks and noise (mean ± std)")
+    p.add_argument("--test-flip", default="checkpoint", choices=["checkpoint", "on", "off"],
+                   help="average each face with its mirror image (test-time augmentation); checkpoint: as trained")
+    return p.parse_args(argv)
+
+
+PROTOCOLS = ("patterns", "missing", "noise")
+
+
+def parse_protocols(spec: str) -> tuple[str, ...]:
+    """``"missing,patterns"`` -> ``("patterns", "missing")``; raises ValueError on an unknown name."""
+    names = {n.strip() for n in spec.split(",") if n.strip()}
+    unknown = sorted(names - set(PROTOCOLS))
+    if unknown:
+        raise ValueError(f"unknown protocol {', '.join(unknown)} (choose from {', '.join(PROTOCOLS)})")
+    if not names:
+        raise ValueError("no protocol given")
+    return tuple(p for p in PROTOCOLS if p in names)
+
+
+def parse_levels(spec: str, name: str, upper_open: bool) -> tuple[float, ...]:
+    """``"0,0.1,0.5"`` -> sorted distinct levels in [0, 1) or [0, 1]; raises ValueError on bad input."""
+    try:
+        levels = sorted({float(v) for v in spec.split(",") if v.strip()})
+    except ValueError:
+        raise ValueError(f"{name} must be comma-separated numbers, got {spec!r}") from None
+    if not levels:
+        raise ValueError(f"no {name} given")
+    for v in levels:
+        if not (0 <= v < 1 if upper_open else 0 <= v <= 1):
+            raise ValueError(f"{name} {v:g} is outside {'[0, 1)' if upper_open else '[0, 1]'}")
+    return tuple(levels)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    return run_cli("evaluate.py", lambda: _evaluate(args))
+
+
+def checkpoint_hash(directory: Path) -> str:
+    h = hashlib.sha256()
+    with open(directory / "model.safetensors", "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def markdown_table(results: dict[str, dict[str, Any]], title: str) -> str:
+    lines = [f"## {title}", "", "| observed modalities | fill | accuracy | macro F1 | weighted F1 | UAR |",
+             "|---|---|---|---|---|---|"]
+    for pattern, by_fill in results.items():
+        for fill, r in by_fill.items():
+            lines.append(f"| {pattern} | {fill} | {100 * r['accuracy']:.1f} | {100 * r['macro_f1']:.1f} | "
+                         f"{100 * r['weighted_f1']:.1f} | {100 * r['uar']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def per_class_table(report: dict[str, Any]) -> str:
+    lines = ["| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+    for name, r in report["per_class"].items():
+        lines.append(f"| {name} | {100 * r['precision']:.1f} | {100 * r['recall']:.1f} | {100 * r['f1']:.1f} | "
+                     f"{r['support']} |")
+    return "\n".join(lines) + "\n"
+
+
+def curve_table(levels: list[float], by_fill: dict[str, dict[str, Any]], level_name: str, title: str) -> str:
+    """Macro F1 and accuracy (mean ± std over seeds) per level and fill, then the areas under the curves."""
+    fills = list(by_fill)
+    head = " | ".join(f"{f} macro F1 | {f} accuracy" for f in fills)
+    lines = [f"### {title}", "", f"| {level_name} | {head} |", "|---" * (1 + 2 * len(fills)) + "|"]
+    for j, level in enumerate(levels):
+        cells = []
+        for f in fills:
+            for metric in ("macro_f1", "accuracy"):
+                c = by_fill[f][metric]
+                cells.append(f"{100 * c['mean'][j]:.1f} ± {100 * c['std'][j]:.1f}")
+        lines.append(f"| {level:g} | " + " | ".join(cells) + " |")
+    if "auc" in by_fill[fills[0]]["macro_f1"]:
+        cells = [f"{100 * by_fill[f][m]['auc']['mean']:.1f} ± {100 * by_fill[f][m]['auc']['std']:.1f}"
+                 for f in fills for m in ("macro_f1", "accuracy")]
+        lines.append("| **AUC** | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def robustness_markdown(robustness: dict[str, Any], title: str) -> str:
+    md = ""
+    if "missing" in robustness:
+        r = robustness["missing"]
+        md += (f"\n## {title}: missing rate η (each sample keeps one modality), {r['seeds']} seeds\n\n"
+               + curve_table(r["levels"], r["results"], "η", "all modalities, randomly missing"))
+    if "noise" in robustness:
+        r = robustness["noise"]
+        md += f"\n## {title}: input noise, {r['seeds']} seeds\n"
+        for target, by_fill in r["results"].items():
+            md += "\n" + curve_table(r["levels"], by_fill, "noise level", f"noise on {target}")
+    return md
+
+
+def evaluated_modalities(spec: str | None, model_modalities, available, data: str):
+    """The modalities to evaluate: ``--modalities`` or the checkpoint's, each in the checkpoint and the corpus.
+
+    Raises:
+        ValueError: a requested modality the checkpoint lacks, or one the corpus lacks.
+    """
+    from bridge.modality import parse_modalities
+
+    wanted = parse_modalities(spec) if spec else tuple(model_modalities)
+    names = lambda ms: ", ".join(m.value for m in ms) or "none"  # noqa: E731
+    lacking = [m for m in wanted if m not in model_modalities]
+    if lacking:
+        raise ValueError(f"the checkpoint has no {names(lacking)} (it has {names(model_modalities)})")
+    lacking = [m for m in wanted if m not in available]
+    if lacking:
+        have = [m for m in wanted if m in available]
+        hint = f"; evaluate the rest with --modalities {','.join(m.value for m in have)}" if have else ""
+        raise ValueError(f"{data} has no {names(lacking)} (it has {names(available)}){hint}")
+    return tuple(m for m in model_modalities if m in wanted)
+
+
+def other_splits(ckpts: list[Path], metas: list[dict]) -> list[str]:
+    """The ensemble members (after the first) trained on another split of the data than the first
+    (corpus, split options such as the seed, or limit): one member's validation samples may then
+    be another's training samples; only the test split is shared."""
+    def key(meta: dict) -> str:
+        data = meta.get("data", {})
+        return json.dumps([data.get("name"), data.get("options"), data.get("limit")], sort_keys=True)
+
+    return [str(c) for c, m in zip(ckpts[1:], metas[1:]) if key(m) != key(metas[0])]
+
+
+def check_member_splits(ckpts: list[Path], metas: list[dict], split: str) -> None:
+    """Raises ValueError when :func:`other_splits` names a member."""
+    differ = other_splits(ckpts, metas)
+    if differ:
+        raise ValueError(f"{', '.join(differ)} were trained on another split of the data than {ckpts[0]} "
+                         f"(corpus, split options or limit): their {split} samples may overlap a member's "
+                         "training samples; evaluate the ensemble on --split test")
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """One-line errors for values no evaluation can use, and an unwritable report folder,
+    before torch is imported or a checkpoint read."""
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be at least 1 sample, got {args.limit}")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
+    from bridge.release import locate
+
+    checkpoints = [locate(c) for c in (args.checkpoint or [None])]  # None: the shipped model
+    for c in checkpoints:
+        if not Path(c).is_dir():
+            raise FileNotFoundError(f"--checkpoint {c} is not a folder")
+    if args.output is not None:
+        check_writable(args.output, "--output")
+    else:  # the default report folder goes inside the (first) checkpoint, or reports/ for a release
+        try:
+            check_writable(report_root(checkpoints[0]), "the report folder")
+        except OSError as e:
+            raise OSError(f"{e}; pass --output DIR to write the report elsewhere") from None
+
+
+def report_root(checkpoint: Path) -> Path:
+    """Where reports go by default: inside a checkpoint, or ``reports/NAME`` for a sealed release."""
+    from bridge.release import is_release
+
+    return Path("reports") / checkpoint.name if is_release(checkpoint) else checkpoint
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    check_args(args)
+    from bridge.checkpoint import atomic_write_text, tokenizer_dir, wants_test_flip
+    from bridge.data.corpora import load_splits
+    from bridge.data.corpus import attach_decoder
+    from bridge.ensemble import load_models
+    from bridge.evaluation import evaluate_patterns, evaluate_robustness
+    from bridge.media.decoder import MediaDecoder
+    from bridge.modality import pattern_name
+    from bridge.model import require_face_encoder
+    from bridge.plots import plot_confusion, plot_patterns
+    from bridge.preprocess import Preprocessor
+    from bridge.recipes import corpus_modalities
+    from bridge.robustness import noise_context
+    from bridge.robustness_plots import plot_missing, plot_noise
+    from bridge.dataset import ExampleDataset, make_loader
+    from bridge.runtime import pick_device
+
+    protocols = parse_protocols(args.protocols)
+    etas = parse_levels(args.etas, "missing rate", upper_open=True) if "missing" in protocols else ()
+    levels = parse_levels(args.noise_levels, "noise level", upper_open=False) if "noise" in protocols else ()
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
+    from bridge.release import locate
+
+    ckpts = [locate(c) for c in (args.checkpoint or [None])]
+    ckpt = ckpts[0]
+    device = pick_device(args.device)
+    model, metas = load_models(ckpts, device)
+    meta = metas[0]
+    test_flip = wants_test_flip(meta) if args.test_flip == "checkpoint" else args.test_flip == "on"
+    if test_flip:
+        require_face_encoder(model.config)
+    data_meta = meta.get("data", {})
+    data = args.data or data_meta.get("name") or "synthetic"
+    seed = meta.get("training", {}).get("seed", 0)
+    if args.split != "test":
+        check_member_splits(ckpts, metas, args.split)
+    splits = load_splits(data, args.data_root or data_meta.get("data_root"), seed=seed, limit=args.limit)
+    attach_decoder(splits, MediaDecoder.from_config(model.config))  # decode media as in training and inference
+    if tuple(splits.labels) != tuple(model.config.labels):
+        raise ValueError(f"label mismatch: {data} has labels {list(splits.labels)}, "
+                         f"the checkpoint {list(model.config.labels)}")
+    samples = splits.split(args.split)
+    modalities = evaluated_modalities(args.modalities, model.modalities, corpus_modalities(samples), data)
+    preprocessor = Preprocessor(model.config, tokenizer_dir(ckpt))
+    from bridge.cache import default_cache_dir
+
+    cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
+    dataset = ExampleDataset(samples, preprocessor, f"preprocess {args.split}", cache_dir)
+    if not len(dataset):
+        raise ValueError(f"no usable samples in {data} {args.split}")
+    loader = make_loader(dataset, args.batch_size, False, 0, 0)
+    start = time.time()
+    results = (evaluate_patterns(model, loader, device, modalities=modalities, test_flip=test_flip)
+               if "patterns" in protocols else {})
+    robustness = {}
+    if etas or levels:
+        context = noise_context(model, preprocessor) if levels else None
+        robustness = evaluate_robustness(model, loader, device, etas, levels, args.seeds, context,
+                                         modalities=modalities, test_flip=test_flip)
+    seconds = time.time() - start
+    full = pattern_name(modalities)
+    hashes = [checkpoint_hash(c) for c in ckpts]
+    suffix = "" if len(ckpts) == 1 else "-ensemble-" + hashlib.sha256("".join(hashes).encode()).hexdigest()[:8]
+    out_dir = Path(args.output or report_root(ckpt) / f"eval-{splits.name}-{args.split}{suffix}")
+    members = {} if len(ckpts) == 1 else {"ensemble": [{"checkpoint": str(c), "checkpoint_sha256": h}
+                                                       for c, h in zip(ckpts, hashes)]}
+    report = {"checkpoint": str(ckpt), "checkpoint_sha256": hashes[0], **members, "data": splits.name,
+              "split": args.split, "n": len(dataset), "modalities": [m.value for m in modalities],
+              "skipped": dataset.skipped, "labels": list(model.config.labels),
+              "test_flip": test_flip, "protocols": list(protocols),
+              "protocol": "patterns: fixed modality subsets; missing: each (sample, modality) dropped with "
+                          "probability eta, one kept; noise: input corruption per modality and on all; "
+                          "missing modalities reconstructed by translation or zero-filled",
+              "seconds": round(seconds, 2), "results": results, "robustness": robustness}
+    what = (f"checkpoint {ckpt}" if len(ckpts) == 1 else
+            f"ensemble of {len(ckpts)} checkpoints ({', '.join(map(str, ckpts))})")
+    title = f"{splits.name} {args.split} (n={len(dataset)}), {what}"
+    md, figures = "", []
+    if results:
+        md = markdown_table(results, title)
+        if full in results:
+            md += f"\n### Per class, {full}, reconstruct\n\n" + per_class_table(results[full]["reconstruct"])
+            plot_confusion(results[full]["reconstruct"]["confusion"], model.config.labels, out_dir / "confusion.png",
+                           f"{splits.name} {args.split}: {full}")
+            figures.append("confusion.png")
+        plot_patterns(results, out_dir / "patterns.png")
+        figures.append("patterns.png")
+    md += robustness_markdown(robustness, title)
+    if "missing" in robustness:
+        plot_missing(robustness["missing"], out_dir / "missing.png")
+        figures.append("missing.png")
+    if "noise" in robustness:
+        plot_noise(robustness["noise"], out_dir / "noise.png")
+        figures.append("noise.png")
+    atomic_write_text(out_dir / "results.json", json.dumps(report, indent=2))
+    atomic_write_text(out_dir / "results.md", md)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(md)
+        print(f"wrote {out_dir}/results.json, results.md, {', '.join(figures)} ({seconds:.1f}s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

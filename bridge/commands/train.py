@@ -1,0 +1,387 @@
+"""Train a bridge model.
+
+    python train.py                                 # embedded synthetic default, tiny preset
+    python train.py --data mosi --preset small      # a real corpus under the data root
+    python train.py --output checkpoints/run --resume
+    python train.py --recipe recipes/mosi-text.json  # a published recipe (flags given after it win)
+    python train.py --data meld --preset small --modalities text --set text.freeze=false --encoder-lr-scale 0.05
+    python train.py --data paired --preset small --init-encoder face=checkpoints/fer2013-small --set face.freeze=true
+    torchrun --nproc_per_node 4 train.py --data mosi --batch-size 128   # 4 processes (GPUs), 32 each
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import json
+import os
+
+from bridge.cli import RunLock, check_writable, run_cli
+from bridge.config import PRESETS
+from bridge.train_config import SELECT_KEYS, TrainConfig
+
+# Settings a resumed run keeps from its start (recorded in its training state and config.json);
+# --epochs may change (the schedule then spans the new count); the rest (output, cache, workers,
+# device) only say where and how fast to run.
+RESTORED = ("recipe", "data", "data_root", "preset", "modalities", "set", "init_encoder", "mismatch", "select",
+            "batch_size", "lr", "encoder_lr_scale", "weight_decay", "label_smoothing", "modality_dropout",
+            "unimodal_weight", "translation_weight", "cycle_weight", "translation_loss", "dropout_schedule", "fill",
+            "augment", "test_flip", "seed", "deterministic", "limit", "no_face_detection")
+STATE_FILE = "training_state.pt"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = _parser()
+    first, _ = p.parse_known_args(argv)
+    if first.recipe:
+        p.set_defaults(**read_recipe(first.recipe, p))
+    return p.parse_args(argv)
+
+
+def given_flags(argv: list[str] | None) -> set[str]:
+    """The options the command line itself sets (not defaults, not a recipe's values)."""
+    p = _parser()
+    for action in p._actions:
+        action.default = argparse.SUPPRESS
+        action.required = False
+    return set(vars(p.parse_args(argv)))
+
+
+def read_recipe(path: str, parser: argparse.ArgumentParser) -> dict:
+    """A recipe file's options (JSON: train.py's long option names, e.g. ``{"data": "mosi", "set": [...]}``).
+
+    A relative path is looked up in the working directory, then beside train.py (``recipes/``).
+
+    Raises:
+        ValueError: an unreadable file or an option train.py does not have.
+    """
+    import json
+
+    here = Path(__file__).resolve().parents[2]  # the repository, which holds recipes/
+    if not Path(path).is_file() and (here / path).is_file():
+        path = str(here / path)  # recipes/NAME.json from any working directory
+    try:
+        recipe = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"recipe {path} does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"recipe {path} cannot be read: {e}") from None
+    if not isinstance(recipe, dict):
+        raise ValueError(f"recipe {path} must hold a JSON object of train.py options")
+    recipe = {k.replace("-", "_"): v for k, v in recipe.items() if not k.startswith("_")}  # "_note": comments
+    known = {a.dest for a in parser._actions} - {"help", "recipe"}
+    unknown = sorted(set(recipe) - known)
+    if unknown:
+        raise ValueError(f"recipe {path}: train.py has no option {', '.join('--' + k.replace('_', '-') for k in unknown)}")
+    for action in parser._actions:  # defaults skip argparse's checks: a bad value would surface epochs later
+        if action.dest not in recipe:
+            continue
+        value, flag = recipe[action.dest], action.option_strings[-1]
+        repeated = isinstance(action, argparse._AppendAction)
+        if repeated != isinstance(value, list):
+            raise ValueError(f"recipe {path}: {flag} takes {'a list' if repeated else 'one value'}, got {value!r}")
+        bad = [v for v in (value if repeated else [value]) if action.choices is not None and v not in action.choices]
+        if bad:
+            raise ValueError(f"recipe {path}: {flag} {bad[0]!r} is not one of {', '.join(map(str, action.choices))}")
+    return recipe
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="train.py", description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--recipe", default=None, metavar="FILE",
+                   help="JSON file of these options (recipes/*.json); flags on the command line win")
+    p.add_argument("--data", default="synthetic", help="corpus name (synthetic, fer2013, ravdess, ravdess8, meld, goemotions, "
+                                                      "goemotions-original, mosi, paired, manifest:PATH)")
+    p.add_argument("--data-root", default=None, help="data root (default: $BRIDGE_DATA_ROOT or ../shared/data)")
+    p.add_argument("--preset", default="tiny", choices=sorted(PRESETS), help="model size")
+    p.add_argument("--modalities", default=None, help="comma-separated subset of the corpus's modalities")
+    p.add_argument("--output", default=None, help="checkpoint directory (default: checkpoints/DATA-PRESET)")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a model config field, e.g. text.freeze=false, fusion.depth=3 (repeatable)")
+    p.add_argument("--init-encoder", action="append", default=[], metavar="MODALITY=CHECKPOINT",
+                   help="start that modality's encoder (and its latent summariser) from a trained bridge checkpoint, "
+                        "e.g. face=checkpoints/fer2013-small, or from a recipe's run, e.g. face=recipe:recipes/fer2013.json "
+                        "(trained first into checkpoints/recipes/fer2013 unless finished); its encoder config comes "
+                        "along (repeatable)")
+    p.add_argument("--mismatch", action="append", default=[], metavar="MODALITY=RATE",
+                   help="in that share of training samples, take the modality from a sample of another label, so the "
+                        "fusion learns how often an encoder that saw the training items is wrong on new ones "
+                        "(e.g. audio=0.35; repeatable)")
+    p.add_argument("--select", choices=list(SELECT_KEYS), default=TrainConfig.select,
+                   help="keep the epoch with the best validation macro F1 on all modalities, or on the mean over "
+                        "every modality pattern (each subset observed, the rest filled as in training)")
+    p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size,
+                   help="global batch per optimiser step: under torchrun each of N processes takes batch-size/N "
+                        "(which must divide evenly)")
+    p.add_argument("--lr", type=float, default=TrainConfig.lr)
+    p.add_argument("--encoder-lr-scale", type=float, default=TrainConfig.encoder_lr_scale,
+                   help="learning rate of pretrained encoders relative to --lr (fine-tuning)")
+    p.add_argument("--weight-decay", type=float, default=TrainConfig.weight_decay)
+    p.add_argument("--label-smoothing", type=float, default=TrainConfig.label_smoothing)
+    p.add_argument("--modality-dropout", type=float, default=TrainConfig.modality_dropout,
+                   help="chance of hiding each (sample, modality) from the fusion during training")
+    p.add_argument("--unimodal-weight", type=float, default=TrainConfig.unimodal_weight,
+                   help="weight of per-modality classification terms that keep every encoder learning")
+    p.add_argument("--translation-weight", type=float, default=TrainConfig.translation_weight,
+                   help="weight of the translation terms (each translation pulled toward its target latent)")
+    p.add_argument("--cycle-weight", type=float, default=TrainConfig.cycle_weight,
+                   help="weight of source -> target -> source reconstruction terms (0 disables)")
+    p.add_argument("--translation-loss", choices=["mse", "cosine"], default=TrainConfig.translation_loss,
+                   help="distance between a translation and its target latent")
+    p.add_argument("--dropout-schedule", choices=["constant", "linear"], default=TrainConfig.dropout_schedule)
+    p.add_argument("--fill", choices=["reconstruct", "zero"], default=TrainConfig.fill,
+                   help="how missing modalities enter the fusion; 'zero' trains the no-translation baseline")
+    p.add_argument("--test-flip", action="store_true",
+                   help="validate with each face averaged with its mirror image, and have infer.py and evaluate.py "
+                        "do so by default with the checkpoint")
+    p.add_argument("--augment", action="store_true",
+                   help="augment in training: face crops (flips, small rotations/shifts/zooms, random erasing) and "
+                        "audio (level, noise, tempo)")
+    p.add_argument("--seed", type=int, default=TrainConfig.seed)
+    p.add_argument("--deterministic", action="store_true", help="deterministic algorithms only (repeatable runs)")
+    p.add_argument("--limit", type=int, default=None, help="at most this many samples per split (quick runs)")
+    p.add_argument("--cache-dir", default=None,
+                   help="preprocessing cache (default: $BRIDGE_CACHE_DIR or .cache/bridge)")
+    p.add_argument("--no-cache", action="store_true", help="decode and preprocess without the cache")
+    p.add_argument("--workers", type=int, default=TrainConfig.num_workers, help="DataLoader workers")
+    p.add_argument("--memo-mb", type=float, default=TrainConfig.memo_mb,
+                   help="megabytes of frozen encoders' outputs kept for later epochs and validation (0: none)")
+    p.add_argument("--device", default=TrainConfig.device,
+                   help="auto, cpu, cuda, cuda:1, ...; under torchrun auto, cpu or cuda (process i: cuda:LOCAL_RANK)")
+    p.add_argument("--no-face-detection", action="store_true",
+                   help="the data's images and video frames are already face crops (as infer.py "
+                        "--no-face-detection): resize them instead of detecting a face (manifest data)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --output with the settings it was started with (data, model, "
+                        "recipe, seed, schedule); only --epochs may change")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train; under ``torchrun`` (WORLD_SIZE > 1) as one of several DistributedDataParallel processes."""
+    return run_cli("train.py", lambda: _main(argv))
+
+
+def _main(argv: list[str] | None) -> int:
+    args = check_args(parse_args(argv))  # flags are checked before torch is imported
+    output = Path(args.output or f"checkpoints/{args.data.split(':')[0]}-{args.preset}")
+    check_writable(output, "--output")
+    rank0 = int(os.environ.get("RANK", "0")) == 0
+    if args.resume:
+        args, finished = resume_args(args, given_flags(argv), output, say=print if rank0 else lambda *_: None)
+        if finished:
+            return 0
+    elif output.exists() and any(p.name != RunLock.NAME for p in output.iterdir()) \
+            and not (output / "config.json").is_file():
+        raise ValueError(f"--output {output} exists and is not a bridge checkpoint; choose another directory")
+    from bridge.distributed import launched_world
+
+    world = launched_world()
+    if args.batch_size % world.size:
+        raise ValueError(f"--batch-size {args.batch_size} is the global batch and must be divisible by the "
+                         f"{world.size} processes")
+    return _train(args, world, output)
+
+
+def check_args(args: argparse.Namespace) -> argparse.Namespace:
+    """One-line errors for values no run can use, before anything is imported or read."""
+    if args.epochs < 1 or args.batch_size < 1:
+        raise ValueError("--epochs and --batch-size must be at least 1")
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be at least 1 sample per split, got {args.limit}")
+    for flag in ("lr", "weight_decay", "encoder_lr_scale", "label_smoothing", "unimodal_weight"):
+        value = getattr(args, flag)
+        if not value >= 0 or (flag == "lr" and value == 0):
+            bound = "positive" if flag == "lr" else "at least 0"
+            raise ValueError(f"--{flag.replace('_', '-')} must be {bound}, got {value:g}")
+    if not 0 <= args.modality_dropout < 1:
+        raise ValueError(f"--modality-dropout must be in [0, 1), got {args.modality_dropout}")
+    if args.label_smoothing >= 1:
+        raise ValueError(f"--label-smoothing must be below 1, got {args.label_smoothing:g}")
+    if args.workers < 0:
+        raise ValueError(f"--workers must be at least 0, got {args.workers}")
+    if args.memo_mb < 0:
+        raise ValueError(f"--memo-mb must be at least 0, got {args.memo_mb}")
+    return args
+
+
+def _flag(name: str, value) -> str:
+    flag = f"--{name.replace('_', '-')}"
+    if isinstance(value, bool):
+        return flag if value else f"no {flag}"
+    if isinstance(value, (list, tuple)):
+        return " ".join(f"{flag} {v}" for v in value) if value else f"no {flag}"
+    return f"no {flag}" if value is None else f"{flag} {value}"
+
+
+def recorded_run(output: Path) -> tuple[dict, int, dict]:
+    """The settings a run in ``output`` was started with, the epochs it finished, and its config.json.
+
+    Raises:
+        ValueError: no training state to resume, or an unreadable one.
+    """
+    meta: dict = {}
+    if (output / "config.json").is_file():
+        try:
+            meta = json.loads((output / "config.json").read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"cannot resume: {output / 'config.json'} is unreadable ({e})") from None
+    path = output / STATE_FILE
+    if not path.is_file():
+        raise ValueError(f"cannot resume: {output} holds no training state ({STATE_FILE}); "
+                         "train without --resume to start a run there")
+    import pickle
+
+    import torch
+
+    try:  # weights_only: plain tensors and containers only; a pickle that would run code is refused
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        done = int(state["epoch"]) + 1
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"cannot resume from {path}: not a loadable bridge training state "
+                         f"({str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__})") from None
+    if "run" in state:
+        run = json.loads(state["run"])
+    else:  # a state written before runs recorded their settings: what config.json says
+        training, data = meta.get("training", {}), meta.get("data", {})
+        names = {"init_encoders": "init_encoder", "num_workers": None, "device": None}
+        run = {names.get(k, k): list(v) if isinstance(v, (list, tuple)) else v
+               for k, v in training.items() if names.get(k, k) and names.get(k, k) in RESTORED + ("epochs",)}
+        run.update({k: data[k] for k in ("data_root", "limit") if k in data})
+        if "name" in data:
+            run["data"] = data["name"]
+    return run, done, meta
+
+
+def resume_args(args: argparse.Namespace, given: set[str], output: Path, say=print) -> tuple[argparse.Namespace, bool]:
+    """The run's recorded settings, with this command line's --epochs, output and speed flags.
+
+    Returns:
+        the arguments to continue with, and whether the run has already finished (nothing to do).
+
+    Raises:
+        ValueError: a flag that contradicts the recorded run (naming both values), or fewer
+            --epochs than the run has already trained.
+    """
+    run, done, meta = recorded_run(output)
+    for name in RESTORED:
+        if name in given and name in run and _norm(getattr(args, name)) != _norm(run[name]):
+            raise ValueError(f"{_flag(name, getattr(args, name))} contradicts the run in {output}, started with "
+                             f"{_flag(name, run[name])}: --resume continues a run as it was started (drop the flag, "
+                             f"or train into another --output)")
+    restored = {k: v for k, v in run.items() if k in RESTORED and hasattr(args, k)}
+    if "recipe" in given and "recipe" not in run:  # a run from before recipes were recorded
+        restored.pop("recipe", None)
+    recorded_epochs = int(run.get("epochs", args.epochs))
+    epochs = args.epochs if "epochs" in given else recorded_epochs
+    new = argparse.Namespace(**{**vars(args), **restored, "epochs": epochs})
+    new.model_config = meta.get("model")  # the exact model the run built
+    best = meta.get("best", {})
+    best_text = (f" (best epoch {best['epoch']}: val macro-F1 {best['val']['macro_f1']:.3f})"
+                 if "epoch" in best and "macro_f1" in best.get("val", {}) else "")
+    if epochs < done:
+        raise ValueError(f"--epochs {epochs}: the run in {output} has already trained {done} epochs")
+    if epochs == done:
+        say(f"bridge: the run in {output} already finished its {done} epochs{best_text}; nothing to do "
+            f"(pass --epochs N, more than {done}, to train it further)")
+        return new, True
+    if epochs != recorded_epochs:
+        say(f"bridge: resuming with --epochs {epochs} (the run was started with {recorded_epochs}): training goes on "
+            f"to epoch {epochs} and the learning-rate schedule now decays over {epochs} epochs")
+    return new, False
+
+
+def _norm(value):
+    """Recorded values come back from JSON: lists for tuples, and numbers compare as numbers."""
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def _train(args: argparse.Namespace, world, output: Path) -> int:
+    from bridge.distributed import setup, teardown
+
+    device = setup(world, args.device)
+    try:
+        return _run(args, world, device, output)
+    finally:
+        teardown(world)
+
+
+def _run(args: argparse.Namespace, world, device: str, output: Path) -> int:
+    from bridge.config import BridgeConfig, override
+    from bridge.data.corpora import load_splits
+    from bridge.data.corpus import attach_decoder
+    from bridge.media.decoder import MediaDecoder
+    from bridge.recipes import model_config_for
+    from bridge.mismatch import parse_mismatch
+    from bridge.runtime import use_deterministic_algorithms
+    from bridge.training import Trainer
+    from bridge.transfer import adopt_encoder_configs, parse_init_encoders, train_recipe_sources
+
+    say = print if world.is_main else lambda *_: None  # rank 0 speaks for the run
+    init_encoders = train_recipe_sources(args.init_encoder, args.data_root, main)  # recipe:X sources trained first
+    options = {"detect_faces": False} if args.no_face_detection else {}
+    splits = load_splits(args.data, args.data_root, seed=args.seed, limit=args.limit, **options)
+    sources = parse_init_encoders(init_encoders)
+    recorded = getattr(args, "model_config", None)
+    if recorded:  # --resume: the model the run built, whatever the presets have become since
+        model_config = BridgeConfig.from_dict(recorded)
+    else:
+        model_config = override(adopt_encoder_configs(model_config_for(args.preset, splits, args.modalities), sources),
+                                args.set)
+    parse_mismatch(args.mismatch, model_config.modalities)  # a bad spec fails before any model is built
+    attach_decoder(splits, MediaDecoder.from_config(model_config))  # decode media as the predictor will
+    train_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                               encoder_lr_scale=args.encoder_lr_scale,
+                               weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
+                               modality_dropout=args.modality_dropout, dropout_schedule=args.dropout_schedule,
+                               unimodal_weight=args.unimodal_weight, translation_weight=args.translation_weight,
+                               cycle_weight=args.cycle_weight, translation_loss=args.translation_loss,
+                               fill=args.fill, augment=args.augment, init_encoders=tuple(init_encoders),
+                               mismatch=tuple(args.mismatch), select=args.select, test_flip=args.test_flip,
+                               seed=args.seed, deterministic=args.deterministic,
+                               num_workers=args.workers, device=device, memo_mb=args.memo_mb)
+    if train_config.deterministic:
+        use_deterministic_algorithms()  # process-wide: the script's choice, not the trainer's
+    data_info = {**splits.info, "name": args.data, "corpus": splits.name, "data_root": args.data_root,
+                 "limit": args.limit, **({"face_detection": False} if args.no_face_detection else {})}
+    lock = RunLock(output) if world.is_main else None  # one run at a time writes into a run folder
+    try:
+        trainer = Trainer(model_config, train_config, output, data_info, world)
+        trainer.run_settings = {k: getattr(args, k) for k in (*RESTORED, "epochs")}
+        n_params = sum(p.numel() for p in trainer.model.parameters())
+        procs = f" x {world.size} processes ({args.batch_size // world.size} samples each)" if world.distributed else ""
+        say(f"bridge: training {args.preset} ({n_params / 1e6:.2f}M parameters) on {splits.name} "
+            f"[{', '.join(m.value for m in model_config.modalities)}] "
+            f"train {len(splits.train)} / val {len(splits.val)}, {train_config.epochs} epochs on {trainer.device}{procs}")
+        for line in trainer.init_report:
+            say(f"started {line}")
+        from bridge.cache import default_cache_dir
+
+        cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
+        trainer.fit(splits.train, splits.val, resume=args.resume, cache_dir=cache_dir)
+    finally:
+        if lock is not None:
+            lock.release()
+    from bridge.data.corpora import problems_report
+
+    for line in problems_report(splits):
+        say(f"data {line}")
+    key = SELECT_KEYS[args.select]
+    best = max(trainer.history, key=lambda r: r["val"][key])  # the first of equals, as the trainer keeps
+    say(f"best epoch {best['epoch']}: val accuracy {best['val']['accuracy']:.3f}, "
+        f"macro-F1 {best['val']['macro_f1']:.3f}"
+        + (f" (mean over patterns {best['val'][key]:.3f})" if args.select == "patterns" else "")
+        + f"; checkpoint in {output}/ (curves.png, history.json)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
