@@ -96,3 +96,24 @@ def test_meld_and_goemotions_join_split_by_split():
         assert len(joined) == sum(len(p) for p in parts)
         assert joined.label_names == parts[0].label_names == parts[1].label_names
         assert {s.id.split("/")[0] for s in joined.stubs} == {"meld", "goemotions"}
+
+
+def test_the_data_check_says_what_is_missing(tmp_path, capsys):
+    from bridge.data import check
+
+    (tmp_path / "meld").mkdir()  # present but empty: the reader's reason is reported
+    assert check.main(["--data-root", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert out.count("MISSING") == 5 and "0 of 5 corpora usable" in out and "docs/data.md" in out
+    assert "needed for: the shipped model's text" in out  # goemotions
+
+
+def test_the_data_check_counts_the_real_corpora(capsys):
+    from bridge.data import check
+    from bridge.data.paths import data_root
+
+    if not (data_root() / "meld").is_dir():
+        pytest.skip("real data absent")
+    rows = {r["corpus"]: r for r in check.check()}
+    assert rows["meld"]["ok"] and rows["meld"]["counts"]["test"] == 2610
+    assert rows["ravdess"]["ok"] and rows["fer2013"]["counts"]["test"] == 7178
