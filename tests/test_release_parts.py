@@ -65,19 +65,22 @@ def test_audio_augment_gain_shifts_the_log_power_and_keeps_shapes():
 
 
 def test_tuning_top_text_layers_matches_the_full_forward_and_trains_only_them():
+    from bridge.encoders.memo import TokenStateMemo
     from bridge.encoders.text import TextEncoder
-    from bridge.encoders.memo import MEMO
+    from bridge.freeze import freeze_encoder
 
     torch.manual_seed(0)
-    full = TextEncoder(TextConfig(weights="minilm-l6", tokenizer="minilm-l6", freeze=True)).eval()
-    top = TextEncoder(TextConfig(weights="minilm-l6", tokenizer="minilm-l6", freeze=True, tune_layers=2)).eval()
+    full = freeze_encoder(TextEncoder(TextConfig(weights="minilm-l6", tokenizer="minilm-l6", freeze=True)))
+    top = freeze_encoder(TextEncoder(TextConfig(weights="minilm-l6", tokenizer="minilm-l6", freeze=True,
+                                                tune_layers=2))).eval()
+    top.memo = TokenStateMemo(64 * 2**20)
     ids = torch.tensor([[101, 1045, 2572, 2061, 3407, 102], [101, 2023, 2003, 9643, 102, 0]])
     mask = ids != 0
-    MEMO.clear()
     expected, _ = full(ids, mask)
-    for _ in range(2):  # the second pass reads the bottom layers from the memo
+    for _ in range(2):  # the second pass reads the frozen bottom layers from the memo
         got, _ = top(ids, mask)
         assert torch.allclose(got, expected, atol=1e-5)
+    assert len(top.memo) == 2  # one entry per text: the bottom layers' states
     trainable = {n.split(".")[2] for n, p in top.bert.named_parameters() if p.requires_grad}
     assert trainable == {"4", "5"}  # encoder.layer.4 and .5 of six
     with pytest.raises(ValueError, match="tune_layers must be in 1..6"):
