@@ -268,6 +268,10 @@ def resume_args(args: argparse.Namespace, given: set[str], output: Path, say=pri
             --epochs than the run has already trained.
     """
     run, done, meta = recorded_run(output)
+    if "data_root" in given and run.get("data_root") != args.data_root:  # the same corpus, moved: say so
+        say(f"bridge: reading the data from --data-root {args.data_root} (the run was started with "
+            f"{_flag('data_root', run.get('data_root'))})")
+        run = {**run, "data_root": args.data_root}
     for name in RESTORED:
         if name in given and name in run and _norm(getattr(args, name)) != _norm(run[name]):
             raise ValueError(f"{_flag(name, getattr(args, name))} contradicts the run in {output}, started with "
