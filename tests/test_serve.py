@@ -396,3 +396,29 @@ def test_infer_serve_flags(trained_checkpoint, monkeypatch, capsys):
     assert "no shipped model at no/shipped/model: pass --checkpoint DIR" in capsys.readouterr().err
     monkeypatch.setattr(bridge.serve, "default_checkpoint", lambda: trained_checkpoint)
     assert infer.main(["--serve"]) == 0 and len(calls) == 3
+
+
+def test_benchmark_runs_on_loopback(trained_checkpoint, tmp_path, capsys):
+    """benchmarks/serve.py end to end, briefly: a real ``infer.py --serve`` subprocess, every field
+    written, no errors (numbers are printed, not asserted)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("benchmarks_serve", Path(__file__).resolve().parents[1]
+                                                  / "benchmarks" / "serve.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "serve.json"
+    assert bench.main(["--checkpoint", str(trained_checkpoint), "--duration", "1", "--clients", "1", "2",
+                       "--output", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["threads"] == 2 and report["modalities"] == "face + audio + text"
+    live = report["live"]
+    assert live["updates"] >= 1 and live["errors"] == 0 and live["with_face"] > 0
+    assert 0 < live["p50_ms"] <= live["p95_ms"]
+    assert [r["clients"] for r in report["predict"]] == [1, 2]
+    for row in report["predict"]:
+        assert row["requests"] >= 1 and row["errors"] == 0 and 0 < row["p50_ms"] <= row["p95_ms"]
+    assert report["server_peak_memory_mb"] > 0
+    assert "| POST /v1/predict (image), requests | 2 |" in capsys.readouterr().out
+    assert bench.main(["--preset", "tiny", "--checkpoint", str(trained_checkpoint)]) == 2
+    assert bench.main(["--checkpoint", str(tmp_path / "none"), "--duration", "1"]) == 2

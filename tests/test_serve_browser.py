@@ -69,7 +69,7 @@ def clip(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def server(trained_checkpoint):
+def server(request):
     """The app on a free loopback port, served by uvicorn in a thread."""
     import uvicorn
 
@@ -79,7 +79,7 @@ def server(trained_checkpoint):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    checkpoint = os.environ.get("BRIDGE_SCREENSHOT_CHECKPOINT") or trained_checkpoint
+    checkpoint = os.environ.get("BRIDGE_SCREENSHOT_CHECKPOINT") or request.getfixturevalue("trained_checkpoint")
     config = uvicorn.Config(create_app(Predictor.from_pretrained(checkpoint)), host="127.0.0.1", port=port,
                             log_level="warning")
     srv = uvicorn.Server(config)
