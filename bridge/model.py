@@ -25,6 +25,7 @@ from bridge.encoders import build_encoder
 from bridge.freeze import freeze_encoder, frozen_encoders
 from bridge.fusion import OBSERVED, RECONSTRUCTED, ZERO_FILLED, Fusion
 from bridge.layers import LatentSummariser
+from bridge.manifest import ReleaseError, inherited_prefixes, is_release, verify
 from bridge.modality import Modality
 from bridge.presence import complete_presence
 from bridge.translator import Translator
@@ -270,16 +271,42 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
     Raises:
         CheckpointError: on a missing, truncated or mismatching checkpoint.
     """
-    from bridge.release import is_release, load_release
-
     directory = Path(directory)
     if is_release(directory):  # a shipped model: hash-checked, pretrained parts from their packages
-        return load_release(directory, device)
+        return _load_release(directory, device)
     meta = read_meta(directory)
     config = model_config(directory, meta)
     weights_file(directory)  # a missing file fails before the model is built
     model = BridgeModel(config, load_weights=False, hf_config_dirs=encoder_config_dirs(directory))
     load_checkpoint_weights(model, directory, device)
+    return model.to(device).eval(), meta
+
+
+def _load_release(folder: Path, device: str | torch.device = "cpu") -> tuple[BridgeModel, dict]:
+    """A release folder (:mod:`bridge.release`), verified first: the encoders whose frozen weights ship
+    in a pip package are built from it, and every stored tensor is laid over the model.
+
+    Raises:
+        ReleaseError: a missing, altered or unlisted file, a missing package, or weights that do not fit.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    meta = verify(folder)
+    config = model_config(folder, meta)
+    prefixes = inherited_prefixes(config)
+    saved = {m: d for m, d in encoder_config_dirs(folder).items() if f"encoders.{m.value}." not in prefixes}
+    model = BridgeModel(config, load_weights=bool(prefixes), hf_config_dirs=saved)
+    weights = weights_file(folder)
+    try:
+        stored = load_file(str(weights))
+    except (SafetensorError, OSError) as e:
+        raise ReleaseError(f"{weights} cannot be read: {str(e).splitlines()[0]}") from None
+    missing, unexpected = model.load_state_dict(stored, strict=False)  # float16 copied into float32
+    missing = [k for k in missing if not any(k.startswith(p) for p in prefixes)]
+    if missing or unexpected:
+        raise ReleaseError(f"{weights} does not match its config: "
+                           f"{len(missing)} missing and {len(unexpected)} unexpected tensors")
     return model.to(device).eval(), meta
 
 

