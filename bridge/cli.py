@@ -109,6 +109,7 @@ class RunLock:
     def __init__(self, folder: str | os.PathLike, what: str = "--output"):
         self.path = Path(folder) / self.NAME
         self._file = None
+        self._created = not Path(folder).exists()  # a run that fails before writing leaves no folder behind
         try:
             Path(folder).mkdir(parents=True, exist_ok=True)
             f = open(self.path, "a+", encoding="utf-8")
@@ -137,6 +138,10 @@ class RunLock:
         if self._file is not None:
             self._file.close()  # closing releases the flock
             self._file = None
+            folder = self.path.parent
+            if self._created and [p.name for p in folder.iterdir()] == [self.NAME]:  # nothing was written
+                self.path.unlink(missing_ok=True)
+                folder.rmdir()
 
     def __enter__(self) -> RunLock:
         return self

@@ -4,6 +4,7 @@ console entry points run from any directory."""
 from __future__ import annotations
 
 import configparser
+import json
 import os
 import subprocess
 import sys
@@ -43,13 +44,13 @@ def test_the_installed_wheel_imports_and_runs_from_another_directory(wheel, tmp_
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {**os.environ, "PYTHONPATH": str(site)}
-    probe = ("import bridge, bridge.release as r; print(bridge.__file__); print(','.join(r.release_names()))")
+    probe = "import json, bridge, bridge.release as r; print(json.dumps([bridge.__file__, r.release_names()]))"
     done = subprocess.run([sys.executable, "-c", probe], cwd=elsewhere, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
-    location, releases = done.stdout.strip().splitlines()[-2:]
+    location, releases = json.loads(done.stdout.strip().splitlines()[-1])
     assert Path(location).is_relative_to(site)
     shipped = ROOT / "bridge" / "pretrained"
-    assert releases == ",".join(sorted(p.name for p in shipped.iterdir() if p.is_dir()) if shipped.is_dir() else [])
+    assert releases == (sorted(p.name for p in shipped.iterdir() if p.is_dir()) if shipped.is_dir() else [])
 
     entry_points = configparser.ConfigParser()
     (info,) = site.glob("bridge-*.dist-info")

@@ -12,20 +12,27 @@ import os
 from collections import Counter
 
 from bridge.data.corpus import Corpus
+from bridge.data.goemotions import read_goemotions
+from bridge.data.meld import read_meld
+from bridge.data.paths import require_corpus
 
-PARTS = ("meld", "goemotions")
+READERS = {"meld": (read_meld, {}), "goemotions": (read_goemotions, {"variant": "ekman"})}
+PARTS = tuple(READERS)
 
 
-def read_mixed(root: str | os.PathLike, split: str = "train", *, parts: tuple[str, ...] = PARTS) -> Corpus:
-    """Read one split of each corpus in ``parts`` (registry names) and concatenate them.
+def read_mixed(root: str | os.PathLike | None, split: str = "train", *, parts: tuple[str, ...] = PARTS) -> Corpus:
+    """Read one split of each corpus in ``parts`` (names of :data:`READERS`) under the data root
+    ``root`` and concatenate them.
 
     Raises:
-        ValueError: corpora whose label names differ, or a corpus that needs its media decoded
-            (only listed corpora, such as text corpora, can be joined).
+        ValueError: an unknown part, corpora whose label names differ, or a corpus that needs its
+            media decoded (only listed corpora, such as text corpora, can be joined).
+        FileNotFoundError: a part's folder is missing under the data root.
     """
-    from bridge.data.registry import load_corpus
-
-    corpora = [load_corpus(name, root, split) for name in parts]
+    unknown = [p for p in parts if p not in READERS]
+    if unknown:
+        raise ValueError(f"cannot join {', '.join(unknown)}: joinable corpora are {', '.join(READERS)}")
+    corpora = [READERS[name][0](require_corpus(name, root), split, **READERS[name][1]) for name in parts]
     first = corpora[0]
     stubs, meta, skipped, missing = [], [], Counter(), Counter()
     for name, corpus in zip(parts, corpora):
