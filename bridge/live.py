@@ -18,7 +18,7 @@ import numpy as np
 
 from bridge.config import AudioConfig, FaceConfig
 from bridge.data.sample import Sample
-from bridge.media.audio import DEFAULT_MAX_SECONDS
+from bridge.media.audio import DEFAULT_MAX_SECONDS, MIN_SECONDS
 from bridge.predictor import InputError, Prediction, Predictor
 from bridge.timeline import Smoother, Smoothing
 
@@ -137,9 +137,12 @@ class TrackAudio:
         self.fps, self.seconds, self.sample_rate = fps, seconds, sample_rate
 
     def window(self, frame_index: int) -> np.ndarray | None:
-        """The ``seconds`` of sound up to the end of frame ``frame_index`` (shorter at the start), or
-        None when there is none (after the sound track ended)."""
+        """The ``seconds`` of sound up to the end of frame ``frame_index`` (shorter at the start, but
+        never under :data:`~bridge.media.audio.MIN_SECONDS`), or None when there is none (after the
+        sound track ended)."""
         end = round((frame_index + 1) / self.fps * self.sample_rate)
+        # A file is there whole: its first frames hear its first MIN_SECONDS, the least that counts as sound.
+        end = max(end, round(MIN_SECONDS * self.sample_rate))
         start = max(end - round(self.seconds * self.sample_rate), 0)
         chunk = self.wave[start:end]
         return chunk if len(chunk) else None

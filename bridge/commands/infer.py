@@ -251,9 +251,13 @@ def _timeline(args: argparse.Namespace, text: str | None) -> int:
     from bridge.predictor import TimelineInterrupted
 
     hop = args.window / 2 if args.hop is None else args.hop
+    from bridge.predictor import _video_duration
+    from bridge.timeline import window_starts
+
+    windows = len(window_starts(_video_duration(args.video), args.window, hop))  # bad input fails before the notice
     predictor = load_predictor(args)
-    print(f"infer.py: timeline of {args.video} (Ctrl-C stops it and writes the windows finished)", file=sys.stderr,
-          flush=True)
+    print(f"infer.py: timeline of {args.video}, {windows} windows (Ctrl-C stops it and writes the windows finished)",
+          file=sys.stderr, flush=True)
     interrupted = None
     try:
         rows = predictor.timeline(args.video, args.window, hop, text=text)
