@@ -39,7 +39,7 @@ class CropGeometry:
 FER_GEOMETRY: dict[str, CropGeometry] = {
     "blazeface": CropGeometry(side=2.732, eye_x=0.491, eye_y=0.413),
     "blazeface-short": CropGeometry(side=3.004, eye_x=0.489, eye_y=0.398),
-    "mtcnn": CropGeometry(side=2.5, eye_x=0.5, eye_y=0.4),
+    "mtcnn": CropGeometry(side=2.676, eye_x=0.512, eye_y=0.398),
 }
 
 
