@@ -321,7 +321,8 @@ def _given(upload: UploadFile | None) -> bool:
 
 
 async def _check_form(request: Request, limits: ServeLimits, allowed: tuple[str, ...] = UPLOAD_FIELDS) -> None:
-    """Refuse unknown or repeated fields, a file where text belongs, and an over-long text."""
+    """Refuse unknown or repeated fields and an over-long text (FastAPI has already refused a file
+    sent as ``text``, with 422)."""
     form = await request.form()
     for key in form.keys():
         if key not in allowed:
@@ -329,8 +330,6 @@ async def _check_form(request: Request, limits: ServeLimits, allowed: tuple[str,
         if len(form.getlist(key)) > 1:
             raise ApiError(400, f"field {key!r} given more than once")
     text = form.get("text")
-    if text is not None and not isinstance(text, str):
-        raise ApiError(400, "text must be a plain form field, not a file (curl: -F 'text=<file.txt')")
     if isinstance(text, str) and len(text) > limits.max_text_chars:
         raise ApiError(413, f"text too long: {len(text)} characters > {limits.max_text_chars}")
 

@@ -137,7 +137,9 @@ async function startLive() {
     status("Live: predicting on this server.");
     live.started = performance.now();
     sendText();
-    if (live.stream.getAudioTracks().length) await startAudio();
+    if (live.stream.getAudioTracks().length) {
+      try { await startAudio(); } catch (e) { status(`Live without the microphone: ${e.message}`); }
+    }
     $("live-stop").disabled = false;
     sendFrame();
   };
@@ -202,7 +204,12 @@ async function sendFrame() {
 }
 
 function onUpdate(u) {
-  if (u.error) { status(`Server: ${u.error}`); live.inFlight = false; return; }
+  if (u.error) { // the stream goes on: try the next frame a little later
+    status(`Server: ${u.error}`);
+    live.inFlight = false;
+    live.timer = setTimeout(sendFrame, 1000);
+    return;
+  }
   const now = performance.now();
   const sent = live.sentAt.get(u.seq);
   live.sentAt.delete(u.seq);
