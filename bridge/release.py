@@ -89,6 +89,8 @@ def pack(checkpoint: Path, output: Path, name: str, card: str | None = None) -> 
         tensor = tensor.detach().cpu().contiguous()
         stored[key] = tensor.half() if tensor.is_floating_point() else tensor
     if output.exists():
+        if not (is_release(output) or not any(output.iterdir())):
+            raise ValueError(f"{output} exists and is not a release folder; choose another --output")
         shutil.rmtree(output)
     output.mkdir(parents=True)
     save_file(stored, str(output / WEIGHTS_FILE))
@@ -101,8 +103,9 @@ def pack(checkpoint: Path, output: Path, name: str, card: str | None = None) -> 
                "pretrained": {m: {k: v for k, v in s.items() if k != "path"} | {"sha256": sha256(Path(s["path"]))}
                               for m, s in sources.items()}}
     keep = dict(meta)
-    if isinstance(keep.get("data"), dict):
-        keep["data"] = {**keep["data"], "data_root": None}  # where the corpora were on the training machine
+    for section in ("data", "run"):  # where the corpora were on the training machine
+        if isinstance(keep.get(section), dict):
+            keep[section] = {**keep[section], "data_root": None}
     atomic_write_text(output / CONFIG_FILE, json.dumps({**keep, "release": release}, indent=2))
     if card is not None:
         atomic_write_text(output / CARD, card)
@@ -150,7 +153,6 @@ def build(recipe_path: Path, checkpoints: Path, data_root: str | None = None, pa
 
     recipe = read_release_recipe(recipe_path)
     root = Path(__file__).resolve().parents[1]
-    train = root / "train.py"
     last = None
     for stage in recipe["stages"]:
         output = checkpoints / stage["name"]
@@ -160,12 +162,12 @@ def build(recipe_path: Path, checkpoints: Path, data_root: str | None = None, pa
         if state == "finished":
             print(f"release stage {stage['name']}: finished, in {output}")
             continue
-        argv = [sys.executable, str(train), "--recipe", str(stage_recipe), "--output", str(output)]
+        argv = [sys.executable, "-m", "bridge.commands.train", "--recipe", str(stage_recipe), "--output", str(output)]
         argv += [a for m, src in stage.get("init", {}).items() for a in ("--init-encoder", f"{m}={checkpoints / src}")]
         argv += ["--data-root", data_root] if data_root else []
         argv += ["--resume"] if state == "interrupted" else []
         print(f"release stage {stage['name']}: {'resuming' if state == 'interrupted' else 'training'} "
-              f"({' '.join(argv[1:])})", flush=True)
+              f"(train.py {' '.join(argv[3:])})", flush=True)
         done = subprocess.run(argv)
         if done.returncode:
             raise ValueError(f"release stage {stage['name']} failed (train.py exit {done.returncode}); "

@@ -150,3 +150,34 @@ def test_the_model_card_figures_reproduce_on_real_subsets(row, tmp_path):
     assert report["n"] == expected["n"]
     for metric in ("accuracy", "macro_f1", "weighted_f1", "uar"):
         assert abs(100 * got[metric] - expected[metric]) <= TOLERANCE, (metric, 100 * got[metric], expected[metric])
+
+
+def test_build_trains_each_stage_resumably_then_packs(tmp_path, monkeypatch, capsys):
+    import bridge.release
+    from bridge.release import build
+
+    monkeypatch.setattr(bridge.release, "RELEASES", tmp_path / "releases")
+    stage = tmp_path / "stage.json"
+    stage.write_text(json.dumps({"limit": 40, "epochs": 1, "batch_size": 16, "no_cache": True}))
+    card = tmp_path / "card.md"
+    card.write_text("# card\n")
+    recipe = tmp_path / "release.json"
+    recipe.write_text(json.dumps({"name": "tiny", "card": str(card),
+                                  "stages": [{"name": "one", "recipe": str(stage)}]}))
+    build(recipe, tmp_path / "runs")
+    assert "release stage one: training" in capsys.readouterr().out
+    verify(tmp_path / "releases" / "tiny")
+    assert (tmp_path / "releases" / "tiny" / "MODEL_CARD.md").read_text() == "# card\n"
+    build(recipe, tmp_path / "runs")  # finished stages are not trained again
+    assert "release stage one: finished" in capsys.readouterr().out
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"stages": [{"name": "b", "recipe": str(stage), "init": {"face": "later"}}]}))
+    with pytest.raises(ValueError, match="'later', which is not an earlier stage"):
+        build(bad, tmp_path / "runs")
+
+
+def test_pack_refuses_to_overwrite_a_folder_that_is_not_a_release(trained_checkpoint, tmp_path):
+    (tmp_path / "keep.txt").write_text("mine")
+    with pytest.raises(ValueError, match="is not a release folder"):
+        pack(trained_checkpoint, tmp_path, "x")
+    assert (tmp_path / "keep.txt").read_text() == "mine"
