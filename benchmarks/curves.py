@@ -1,7 +1,6 @@
 """Validation curves of finished or running training runs, side by side or one after another.
 
-    python benchmarks/curves.py checkpoints/accuracy/fer2013-40-2c31d6cb/seed0 \\
-        checkpoints/accuracy/fer2013-restart-f380f247/seed0 --chain \\
+    python benchmarks/curves.py checkpoints/release/face checkpoints/release/face-restart1 --chain \\
         --labels "40 epochs,restart" --plot docs/results/fer2013/validation.png
 
 Reads each run's ``history.json`` (train.py writes it after every epoch, so a run still
