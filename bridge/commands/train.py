@@ -341,7 +341,8 @@ def _run(args: argparse.Namespace, world, device: str, output: Path) -> int:
         model_config = override(adopt_encoder_configs(model_config_for(args.preset, splits, args.modalities), sources),
                                 args.set)
     parse_mismatch(args.mismatch, model_config.modalities)  # a bad spec fails before any model is built
-    attach_decoder(splits, MediaDecoder.from_config(model_config))  # decode media as the predictor will
+    # decode media as the predictor will (pre-cropped faces: as infer.py --no-face-detection does)
+    attach_decoder(splits, MediaDecoder.from_config(model_config, detect_faces=not args.no_face_detection))
     train_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                encoder_lr_scale=args.encoder_lr_scale,
                                weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
