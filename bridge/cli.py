@@ -69,14 +69,14 @@ def check_writable(path: str | os.PathLike, what: str, directory: bool = True) -
         what: how the user named it, e.g. ``"--output"``.
 
     Raises:
-        OSError: ``"cannot write WHAT PATH (why)"``.
+        OSError: ``"cannot write PATH (why)"``, as a failed write would say, but before any work.
     """
     path = Path(path)
     if path.exists():
         if directory and not path.is_dir():
-            raise OSError(f"cannot write {what} {path} (it is a file, not a folder)")
+            raise OSError(f"cannot write {path} (Not a directory: {what} names a file)")
         if not directory and path.is_dir():
-            raise OSError(f"cannot write {what} {path} (it is a folder)")
+            raise OSError(f"cannot write {path} (Is a directory)")
     folder = path if directory else path.parent
     probe = folder if folder != Path("") else Path(".")
     while not probe.exists():
@@ -84,9 +84,9 @@ def check_writable(path: str | os.PathLike, what: str, directory: bool = True) -
             break
         probe = probe.parent
     if probe.exists() and not probe.is_dir():
-        raise OSError(f"cannot write {what} {path} ({probe} is a file, not a folder)")
+        raise OSError(f"cannot write {path} ({probe}: Not a directory)")
     if not os.access(probe, os.W_OK | os.X_OK):
-        raise OSError(f"cannot write {what} {path} ({probe}: permission denied)")
+        raise OSError(f"cannot write {path} ({probe}: Permission denied)")
 
 
 class RunLock:

@@ -95,17 +95,16 @@ def _read_text(value: str | None, file: str | None = None) -> str | None:
         return value
     if value.startswith("@@"):
         return value[1:]
-    return read_text_file(value[1:], "--text @FILE")
+    return read_text_file(value[1:], "text file")
 
 
 def read_text_file(name: str, flag: str) -> str:
     """A UTF-8 text file (a byte-order mark is dropped), with one-line errors naming it."""
     path = Path(name)
     if path.is_dir():
-        raise IsADirectoryError(f"{flag} {path} is a folder, not a text file")
+        raise IsADirectoryError(f"{flag} {path} is a folder, not a file")
     if not path.is_file():
-        raise FileNotFoundError(f"{flag} {path} does not exist (to pass text starting with '@', write '@@')"
-                                if flag.startswith("--text @") else f"{flag} {path} does not exist")
+        raise FileNotFoundError(f"{flag} {path} does not exist")
     try:
         return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
