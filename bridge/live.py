@@ -266,6 +266,7 @@ def run_live(predictor: Predictor, source: str, every: int = 10, save_video: Pat
             audio = stack.enter_context(TrackAudio(source, fps, seconds, rate, predictor.max_seconds))
         writer, tmp = None, None
         prediction, box, count, stale = None, None, 0, False
+        cfg = predictor.config.face
         tracker = predictor.decoder.tracker(every=detect_every)
         smoother = Smoother(smoothing or Smoothing())
         try:
@@ -278,8 +279,9 @@ def run_live(predictor: Predictor, source: str, every: int = 10, save_video: Pat
                 box = face.box if face is not None else None
                 if count % every == 0:
                     wave = audio.window(count) if audio is not None else None
-                    prediction, observed = _predict(predictor, rgb, face, text, prediction, wave,
-                                                    audio.sample_rate if audio is not None else 16_000, smoother)
+                    _, prediction, observed = _update(predictor, frame, cfg, text, prediction, wave,
+                                                      audio.sample_rate if audio is not None else 16_000,
+                                                      face=face, rgb=rgb, smoother=smoother)
                     stale = prediction is not None and not observed  # nothing new to predict from: the last one kept
                     seen = ", ".join(["face found" if box is not None else "no face"]
                                      + [m for m in observed if m != "face"])
@@ -319,17 +321,26 @@ def run_live(predictor: Predictor, source: str, every: int = 10, save_video: Pat
     return count
 
 
+_DETECT = object()  # _update's default: find the face in this frame alone
+
+
 def _update(predictor: Predictor, frame_bgr: np.ndarray, cfg, text: str | None, last: Prediction | None,
-            audio: np.ndarray | None = None, sample_rate: int = 16_000):
-    """The face box (detected in this frame alone), a new prediction (the last one kept when there
-    is nothing to predict from) and the modalities it observed (none when the last one was kept)."""
+            audio: np.ndarray | None = None, sample_rate: int = 16_000, face=_DETECT, rgb: np.ndarray | None = None,
+            smoother: Smoother | None = None):
+    """The face box, a new prediction (the last one kept when there is nothing to predict from) and
+    the modalities it observed (none when the last one was kept).
+
+    ``face``: the tracked :class:`~bridge.media.detectors.Face` (or None); by default the face is
+    detected in this frame alone. ``rgb``: the frame already in RGB. ``smoother``: smooths over time.
+    """
     from bridge.media.detectors import detect_faces
 
-    rgb = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
-    faces = detect_faces(predictor.detector, rgb)
-    index = predictor.decoder.faces.face_index
-    face = faces[index] if len(faces) > index else None
-    prediction, observed = _predict(predictor, rgb, face, text, last, audio, sample_rate)
+    rgb = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB) if rgb is None else rgb
+    if face is _DETECT:
+        faces = detect_faces(predictor.detector, rgb)
+        index = predictor.decoder.faces.face_index
+        face = faces[index] if len(faces) > index else None
+    prediction, observed = _predict(predictor, rgb, face, text, last, audio, sample_rate, smoother)
     return (face.box if face is not None else None), prediction, observed
 
 
