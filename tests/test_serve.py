@@ -259,6 +259,23 @@ def test_checkpoint_without_a_modality_is_422(media, temp_dir):
     assert c.post("/v1/predict", files=_files(media, image="face.png")).json()["reconstructed"] == ["text"]
 
 
+def test_a_server_bug_is_a_500_with_one_line_of_json(media, temp_dir):
+    from bridge.config import create_config
+    from bridge.model import BridgeModel
+    from bridge.preprocess import Preprocessor
+
+    class Broken(Predictor):
+        def predict(self, *args, **kwargs):
+            raise RuntimeError("boom")
+
+    config = create_config("tiny")
+    c = TestClient(create_app(Broken(BridgeModel(config), Preprocessor(config)), temp_dir=temp_dir),
+                   raise_server_exceptions=False)
+    assert _error(c.post("/v1/predict", files=_files(media, image="face.png")), 500) == \
+        "internal error (RuntimeError); see the server's log"
+    assert list(temp_dir.iterdir()) == []
+
+
 class _Watching(Predictor):
     """A predictor that records the request's temporary files while it predicts."""
 
