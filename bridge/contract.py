@@ -16,6 +16,7 @@ from typing import Literal, Protocol, TypeVar, runtime_checkable
 from torch import Tensor
 
 from bridge.batch import Batch
+from bridge.config import BridgeConfig
 from bridge.modality import Modality
 
 Fill = Literal["reconstruct", "zero"]  # how a missing modality enters the fusion: its reconstruction, or zeros
@@ -43,7 +44,7 @@ class Classifier(Protocol):
             configs describe what the classifier takes (preprocessing follows them).
     """
 
-    config: object
+    config: BridgeConfig
 
     @property
     def modalities(self) -> tuple[Modality, ...]:

@@ -196,11 +196,12 @@ def test_audio_noise_keeps_whisper_scale():
 
 @needs_tiny_en
 def test_pretrained_whisper_audio_encoder_and_saved_architecture(tmp_path):
-    from bridge.config import AudioConfig
+    from bridge.config import AudioConfig, create_config
     from bridge.encoders import WhisperAudioEncoder, build_encoder
+    from bridge.model import BridgeModel
 
     cfg = AudioConfig(arch="whisper", weights="whisper-tiny.en", num_mel_bins=80, max_frames=300, freeze=True)
-    encoder = build_encoder(cfg)
+    encoder = BridgeModel(create_config("tiny", face=None, text=None, audio=cfg)).encoders["audio"]  # frozen by the model
     assert isinstance(encoder, WhisperAudioEncoder) and encoder.out_dim == 384
     assert not any(p.requires_grad for p in encoder.parameters())
     fbank = whisper_log_mel(speech_like(3.0)).T[None]  # (1, 300, 80)

@@ -94,7 +94,7 @@ class LateFusion(nn.Module):
             member = self.members[m.value]
             if m not in encoded.latents:
                 probs.append(self.prior.expand(b, -1))
-                counted.append(torch.zeros(b, dtype=torch.bool, device=self.prior.device))
+                counted.append(torch.zeros_like(present[m]))  # not encoded: it does not count
                 continue
             z = encoded.latents[m]
             alone = {m: torch.ones(len(z), dtype=torch.bool, device=z.device)}
