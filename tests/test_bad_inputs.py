@@ -169,7 +169,7 @@ def files(tmp_path_factory) -> Path:
 
 def _fails(capfd, main, argv: list[str], output: Path | None = None, last_line: bool = False) -> str:
     """Run a script that must refuse its input: exit 2, one line on stderr, no output left. Returns the message."""
-    prog = main.__module__ + ".py"
+    prog = main.__module__.rsplit(".", 1)[-1] + ".py"  # bridge.commands.infer -> infer.py
     rc = main(argv)
     err = capfd.readouterr().err.strip()
     assert rc == 2, err
