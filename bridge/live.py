@@ -6,6 +6,7 @@ microphone beside a camera, or a video file's own sound track played in step wit
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 import threading
@@ -137,12 +138,9 @@ class TrackAudio:
         self.fps, self.seconds, self.sample_rate = fps, seconds, sample_rate
 
     def window(self, frame_index: int) -> np.ndarray | None:
-        """The ``seconds`` of sound up to the end of frame ``frame_index`` (shorter at the start, but
-        never under :data:`~bridge.media.audio.MIN_SECONDS`), or None when there is none (after the
-        sound track ended)."""
+        """The ``seconds`` of sound up to the end of frame ``frame_index`` (shorter at the start), or
+        None when there is none (after the sound track ended)."""
         end = round((frame_index + 1) / self.fps * self.sample_rate)
-        # A file is there whole: its first frames hear its first MIN_SECONDS, the least that counts as sound.
-        end = max(end, round(MIN_SECONDS * self.sample_rate))
         start = max(end - round(self.seconds * self.sample_rate), 0)
         chunk = self.wave[start:end]
         return chunk if len(chunk) else None
@@ -278,7 +276,9 @@ def run_live(predictor: Predictor, source: str, every: int = 10, save_video: Pat
                 face = tracker.update(rgb)
                 box = face.box if face is not None else None
                 if count % every == 0:
-                    wave = audio.window(count) if audio is not None else None
+                    # A file's first frames hear its first MIN_SECONDS, the least that counts as sound
+                    # (a microphone's window ignores the frame index).
+                    wave = audio.window(max(count, math.ceil(MIN_SECONDS * fps) - 1)) if audio is not None else None
                     _, prediction, observed = _update(predictor, frame, cfg, text, prediction, wave,
                                                       audio.sample_rate if audio is not None else 16_000,
                                                       face=face, rgb=rgb, smoother=smoother)

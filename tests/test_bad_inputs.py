@@ -234,6 +234,7 @@ def test_silence_counts_as_missing_audio(trained_checkpoint, files, capfd):
     """Issue 27: silence has no voice to hear; alone it is an error, beside text it is reconstructed."""
     err = _fails(capfd, infer.main, ["--checkpoint", str(trained_checkpoint), "--audio", str(files / "silence.wav")])
     assert "no voice activity" in err
+    capfd.readouterr()  # _fails prints the message
     result = _infer_json(capfd, ["--checkpoint", str(trained_checkpoint), "--audio", str(files / "silence.wav"),
                                  "--text", "hello"])
     assert result["observed"] == ["text"] and "audio" in result["reconstructed"]
