@@ -136,11 +136,11 @@ class RunLock:
 
     def release(self) -> None:
         if self._file is not None:
+            self.path.unlink(missing_ok=True)  # while still held: no lock file is left in a finished run's folder
             self._file.close()  # closing releases the flock
             self._file = None
             folder = self.path.parent
-            if self._created and [p.name for p in folder.iterdir()] == [self.NAME]:  # nothing was written
-                self.path.unlink(missing_ok=True)
+            if self._created and not any(folder.iterdir()):  # nothing was written: no folder either
                 folder.rmdir()
 
     def __enter__(self) -> RunLock:

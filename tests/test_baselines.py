@@ -120,8 +120,8 @@ def test_a_resumed_run_counts_the_epochs_before_the_interruption(tmp_path, monke
     """ensure_trained resumes an interrupted run and reports its epochs before and after."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import robustness as bench
-    import train
     from bridge.checkpoint import STATE_FILE
+    from bridge.commands import train  # what bridge.runs.ensure_trained calls
 
     run = tmp_path / "seed0"
     run.mkdir()

@@ -128,7 +128,8 @@ def test_data_root_precedence(monkeypatch, tmp_path):
 
 
 def test_registry_names():
-    names = {"fer2013", "ravdess", "ravdess8", "meld", "goemotions", "goemotions-original", "mosi", "paired",
+    names = {"fer2013", "ravdess", "ravdess8", "meld", "goemotions", "goemotions-original", "meld+goemotions", "mosi",
+             "paired",
              "manifest"}
     assert set(CORPORA) == names
     with pytest.raises(KeyError, match="unknown corpus"):

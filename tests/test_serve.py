@@ -29,7 +29,7 @@ PREDICTION_FIELDS = {"label": str, "probabilities": dict, "observed": list, "rec
                      "face_frames": (dict, type(None)), "explanation": dict}
 EXPLANATION_FIELDS = {"alone_label": str, "alone_probabilities": dict, "top_change_without": (float, type(None))}
 ROW_FIELDS = {"start": float, "end": float, "label": (str, type(None)), "probabilities": dict, "observed": list,
-              "reconstructed": list, "face_frames": (dict, type(None))}
+              "reconstructed": list, "face_frames": (dict, type(None)), "notes": list}
 
 
 @pytest.fixture(scope="module")
@@ -402,7 +402,10 @@ def test_infer_serve_flags(trained_checkpoint, monkeypatch, capsys):
            (["--serve", "--checkpoint", str(trained_checkpoint), "--port", "70000"], "--port must be 0-65535"),
            (["--serve", "--checkpoint", str(trained_checkpoint), "--max-upload-mb", "0"], "--max-upload-mb must be"),
            (["--serve", "--checkpoint", "no/such/dir"], "--checkpoint no/such/dir does not exist"),
-           (["--text", "hi"], "--checkpoint is required")]
+           (["--text", "hi"], "build it with `python -m bridge.release build`, or pass --checkpoint DIR")]
+    import bridge.release
+
+    monkeypatch.setattr(bridge.release, "RELEASES", Path("no/releases"))  # as if no model were shipped
     for argv, message in bad:
         capsys.readouterr()
         assert infer.main(argv) == 2, argv

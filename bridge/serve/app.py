@@ -452,15 +452,11 @@ def serve(predictor: Predictor, host: str = "127.0.0.1", port: int = 8000, limit
           log_level: str = "info") -> None:
     """Run the app with uvicorn until interrupted.
 
-    Live frames and uploads rarely repeat, so the frozen-encoder memo is turned off here (it
-    would only hold memory, and a benchmark repeating one file would time the memo).
+    Frozen encoders memoise only in training (:mod:`bridge.freeze`): outside it nothing holds
+    memory for inputs that rarely repeat, and a benchmark repeating one file times the model.
     """
     import uvicorn
 
-    from bridge.encoders.memo import MEMO
-
-    MEMO.max_bytes = 0
-    MEMO.clear()
     app = create_app(predictor, limits)
     uvicorn.run(app, host=host, port=port, log_level=log_level, ws_max_size=limits.max_frame_bytes + 64)
 
