@@ -43,13 +43,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def given_flags(argv: list[str] | None) -> set[str]:
     """The options the command line itself sets (not defaults, not a recipe's values)."""
     p = _parser()
-    for action in p._actions:
+    for action in p.options:
         action.default = argparse.SUPPRESS
         action.required = False
     return set(vars(p.parse_args(argv)))
 
 
-def read_recipe(path: str, parser: argparse.ArgumentParser) -> dict:
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, keeping the options it was given in ``options`` (argparse keeps them only
+    privately), so a recipe's values can be checked against them."""
+
+    def __init__(self, *args, **kwargs):
+        self.options: list[argparse.Action] = []
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args, **kwargs) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        self.options.append(action)
+        return action
+
+
+def read_recipe(path: str, parser: _Parser) -> dict:
     """A recipe file's options (JSON: train.py's long option names, e.g. ``{"data": "mosi", "set": [...]}``).
 
     A relative path is looked up in the working directory, then beside train.py (``recipes/``).
@@ -71,15 +85,15 @@ def read_recipe(path: str, parser: argparse.ArgumentParser) -> dict:
     if not isinstance(recipe, dict):
         raise ValueError(f"recipe {path} must hold a JSON object of train.py options")
     recipe = {k.replace("-", "_"): v for k, v in recipe.items() if not k.startswith("_")}  # "_note": comments
-    known = {a.dest for a in parser._actions} - {"help", "recipe"}
+    known = {a.dest for a in parser.options} - {"help", "recipe"}
     unknown = sorted(set(recipe) - known)
     if unknown:
         raise ValueError(f"recipe {path}: train.py has no option {', '.join('--' + k.replace('_', '-') for k in unknown)}")
-    for action in parser._actions:  # defaults skip argparse's checks: a bad value would surface epochs later
+    for action in parser.options:  # defaults skip argparse's checks: a bad value would surface epochs later
         if action.dest not in recipe:
             continue
         value, flag = recipe[action.dest], action.option_strings[-1]
-        repeated = isinstance(action, argparse._AppendAction)
+        repeated = isinstance(action.default, list)  # the repeatable options (action="append", default=[])
         if repeated != isinstance(value, list):
             raise ValueError(f"recipe {path}: {flag} takes {'a list' if repeated else 'one value'}, got {value!r}")
         bad = [v for v in (value if repeated else [value]) if action.choices is not None and v not in action.choices]
@@ -88,8 +102,8 @@ def read_recipe(path: str, parser: argparse.ArgumentParser) -> dict:
     return recipe
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="train.py", description=__doc__.split("\n")[0],
+def _parser() -> _Parser:
+    p = _Parser(prog="train.py", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--recipe", default=None, metavar="FILE",
                    help="JSON file of these options (recipes/*.json); flags on the command line win")
