@@ -413,7 +413,8 @@ def test_infer_serve_flags(trained_checkpoint, monkeypatch, capsys):
         assert err.startswith("infer.py: error: ") and message in err and "\n" not in err
     monkeypatch.setattr(bridge.serve, "default_checkpoint", lambda: Path("no/shipped/model"))
     assert infer.main(["--serve"]) == 2
-    assert "no shipped model at no/shipped/model: pass --checkpoint DIR" in capsys.readouterr().err
+    assert "no shipped model at no/shipped/model: build it with `python -m bridge.release build`, or pass --checkpoint DIR" \
+        in capsys.readouterr().err
     monkeypatch.setattr(bridge.serve, "default_checkpoint", lambda: trained_checkpoint)
     assert infer.main(["--serve"]) == 0 and len(calls) == 3
 
