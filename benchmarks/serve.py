@@ -43,23 +43,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from bridge.data.synthetic import speech_like
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 RATE = 16_000
 FRAME_W, FRAME_H = 480, 360  # what the page sends
 MIN_GAP_S = 0.050  # the page sends at most one frame per 50 ms
-
-
-def speech_like(seconds: float, rate: int = RATE, seed: int = 0) -> np.ndarray:
-    """A voiced, syllable-modulated harmonic signal with a gliding pitch, plus a little noise."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * rate)) / rate
-    pitch = 140 + 30 * np.sin(2 * np.pi * 0.7 * t)
-    phase = 2 * np.pi * np.cumsum(pitch) / rate
-    voice = sum(np.sin(k * phase) / k for k in range(1, 8))
-    envelope = np.clip(np.sin(2 * np.pi * 3.5 * t), 0, None) ** 0.5
-    return (0.2 * voice * envelope + 0.005 * rng.standard_normal(len(t))).astype(np.float32)
 
 
 def live_frames(count: int = 20) -> list[bytes]:

@@ -48,6 +48,7 @@ import torch
 
 from bridge.baselines.reference_cnn import ReferenceCNN
 from bridge.config import create_config
+from bridge.data.synthetic import speech_like
 from bridge.media import FaceDetector, read_video_frames, write_video
 from bridge.modality import Modality
 from bridge.model import BridgeModel
@@ -99,18 +100,6 @@ def matmul_gflops(n: int, repeats: int) -> float:
     a, b = torch.randn(n, n), torch.randn(n, n)
     best = timings(lambda: a @ b, repeats).min() / 1e3
     return 2 * n ** 3 / best / 1e9
-
-
-def speech_like(seconds: float, rate: int = RATE, seed: int = 0) -> np.ndarray:
-    """A voiced, syllable-modulated harmonic signal with a gliding pitch, plus a little noise."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * rate)) / rate
-    pitch = 140 + 30 * np.sin(2 * np.pi * 0.7 * t)
-    phase = 2 * np.pi * np.cumsum(pitch) / rate
-    voice = sum(np.sin(k * phase) / k for k in range(1, 8))
-    envelope = np.clip(np.sin(2 * np.pi * 3.5 * t), 0, None) ** 0.5
-    wave = 0.2 * voice * envelope + 0.005 * rng.standard_normal(len(t))
-    return wave.astype(np.float32)
 
 
 def write_inputs(directory: Path) -> dict[str, Path]:

@@ -125,6 +125,7 @@ class TimelineRowOut(BaseModel):
     observed: list[str]
     reconstructed: list[str]
     face_frames: FaceFrames | None
+    notes: list[str] = Field(description="why an input of the window was not used, e.g. its sound is silent")
 
 
 class TimelineOut(BaseModel):
