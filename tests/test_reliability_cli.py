@@ -103,6 +103,25 @@ def test_resume_restores_the_runs_settings_and_refuses_contradictions(tmp_path, 
     assert "already trained 2 epochs" in _err(capsys)
 
 
+def test_resume_of_a_run_started_before_the_redesign(tmp_path, capsys):
+    """A run whose config.json still keeps run-time settings in the model config (face.test_flip,
+    translator.loss) and whose state predates recorded settings resumes; before, it died with
+    "unknown FaceConfig fields: test_flip"."""
+    run = tmp_path / "run"
+    assert train.main([*QUICK, "--modalities", "face,text", "--output", str(run), "--epochs", "1"]) == 0
+    meta = json.loads((run / "config.json").read_text())
+    meta["model"]["face"]["test_flip"] = False
+    meta["model"]["translator"]["loss"] = "mse"
+    (run / "config.json").write_text(json.dumps(meta))
+    state = torch.load(run / "training_state.pt", weights_only=True)
+    del state["run"]
+    torch.save(state, run / "training_state.pt")
+    capsys.readouterr()
+    assert train.main(["--output", str(run), "--resume", "--epochs", "2"]) == 0
+    assert "resumed at epoch 2" in capsys.readouterr().out
+    assert torch.load(run / "training_state.pt", weights_only=True)["epoch"] == 1
+
+
 def test_resume_without_a_training_state_fails_before_any_work(tmp_path, capsys):
     assert train.main([*QUICK, "--output", str(tmp_path / "none"), "--resume"]) == 2
     assert "holds no training state" in _err(capsys)

@@ -19,6 +19,7 @@ import json
 import os
 
 from bridge.cli import RunLock, check_writable, run_cli
+from bridge.checkpoint import migrate
 from bridge.config import PRESETS
 from bridge.train_config import SELECT_KEYS, TrainConfig
 
@@ -244,6 +245,7 @@ def recorded_run(output: Path) -> tuple[dict, int, dict]:
             meta = json.loads((output / "config.json").read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise ValueError(f"cannot resume: {output / 'config.json'} is unreadable ({e})") from None
+        meta = migrate(meta)  # a run started before run-time settings left the model config
     path = output / STATE_FILE
     if not path.is_file():
         raise ValueError(f"cannot resume: {output} holds no training state ({STATE_FILE}); "
