@@ -9,10 +9,10 @@ A row trains ``python train.py ARGS --seed S --output checkpoints/accuracy/RUN/s
 seed (RUN names the command) unless that command already finished there (an interrupted run resumes), then evaluates
 the test split on the row's modality pattern. Hyperparameters come from validation data only;
 the test split is read once per figure. Rows sharing a training command with
-``benchmarks/robustness.py`` (``mosi``, ``paired-small``) share its checkpoints. A row may start
-encoders from other rows' seed-0 checkpoints (``fer2013-restart``: ``fer2013-40``, and each later
-cycle the one before; ``paired``'s recipe names its encoders' recipes itself), which are trained
-first when missing (and their own sources before them). An ensemble row averages the
+``benchmarks/robustness.py`` (``mosi``, ``paired-small``) share its checkpoints. The FER-2013
+chain is one recipe with warm restarts (``recipes/fer2013-chain.json``): row ``fer2013-restartK`` runs
+it with ``--restarts K`` (its folder keeps every cycle under ``cycles/``); ``paired``'s recipe names
+its encoders' recipes itself, which train.py trains first when missing. An ensemble row averages the
 probabilities of other rows' runs (``bridge.ensemble``): ``fer2013-snapshots`` the first three FER-2013
 cycles of each seed, ``mosi-seeds`` and ``mosi-av-seeds`` the ``mosi`` row's seeds 0 to 2 (one
 figure); members are trained first when missing.
@@ -53,7 +53,6 @@ class Row:
     zero_fill: bool = False  # also score the same model with missing modalities zero-filled
     limit: int | None = None  # samples per split (the same --limit as training)
     shared: str | None = None  # checkpoint folder shared with benchmarks/robustness.py, {seed} filled in
-    init: tuple[tuple[str, str], ...] = ()  # (modality, row): start that encoder from the row's seed-0 checkpoint
     test_flip: bool = False  # score with faces averaged over the crop and its mirror (and also without)
     split_note: str = field(default="")
     # rows whose runs are averaged (train is then unused): "row" is its run of each seed, "row@S" its
@@ -61,13 +60,15 @@ class Row:
     ensemble: tuple[str, ...] = ()
 
 
-def fer_row(recipe: str, split_note: str, init: tuple[tuple[str, str], ...] = (),
-            ensemble: tuple[str, ...] = ()) -> Row:
-    """A FER-2013 face-alone row: ``recipes/RECIPE.json`` (or an ensemble of rows), scored with and
-    without mirror averaging."""
-    return Row("fer2013", () if ensemble else ("--recipe", f"recipes/{recipe}.json"), "face", "accuracy", 0.68,
-               "mini-Xception 65.6 %, reference-paper CNN 63.2 %", also=("macro_f1",), init=init, test_flip=True,
-               split_note=split_note, ensemble=ensemble)
+def fer_row(argv: tuple[str, ...], split_note: str, ensemble: tuple[str, ...] = ()) -> Row:
+    """A FER-2013 face-alone row: train.py ``argv`` (or an ensemble of rows), scored with and without
+    mirror averaging."""
+    return Row("fer2013", argv, "face", "accuracy", 0.68, "mini-Xception 65.6 %, reference-paper CNN 63.2 %",
+               also=("macro_f1",), test_flip=True, split_note=split_note, ensemble=ensemble)
+
+
+FER = ("--recipe", "recipes/fer2013.json")
+FER_CHAIN = ("--recipe", "recipes/fer2013-chain.json")  # 40 epochs, then --restarts cycles of 30
 
 
 MOSI = ("--recipe", "recipes/mosi.json")
@@ -81,17 +82,14 @@ ROWS: dict[str, Row] = {
     "mosi-text": Row("mosi", ("--recipe", "recipes/mosi-text.json"), "text", "accuracy", 0.786,
                      "frozen MiniLM + LR 78.6 % (the target here: beat it by fine-tuning)", also=("weighted_f1",),
                      split_note="transcripts alone"),
-    "fer2013": fer_row("fer2013", "test 7,178"),
-    "fer2013-long": fer_row("fer2013-long", "test 7,178, 30 epochs"),
-    "fer2013-40": fer_row("fer2013-40", "test 7,178, 40 epochs"),
-    "fer2013-restart": fer_row("fer2013-restart", "test 7,178, 40 + 30 epochs", init=(("face", "fer2013-40"),)),
-    "fer2013-restart2": fer_row("fer2013-restart", "test 7,178, 40 + 30 + 30 epochs",
-                                init=(("face", "fer2013-restart"),)),
-    "fer2013-restart3": fer_row("fer2013-restart", "test 7,178, 40 + 30 + 30 + 30 epochs",
-                                init=(("face", "fer2013-restart2"),)),
-    "fer2013-restart4": fer_row("fer2013-restart", "test 7,178, 40 + 30 + 30 + 30 + 30 epochs",
-                                init=(("face", "fer2013-restart3"),)),
-    "fer2013-snapshots": fer_row("", "test 7,178, the three cycles' checkpoints averaged",
+    "fer2013": fer_row(FER, "test 7,178"),
+    "fer2013-long": fer_row(FER + ("--epochs", "30"), "test 7,178, 30 epochs"),
+    "fer2013-40": fer_row(FER_CHAIN + ("--restarts", "0"), "test 7,178, 40 epochs"),
+    "fer2013-restart": fer_row(FER_CHAIN + ("--restarts", "1"), "test 7,178, 40 + 30 epochs"),
+    "fer2013-restart2": fer_row(FER_CHAIN + ("--restarts", "2"), "test 7,178, 40 + 30 + 30 epochs"),
+    "fer2013-restart3": fer_row(FER_CHAIN + ("--restarts", "3"), "test 7,178, 40 + 30 + 30 + 30 epochs"),
+    "fer2013-restart4": fer_row(FER_CHAIN, "test 7,178, 40 + 30 + 30 + 30 + 30 epochs"),
+    "fer2013-snapshots": fer_row((), "test 7,178, the three cycles' checkpoints averaged",
                                  ensemble=("fer2013-40", "fer2013-restart", "fer2013-restart2")),
     "mosi-seeds": Row("mosi", (), "face+audio+text", "accuracy", 0.82,
                       "LR 75.0 %, MLP 76.4 %, frozen MiniLM + LR 78.6 %", also=("weighted_f1",),
@@ -155,23 +153,6 @@ def recipe(row: Row, args: argparse.Namespace) -> list[str]:
     return argv + shlex.split(args.train_args)
 
 
-def with_init(row: Row, argv: list[str], args: argparse.Namespace) -> tuple[list[str], list[str]]:
-    """``argv`` plus ``--init-encoder`` for each of the row's source rows, whose seed-0 runs are
-    trained first if missing (unless ``--no-train``). Returns the arguments to run, and a form of
-    them that does not depend on where checkpoints live (it names the run folder)."""
-    from bridge.runs import ensure_trained
-
-    run_argv, name_argv = list(argv), list(argv)
-    for modality, source in row.init:
-        source_argv, source_name = with_init(ROWS[source], recipe(ROWS[source], args), args)  # chains too
-        folder = f"accuracy/{run_name(source_name)}/seed0"
-        if not args.no_train:
-            ensure_trained(Path(args.checkpoints) / folder, source_argv + ["--seed", "0"], False)
-        run_argv += ["--init-encoder", f"{modality}={Path(args.checkpoints) / folder}"]
-        name_argv += ["--init-encoder", f"{modality}=checkpoints/{folder}"]
-    return run_argv, name_argv
-
-
 def member(spec: str) -> tuple[str, int | None]:
     """An ensemble member: ``"mosi@1"`` -> ``("mosi", 1)``, ``"fer2013-40"`` -> ``("fer2013-40", None)``."""
     name, _, seed = spec.partition("@")
@@ -181,13 +162,12 @@ def member(spec: str) -> tuple[str, int | None]:
 
 
 def commands(name: str, args: argparse.Namespace) -> tuple[list[str], list[str], bool]:
-    """A row's train.py arguments to run, the same naming its run folder (:func:`with_init`), and
-    whether its runs are the ones it shares with benchmarks/robustness.py."""
+    """A row's train.py arguments to run, the same naming its run folder, and whether its runs are
+    the ones it shares with benchmarks/robustness.py."""
     row = ROWS[name]
     argv = recipe(row, args)
     shared = row.shared is not None and argv == list(row.train)  # overrides: a run of its own
-    argv, name_argv = with_init(row, argv, args) if row.init else (argv, argv)
-    return argv, name_argv, shared
+    return argv, argv, shared
 
 
 def train_options(argv: list[str]) -> argparse.Namespace:
@@ -222,9 +202,11 @@ def score(directories: list[Path], row: Row, args: argparse.Namespace, seed: int
     from bridge.cache import default_cache_dir
     from bridge.checkpoint import tokenizer_dir
     from bridge.data.corpora import load_splits
+    from bridge.data.corpus import attach_decoder
     from bridge.ensemble import load_models
     from bridge.evaluation import evaluate_patterns
     from bridge.modality import parse_modalities
+    from bridge.media.decoder import MediaDecoder
     from bridge.preprocess import Preprocessor
     from bridge.dataset import ExampleDataset, make_loader
     from bridge.runtime import pick_device
@@ -234,6 +216,7 @@ def score(directories: list[Path], row: Row, args: argparse.Namespace, seed: int
     splits = load_splits(row.corpus, args.data_root, seed=seed, limit=limit)
     if tuple(splits.labels) != tuple(model.config.labels):
         raise ValueError(f"{directories[0]} was trained on other labels than {row.corpus}")
+    attach_decoder(splits, MediaDecoder.from_config(model.config))  # decode media as in training and inference
     preprocessor = Preprocessor(model.config, tokenizer_dir(directories[0]))
     modalities = parse_modalities(row.pattern.replace("+", ","))
 

@@ -8,7 +8,7 @@ training can be read too), prints a table per run (epochs, the best epoch on the
 selection score, validation accuracy and macro F1 there and at the last epoch, training time),
 writes JSON and, with ``--plot``, a figure of validation accuracy and macro F1 per epoch.
 ``--chain`` places each run after the one before it on the epoch axis, for a run that started
-from the previous one's checkpoint (``train.py --init-encoder``, e.g. ``recipes/fer2013-restart.json``).
+from the previous one's checkpoint (``train.py --restarts``, e.g. ``recipes/fer2013-chain.json``, keeps them in ``RUN/cycles/K``).
 """
 
 from __future__ import annotations

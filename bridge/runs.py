@@ -40,6 +40,9 @@ def finished(directory: Path, argv: list[str]) -> bool:
         return False
     if not same_command(json.loads(record.read_text())["argv"], argv):
         raise ValueError(f"{directory} was trained with other arguments; pass --retrain or another --checkpoints")
+    cycles = directory / "cycles.json"  # a run with warm restarts: finished when its last cycle is
+    if cycles.is_file():
+        return bool(json.loads(cycles.read_text()).get("finished"))
     config = json.loads((directory / "config.json").read_text()) if (directory / "config.json").is_file() else {}
     epochs = config.get("training", {}).get("epochs")
     history = directory / "history.json"
@@ -54,7 +57,7 @@ def ensure_trained(directory: Path, argv: list[str], retrain: bool) -> dict[str,
     record = command_record(directory)
     if not retrain and finished(directory, argv):
         return {"trained": False, "seconds": json.loads(record.read_text()).get("seconds")}
-    resume = not retrain and record.is_file() and (directory / STATE_FILE).is_file()
+    resume = not retrain and record.is_file() and any((directory / f).is_file() for f in (STATE_FILE, "cycles.json"))
     if retrain and directory.exists():
         import shutil
 

@@ -140,15 +140,17 @@ def _accuracy():
     return module
 
 
-def test_accuracy_init_chains_name_each_source_by_its_own_chain():
+def test_accuracy_fer_chain_rows_are_one_recipe_with_a_restart_count():
     accuracy = _accuracy()
     args = accuracy.parse_args(["--no-train"])
-    run_argv, name_argv = accuracy.commands("fer2013-restart2", args)[:2]
-    source = accuracy.run_name(accuracy.commands("fer2013-restart", args)[1])
-    assert name_argv[-2:] == ["--init-encoder", f"face=checkpoints/accuracy/{source}/seed0"]
-    assert run_argv[-1] == f"face={Path(args.checkpoints) / 'accuracy' / source / 'seed0'}"
-    first = accuracy.run_name(accuracy.commands("fer2013-40", args)[1])
-    assert f"face=checkpoints/accuracy/{first}/seed0" in accuracy.commands("fer2013-restart", args)[1]
+    counts = []
+    for name in ("fer2013-40", "fer2013-restart", "fer2013-restart2", "fer2013-restart3", "fer2013-restart4"):
+        argv = accuracy.commands(name, args)[0]
+        assert argv[:2] == ["--recipe", "recipes/fer2013-chain.json"] and "--init-encoder" not in argv
+        counts.append(accuracy.train_options(argv).restarts)
+    assert counts == [0, 1, 2, 3, 4]
+    names = {accuracy.run_name(accuracy.commands(n, args)[1]) for n in ("fer2013-40", "fer2013-restart4")}
+    assert len(names) == 2  # each count is a run of its own
 
 
 def test_accuracy_ensemble_row_trains_members_and_reports_validation(tmp_path, monkeypatch, capsys):

@@ -31,6 +31,13 @@ RESTORED = ("recipe", "data", "data_root", "preset", "modalities", "set", "init_
             "unimodal_weight", "translation_weight", "cycle_weight", "translation_loss", "dropout_schedule", "fill",
             "augment", "test_flip", "seed", "deterministic", "limit", "no_face_detection")
 STATE_FILE = "training_state.pt"
+CYCLES_FILE = "cycles.json"  # a run with warm restarts: its plan, and each finished cycle's best epoch
+# flags that belong to the whole cycled run, not to one cycle's train.py call
+_CYCLE_FLAGS = {"--output": True, "--resume": False, "--restarts": True, "--restart-epochs": True,
+                "--restart-lr": True}
+# flags that only say where and how fast to run; a resumed cycled run takes them from the new command line
+_SPEED_FLAGS = {"--data-root": True, "--cache-dir": True, "--no-cache": False, "--workers": True, "--device": True,
+                "--memo-mb": True}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -170,6 +177,13 @@ def _parser() -> _Parser:
     p.add_argument("--no-face-detection", action="store_true",
                    help="the data's images and video frames are already face crops (as infer.py "
                         "--no-face-detection): resize them instead of detecting a face (manifest data)")
+    p.add_argument("--restarts", type=int, default=0,
+                   help="warm restarts after the first cycle: each trains --restart-epochs more epochs with a fresh "
+                        "warm-up and cosine decay peaking at --restart-lr, every encoder and summariser starting from "
+                        "the previous cycle's kept checkpoint; cycle K is kept in OUTPUT/cycles/K, OUTPUT holds the last")
+    p.add_argument("--restart-epochs", type=int, default=30, help="epochs of each warm-restart cycle")
+    p.add_argument("--restart-lr", type=float, default=None, help="peak learning rate of each warm-restart cycle "
+                                                                  "(default: 0.3 x --lr)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --output with the settings it was started with (data, model, "
                         "recipe, seed, schedule); only --epochs may change")
@@ -182,9 +196,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = check_args(parse_args(argv))  # flags are checked before torch is imported
     output = Path(args.output or f"checkpoints/{args.data.split(':')[0]}-{args.preset}")
     check_writable(output, "--output")
+    if args.restarts or (args.resume and (output / CYCLES_FILE).is_file()):
+        return _cycles(argv, args, output)
     rank0 = int(os.environ.get("RANK", "0")) == 0
     if args.resume:
         args, finished = resume_args(args, given_flags(argv), output, say=print if rank0 else lambda *_: None)
@@ -221,6 +238,11 @@ def check_args(args: argparse.Namespace) -> argparse.Namespace:
         raise ValueError(f"--workers must be at least 0, got {args.workers}")
     if args.memo_mb < 0:
         raise ValueError(f"--memo-mb must be at least 0, got {args.memo_mb}")
+    if args.restarts < 0 or args.restart_epochs < 1 or (args.restart_lr is not None and not args.restart_lr > 0):
+        raise ValueError("--restarts must be at least 0, --restart-epochs at least 1 and --restart-lr positive")
+    if args.restarts and args.init_encoder:
+        raise ValueError("--restarts starts every encoder of a cycle from the cycle before; --init-encoder would "
+                         "name a second source (train the first cycle with it, then restart from that run)")
     return args
 
 
@@ -313,6 +335,103 @@ def resume_args(args: argparse.Namespace, given: set[str], output: Path, say=pri
         say(f"bridge: resuming with --epochs {epochs} (the run was started with {recorded_epochs}): training goes on "
             f"to epoch {epochs} and the learning-rate schedule now decays over {epochs} epochs")
     return new, False
+
+
+def _strip(argv: list[str], flags: dict[str, bool], keep: bool = False) -> list[str]:
+    """``argv`` without (or, with ``keep``, only) ``flags`` (``--flag value``, ``--flag=value`` or a switch;
+    the dict says whether each takes a value)."""
+    out, i = [], 0
+    while i < len(argv):
+        name = argv[i].split("=", 1)[0]
+        width = 2 if flags.get(name) and "=" not in argv[i] else 1
+        if (name in flags) == keep:
+            out += argv[i:i + width]
+        i += width if name in flags else 1
+    return out
+
+
+def _cycles(argv: list[str], args: argparse.Namespace, output: Path) -> int:
+    """Train a run with warm restarts: cycle 1 as asked, then ``--restarts`` cycles of ``--restart-epochs``,
+    each starting every encoder and summariser from the cycle before (``--init-encoder``) under a fresh
+    warm-up and cosine decay. Each cycle is an ordinary run in ``OUTPUT/cycles/K`` (resumable as one);
+    ``OUTPUT/cycles.json`` keeps the plan, so ``--output OUTPUT --resume`` alone continues the first
+    unfinished cycle; the last cycle's checkpoint is copied into ``OUTPUT`` when it finishes.
+    """
+    from bridge.checkpoint import atomic_write_text
+
+    plan_path = output / CYCLES_FILE
+    if args.resume:
+        if not plan_path.is_file():
+            raise ValueError(f"cannot resume: {output} holds no run with warm restarts ({CYCLES_FILE}); "
+                             "train without --resume to start one there")
+        plan = json.loads(plan_path.read_text(encoding="utf-8"))
+        speed = _strip(argv, _SPEED_FLAGS, keep=True)  # where and how fast, from this command line
+        base = _strip(plan["argv"], _SPEED_FLAGS) + speed
+        if plan.get("finished"):
+            print(f"bridge: the run in {output} already finished its {plan['restarts'] + 1} cycles; nothing to do")
+            return 0
+    else:
+        if plan_path.is_file():
+            raise ValueError(f"--output {output} holds a run with warm restarts; pass --resume to continue it, "
+                             "or train into another --output")
+        if output.exists() and any(p.name not in (RunLock.NAME, "cycles") for p in output.iterdir()) \
+                and not (output / "config.json").is_file():
+            raise ValueError(f"--output {output} exists and is not a bridge checkpoint; choose another directory")
+        base = _strip(argv, _CYCLE_FLAGS)
+        plan = {"argv": base, "restarts": args.restarts, "restart_epochs": args.restart_epochs,
+                "restart_lr": args.restart_lr if args.restart_lr is not None else round(0.3 * args.lr, 10),
+                "cycles": [], "finished": False}
+        output.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(plan_path, json.dumps(plan, indent=2))
+    lock = RunLock(output)  # one cycled run at a time writes the plan
+    try:
+        return _run_cycles(base, plan, plan_path, output)
+    finally:
+        lock.release()
+
+
+def _run_cycles(base: list[str], plan: dict, plan_path: Path, output: Path) -> int:
+    import shutil
+
+    from bridge.checkpoint import atomic_write_text, read_meta
+    from bridge.config import BridgeConfig
+
+    total = plan["restarts"] + 1
+    plan["cycles"] = []
+    for k in range(1, total + 1):
+        folder = output / "cycles" / str(k)
+        cycle = base + ["--restarts", "0", "--output", str(folder)]
+        if k > 1:
+            previous = output / "cycles" / str(k - 1)
+            modalities = BridgeConfig.from_dict(read_meta(previous)["model"]).modalities
+            cycle += ["--epochs", str(plan["restart_epochs"]), "--lr", str(plan["restart_lr"])]
+            cycle += [a for m in modalities for a in ("--init-encoder", f"{m.value}={previous}")]
+        epochs = plan["restart_epochs"] if k > 1 else parse_args(cycle).epochs
+        history = folder / "history.json"
+        done = len(json.loads(history.read_text(encoding="utf-8"))) if history.is_file() else 0
+        if done < epochs:
+            resume = (folder / STATE_FILE).is_file()
+            print(f"bridge: cycle {k} of {total}: {'resuming' if resume else 'training'} in {folder}", flush=True)
+            code = _main(cycle + (["--resume"] if resume else []))
+            if code:
+                return code
+        best = read_meta(folder).get("best", {})
+        plan["cycles"].append({"cycle": k, "folder": f"cycles/{k}", "epochs": epochs, **best})
+        atomic_write_text(plan_path, json.dumps(plan, indent=2))
+    last = output / "cycles" / str(total)
+    for item in last.iterdir():  # the last cycle's checkpoint is the run's
+        if item.name in (STATE_FILE, RunLock.NAME):
+            continue
+        if item.is_dir():
+            shutil.copytree(item, output / item.name, dirs_exist_ok=True)
+        else:
+            shutil.copy2(item, output / item.name)
+    plan["finished"] = True
+    atomic_write_text(plan_path, json.dumps(plan, indent=2))
+    scores = ", ".join(f"{c['val']['macro_f1']:.3f}" for c in plan["cycles"] if "macro_f1" in c.get("val", {}))
+    print(f"bridge: {total} cycles finished (best validation macro-F1 per cycle: {scores}); "
+          f"the last cycle's checkpoint is in {output}/")
+    return 0
 
 
 def _norm(value):
