@@ -159,7 +159,7 @@ def with_init(row: Row, argv: list[str], args: argparse.Namespace) -> tuple[list
     """``argv`` plus ``--init-encoder`` for each of the row's source rows, whose seed-0 runs are
     trained first if missing (unless ``--no-train``). Returns the arguments to run, and a form of
     them that does not depend on where checkpoints live (it names the run folder)."""
-    from bridge.runs import ensure_trained
+    from bridge.train.runs import ensure_trained
 
     run_argv, name_argv = list(argv), list(argv)
     for modality, source in row.init:
@@ -223,7 +223,7 @@ def score(directories: list[Path], row: Row, args: argparse.Namespace, seed: int
     from bridge.checkpoint import tokenizer_dir
     from bridge.data.corpora import load_splits
     from bridge.ensemble import load_models
-    from bridge.evaluation import evaluate_patterns
+    from bridge.eval.protocols import evaluate_patterns
     from bridge.modality import parse_modalities
     from bridge.preprocess import Preprocessor
     from bridge.dataset import ExampleDataset, make_loader
@@ -260,7 +260,7 @@ def score(directories: list[Path], row: Row, args: argparse.Namespace, seed: int
 
 
 def run(args: argparse.Namespace) -> int:
-    from bridge.runs import ensure_trained, finished
+    from bridge.train.runs import ensure_trained, finished
 
     from bridge.checkpoint import atomic_write_text
 
