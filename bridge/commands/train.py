@@ -19,7 +19,6 @@ import json
 import os
 
 from bridge.cli import RunLock, check_writable, run_cli
-from bridge.checkpoint import migrate
 from bridge.config import PRESETS
 from bridge.train.config import SELECT_KEYS, TrainConfig
 
@@ -239,6 +238,8 @@ def recorded_run(output: Path) -> tuple[dict, int, dict]:
     Raises:
         ValueError: no training state to resume, or an unreadable one.
     """
+    from bridge.checkpoint import migrate  # torch: not before the arguments are checked
+
     meta: dict = {}
     if (output / "config.json").is_file():
         try:
