@@ -204,7 +204,7 @@ def score(directories: list[Path], row: Row, args: argparse.Namespace, seed: int
     from bridge.data.corpora import load_splits
     from bridge.data.corpus import attach_decoder
     from bridge.ensemble import load_models
-    from bridge.evaluation import evaluate_patterns
+    from bridge.eval.protocols import evaluate_patterns
     from bridge.modality import parse_modalities
     from bridge.media.decoder import MediaDecoder
     from bridge.preprocess import Preprocessor
@@ -243,7 +243,7 @@ def score(directories: list[Path], row: Row, args: argparse.Namespace, seed: int
 
 
 def run(args: argparse.Namespace) -> int:
-    from bridge.runs import ensure_trained, finished
+    from bridge.train.runs import ensure_trained, finished
 
     from bridge.checkpoint import atomic_write_text
 

@@ -299,7 +299,7 @@ def calibrate(root: Path, names: list[str], count: int) -> dict:
 def agreement(root: Path, checkpoint: str, names: list[str], count: int) -> dict:
     """How often the prediction from a found, cropped face equals the one from the original crop."""
     from bridge.media.align import FER_GEOMETRY, aligned_crop
-    from bridge.predictor import Predictor
+    from bridge.inference.predictor import Predictor
 
     predictor = Predictor.from_pretrained(checkpoint, detect_faces=False)
     cfg = predictor.config.face

@@ -47,7 +47,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 from bridge.cli import run_cli
-from bridge.runs import command_record, ensure_trained, finished, same_command  # noqa: F401 (tests use them here)
+from bridge.train.runs import command_record, ensure_trained, finished, same_command  # noqa: F401 (tests use them here)
 
 HEADLINE = {"mosi": "weighted_f1"}  # binary and imbalanced at test: weighted F1, as the field reports it
 BRIDGE, BRIDGE_ZERO, EARLY, LATE = "bridge", "bridge, zero-filled", "early fusion (zero-fill)", "late fusion"
@@ -109,7 +109,7 @@ def logistic_regression(splits, patterns, labels) -> dict[str, dict[str, Any]]:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from bridge.metrics import classification_report
+    from bridge.eval.metrics import classification_report
 
     def matrix(split, pattern):
         samples = [split[i] for i in range(len(split))]
@@ -139,10 +139,10 @@ def evaluate_seed(args, seed: int, dirs: dict[str, Path], protocol: dict[str, An
     from bridge.checkpoint import tokenizer_dir
     from bridge.model import load_checkpoint
     from bridge.data.corpora import load_splits
-    from bridge.evaluation import evaluate_patterns, evaluate_robustness, subsets
+    from bridge.eval.protocols import evaluate_patterns, evaluate_robustness, subsets
     from bridge.modality import Modality
     from bridge.preprocess import Preprocessor
-    from bridge.robustness import noise_context
+    from bridge.eval.robustness import noise_context
     from bridge.dataset import ExampleDataset, make_loader
     from bridge.runtime import pick_device
 
@@ -203,7 +203,7 @@ def _stat(values: list[float]) -> dict[str, float]:
 
 def summarise(per_seed: list[dict[str, Any]], levels: dict[str, tuple[float, ...]]) -> dict[str, Any]:
     """Mean ± std over seeds of every figure, areas under the curves and effective robustness."""
-    from bridge.robustness import area_under_curve, effective_robustness
+    from bridge.eval.robustness import area_under_curve, effective_robustness
 
     summary: dict[str, Any] = {"patterns": {}, "missing": {}, "noise": {}}
     for pattern in per_seed[0]["patterns"]:
@@ -246,7 +246,7 @@ def _pm(stat: dict[str, float], scale: float = 100.0) -> str:
 
 def markdown(report: dict[str, Any]) -> str:
     s, metric = report["summary"], report["metric"]
-    from bridge.robustness_plots import METRIC_NAMES
+    from bridge.eval.robustness_plots import METRIC_NAMES
 
     mname = METRIC_NAMES[metric]
     names = list(dict.fromkeys(n for by in s["patterns"].values() for n in by))
@@ -305,7 +305,7 @@ def markdown(report: dict[str, Any]) -> str:
 
 def plots(report: dict[str, Any], out: Path, confusion: dict[str, Any], labels) -> list[str]:
     from bridge.plots import plot_confusion, plot_patterns
-    from bridge.robustness_plots import plot_missing, plot_noise
+    from bridge.eval.robustness_plots import plot_missing, plot_noise
 
     s, metric, written = report["summary"], report["metric"], []
     if s["patterns"]:

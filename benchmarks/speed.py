@@ -52,7 +52,7 @@ from bridge.data.synthetic import speech_like
 from bridge.media import FaceDetector, read_video_frames, write_video
 from bridge.modality import Modality
 from bridge.model import BridgeModel
-from bridge.predictor import Predictor
+from bridge.inference.predictor import Predictor
 from bridge.preprocess import Preprocessor, collate
 
 SENTENCE = "I can't believe we actually won the whole thing, this is the best day of my life!"

@@ -21,6 +21,7 @@ _LAZY = {
                                           "FusionConfig", "TextConfig", "TranslatorConfig", "create_config")},
     **{name: "bridge.modality" for name in ("ALL_MODALITIES", "EMOTIONS", "Modality")},
     **{name: "bridge.model" for name in ("BridgeModel", "BridgeOutput", "Encoded", "create_model")},
+    "Predictor": "bridge.inference.predictor",
 }
 
 __all__ = sorted([*_LAZY, "__version__"])

@@ -31,7 +31,7 @@ from bridge.modality import Modality
 from bridge.version import __version__
 
 WEIGHTS_FILE, CONFIG_FILE, TOKENIZER_DIR = "model.safetensors", "config.json", "tokenizer"
-STATE_FILE = "training_state.pt"  # what train.py --resume continues from (bridge.training)
+STATE_FILE = "training_state.pt"  # what train.py --resume continues from (bridge.train.trainer)
 FORMAT = "bridge-checkpoint"
 LEGACY_TRANSLATOR_FIELDS = ("loss", "weight", "cycle_weight")  # training settings older configs kept
 
@@ -265,3 +265,19 @@ def tokenizer_dir(directory: Path) -> Path | None:
     """The tokenizer saved in a checkpoint, if any."""
     path = Path(directory) / TOKENIZER_DIR
     return path if path.is_dir() else None
+
+
+def run_state(output: Path, recipe: Path | None = None) -> str:
+    """``"finished"`` (every epoch the recipe asks for is in ``history.json``; for a recipe with warm
+    restarts, every cycle), ``"interrupted"`` (a training state or a cycle plan to resume) or ``"new"``."""
+    spec = json.loads(Path(recipe).read_text(encoding="utf-8")) if recipe is not None else {}
+    if spec.get("restarts"):
+        plan = Path(output) / "cycles.json"
+        if not plan.is_file():
+            return "new"
+        return "finished" if json.loads(plan.read_text(encoding="utf-8")).get("finished") else "interrupted"
+    history = Path(output) / "history.json"
+    epochs = spec.get("epochs")
+    if history.is_file() and epochs is not None and len(json.loads(history.read_text(encoding="utf-8"))) >= epochs:
+        return "finished"
+    return "interrupted" if (Path(output) / "training_state.pt").is_file() else "new"

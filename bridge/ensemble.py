@@ -3,7 +3,7 @@ checkpoints that successive cosine cycles of one run leave behind (snapshot ense
 al., ICLR 2017) or runs with different seeds.
 
 An :class:`Ensemble` keeps the classifier contract (:class:`bridge.contract.Classifier`), so
-evaluation, the robustness protocols and :class:`~bridge.predictor.Predictor` run it unchanged:
+evaluation, the robustness protocols and :class:`~bridge.inference.predictor.Predictor` run it unchanged:
 its encoding holds each member's, and its head returns the log of the members' mean
 probabilities, whose softmax is that mean.
 
@@ -27,7 +27,7 @@ from bridge.contract import Fill
 from bridge.modality import Modality
 from bridge.model import Encoded, load_checkpoint
 
-# The encoder-config fields that preprocessing reads (bridge.preprocess, bridge.predictor), per kind.
+# The encoder-config fields that preprocessing reads (bridge.preprocess, bridge.inference.predictor), per kind.
 PREPROCESSING_FIELDS: dict[str, tuple[str, ...]] = {
     "face": ("img_size", "in_chans", "num_frames", "margin", "mean", "std"),
     "audio": ("arch", "sample_rate", "num_mel_bins", "max_frames", "fbank_mean", "fbank_std"),

@@ -111,7 +111,7 @@ def plot_timeline(rows: Sequence[Any], labels: Sequence[str], path: Path, title:
     the top label is written above, and a strip below shows which modalities each window observed.
 
     Args:
-        rows: :class:`~bridge.timeline.TimelineRow` (``start``, ``end``, ``label``, ``probabilities``).
+        rows: :class:`~bridge.inference.timeline.TimelineRow` (``start``, ``end``, ``label``, ``probabilities``).
         labels: class names, in the model's order.
         path: the PNG to write.
     """

@@ -149,7 +149,7 @@ def build(recipe_path: Path, checkpoints: Path, data_root: str | None = None, pa
     import subprocess
     import sys
 
-    from bridge.transfer import run_state
+    from bridge.checkpoint import run_state
 
     recipe = read_release_recipe(recipe_path)
     root = Path(__file__).resolve().parents[1]

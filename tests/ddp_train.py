@@ -1,21 +1,19 @@
 """``train.py`` with every dropout layer off: the helper ``test_distributed.py`` launches under
 ``torchrun``. Layer dropout draws from each process's own random stream, so runs with different
-process counts could not be compared step for step with it on."""
+process counts could not be compared step for step with it on. Run from the repository root as a
+module (``torchrun ... -m tests.ddp_train``), so that ``bridge`` is this checkout's."""
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import bridge.training  # noqa: E402
-import train  # noqa: E402
+import bridge.train.trainer
+from bridge.commands import train
 
 
-class NoDropoutModel(bridge.training.BridgeModel):
+class NoDropoutModel(bridge.train.trainer.BridgeModel):
     def __init__(self, config):
         super().__init__(config)
         for module in self.modules():
@@ -27,7 +25,7 @@ class NoDropoutModel(bridge.training.BridgeModel):
 
 
 def main(argv: list[str] | None = None) -> int:
-    bridge.training.BridgeModel = NoDropoutModel
+    bridge.train.trainer.BridgeModel = NoDropoutModel
     return train.main(argv)
 
 

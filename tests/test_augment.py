@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import train
-from bridge.augment import FaceAugment
-from bridge.training import Trainer
+from bridge.train.augment import FaceAugment
+from bridge.train.trainer import Trainer
 
 OFF = dict(flip=0.0, degrees=0.0, translate=0.0, scale=(1.0, 1.0), erase=0.0)
 QUICK = ["--limit", "28", "--batch-size", "14", "--modality-dropout", "0", "--no-cache"]

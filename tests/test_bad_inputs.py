@@ -80,7 +80,7 @@ from bridge.data.sample import Sample
 from bridge.media import MediaError, load_audio, load_image, write_video
 from bridge.modality import Modality
 from bridge.model import BridgeModel, CheckpointError, load_checkpoint
-from bridge.predictor import InputError, Predictor
+from bridge.inference.predictor import InputError, Predictor
 from bridge.preprocess import Preprocessor
 
 RATE = 16_000

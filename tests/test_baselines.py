@@ -3,6 +3,7 @@ every baseline in one command."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from dataclasses import replace
@@ -14,13 +15,22 @@ import torch
 from bridge import create_config
 from bridge.baselines.late_fusion import LateFusion
 from bridge.dataset import make_loader
-from bridge.evaluation import evaluate_patterns
+from bridge.eval.protocols import evaluate_patterns
 from bridge.modality import Modality
 from bridge.model import BridgeModel
 from bridge.preprocess import Preprocessor, collate
 
 ROOT = Path(__file__).resolve().parents[1]
 FACE, AUDIO, TEXT = Modality.FACE, Modality.AUDIO, Modality.TEXT
+
+
+def _benchmark(name: str):
+    """A script of benchmarks/ loaded from its file (the scripts are not a package)."""
+    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
 
 
 def unimodal(modality: Modality) -> BridgeModel:
@@ -69,8 +79,8 @@ def test_late_fusion_prior_and_member_checks(members, batch):
 
 
 def test_late_fusion_runs_the_evaluation_protocols(members, synthetic_samples):
-    from bridge.evaluation import evaluate_robustness
-    from bridge.robustness import noise_context
+    from bridge.eval.protocols import evaluate_robustness
+    from bridge.eval.robustness import noise_context
     from bridge.dataset import ExampleDataset
 
     fusion = LateFusion(members).eval()
@@ -85,8 +95,7 @@ def test_late_fusion_runs_the_evaluation_protocols(members, synthetic_samples):
 
 
 def test_robustness_benchmark_trains_and_compares_every_system(tmp_path, capsys):
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import robustness as bench
+    bench = _benchmark("robustness")
 
     argv = ["--data", "synthetic", "--preset", "tiny", "--epochs", "1", "--seeds", "2", "--limit", "32",
             "--etas", "0,0.5", "--noise-levels", "0,0.5", "--batch-size", "16",
@@ -118,10 +127,9 @@ def test_robustness_benchmark_trains_and_compares_every_system(tmp_path, capsys)
 
 def test_a_resumed_run_counts_the_epochs_before_the_interruption(tmp_path, monkeypatch):
     """ensure_trained resumes an interrupted run and reports its epochs before and after."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import robustness as bench
+    bench = _benchmark("robustness")
     from bridge.checkpoint import STATE_FILE
-    from bridge.commands import train  # what bridge.runs.ensure_trained calls
+    from bridge.commands import train  # what bridge.train.runs.ensure_trained calls
 
     run = tmp_path / "seed0"
     run.mkdir()
@@ -143,8 +151,7 @@ def test_a_resumed_run_counts_the_epochs_before_the_interruption(tmp_path, monke
 
 def test_accuracy_row_starts_its_encoders_from_other_rows_checkpoints(tmp_path, monkeypatch, capsys):
     """A row with ``init`` trains its source rows' seed 0 first and passes them as --init-encoder."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import accuracy
+    accuracy = _benchmark("accuracy")
 
     quick = ("--data", "synthetic", "--limit", "40", "--epochs", "1", "--batch-size", "16", "--no-cache")
     rows = {"face-source": accuracy.Row("synthetic", (*quick, "--modalities", "face"), "face", "macro_f1", 0.0, "-"),
@@ -179,8 +186,7 @@ def test_accuracy_benchmark_smoke_run_on_mosi(tmp_path, capsys):
         require_corpus("mosi")
     except FileNotFoundError as e:
         pytest.skip(f"real data absent: {e}")
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import accuracy
+    accuracy = _benchmark("accuracy")
 
     out = tmp_path / "accuracy.json"
     argv = ["--rows", "mosi,mosi-av", "--seeds", "1", "--limit", "40", "--epochs", "1", "--preset", "tiny",

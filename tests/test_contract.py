@@ -16,9 +16,9 @@ from bridge.baselines.late_fusion import LateFusion
 from bridge.checkpoint import read_meta, wants_test_flip
 from bridge.config import with_modalities
 from bridge.ensemble import Ensemble
-from bridge.losses import BridgeLoss
+from bridge.train.losses import BridgeLoss
 from bridge.model import BridgeModel, load_checkpoint
-from bridge.predictor import Predictor
+from bridge.inference.predictor import Predictor
 from bridge.preprocess import Preprocessor, collate
 from bridge.presence import complete_presence
 
@@ -152,7 +152,7 @@ def test_freezing_is_structural(batch):
 
 
 def test_building_a_trainer_changes_no_process_state(tmp_path, synthetic_samples):
-    from bridge.training import TrainConfig, Trainer
+    from bridge.train.trainer import TrainConfig, Trainer
 
     torch.use_deterministic_algorithms(False)
     env, rng = dict(os.environ), torch.get_rng_state()
@@ -171,7 +171,7 @@ def test_building_a_trainer_changes_no_process_state(tmp_path, synthetic_samples
 def test_train_test_flip_is_recorded_for_inference_not_in_the_model_config(tmp_path):
     import evaluate
     import train
-    from bridge.training import TrainConfig, Trainer
+    from bridge.train.trainer import TrainConfig, Trainer
 
     out = tmp_path / "run"
     assert train.main(["--modalities", "face", "--limit", "12", "--batch-size", "6", "--epochs", "1",

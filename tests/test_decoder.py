@@ -18,7 +18,7 @@ from bridge.media import write_video
 from bridge.media.decoder import FaceDecoding, MediaDecoder
 from bridge.modality import Modality
 from bridge.model import BridgeModel
-from bridge.predictor import Predictor
+from bridge.inference.predictor import Predictor
 from bridge.preprocess import Preprocessor
 
 RATE = 16_000

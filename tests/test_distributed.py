@@ -14,14 +14,12 @@ import torch
 import torch.distributed as dist
 from safetensors.torch import load_file
 
-import bridge.training
+import bridge.train.trainer
 import train
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from ddp_train import NoDropoutModel  # noqa: E402
+from ddp_train import NoDropoutModel  # tests/ is on the path under pytest, as for conftest.py
 
-ROOT = HERE.parent
+ROOT = Path(__file__).resolve().parents[1]
 # 24 samples, global batch 8: three steps an epoch, 4 samples per process. Constant modality
 # dropout 0.5 so that every step uses the masks drawn on the global batch.
 ARGS = ["--limit", "24", "--batch-size", "8", "--epochs", "2", "--modality-dropout", "0.5",
@@ -54,10 +52,10 @@ def test_two_processes_train_like_one_process_with_the_same_global_batch(tmp_pat
     one, two = tmp_path / "one", tmp_path / "two"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           str(HERE / "ddp_train.py"), *ARGS, "--output", str(two)],
+                           "-m", "tests.ddp_train", *ARGS, "--output", str(two)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
-    monkeypatch.setattr(bridge.training, "BridgeModel", NoDropoutModel)
+    monkeypatch.setattr(bridge.train.trainer, "BridgeModel", NoDropoutModel)
     assert train.main([*ARGS, "--output", str(one)]) == 0
 
     # Only rank 0 printed and wrote: one line each, the same files as a single process, no leftovers.

@@ -19,9 +19,9 @@ import infer
 from bridge.config import create_config
 from bridge.data.synthetic import SyntheticEmotions
 from bridge.ensemble import Ensemble, load_models
-from bridge.evaluation import pattern_predictions, robustness_predictions, subsets
+from bridge.eval.protocols import pattern_predictions, robustness_predictions, subsets
 from bridge.model import BridgeModel
-from bridge.predictor import Predictor
+from bridge.inference.predictor import Predictor
 from bridge.preprocess import Preprocessor, collate
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,7 +13,7 @@ from bridge.media.decoder import FaceDecoding, FaceTracker, MediaDecoder
 from bridge.media.detectors import (BlazeFaceDetector, DetectorUnavailable, Face, create_detector, detect_faces,
                                     to_rgb)
 from bridge.media.faces import Box
-from bridge.timeline import Smoother, Smoothing, TimelineRow, smooth_rows
+from bridge.inference.timeline import Smoother, Smoothing, TimelineRow, smooth_rows
 
 ASTRONAUT_FACE = (168, 62, 112)  # x, y, side of the face in skimage's 512x512 astronaut (hand-annotated)
 

@@ -222,7 +222,7 @@ def _fake_sounddevice(blocks: list[np.ndarray], error: str | None = None):
 
 
 def test_microphone_keeps_the_last_seconds_of_sound(monkeypatch):
-    from bridge.live import MicrophoneAudio
+    from bridge.inference.live import MicrophoneAudio
 
     t = np.arange(RATE) / RATE
     sound = (0.5 * np.sin(2 * np.pi * 440 * t) + np.random.default_rng(0).normal(0, 0.05, RATE)).astype(np.float32)
@@ -248,18 +248,18 @@ def test_microphone_keeps_the_last_seconds_of_sound(monkeypatch):
 
 
 def test_webcam_listen_on_a_camera_uses_the_microphone(trained_checkpoint, media, tmp_path, monkeypatch, capsys):
-    import bridge.live
+    import bridge.inference.live
 
     noise = np.random.default_rng(1).normal(0, 0.1, RATE).astype(np.float32)
     fake = _fake_sounddevice([noise])
     monkeypatch.setitem(sys.modules, "sounddevice", fake)
-    monkeypatch.setattr(bridge.live, "open_capture",  # no camera here: the astronaut video plays camera 0
+    monkeypatch.setattr(bridge.inference.live, "open_capture",  # no camera here: the astronaut video plays camera 0
                         lambda source: (cv2.VideoCapture(str(media / "astronaut.mp4")), f"camera {source}"))
     def memos(predictor) -> set:  # the memos the model's encoders write to (None: not memoising)
         return {getattr(e, "memo", None) for e in predictor.model.encoders.values()}
 
-    memo_during, real_update = [], bridge.live._update
-    monkeypatch.setattr(bridge.live, "_update", lambda *a, **k: memo_during.append(memos(a[0])) or real_update(*a, **k))
+    memo_during, real_update = [], bridge.inference.live._update
+    monkeypatch.setattr(bridge.inference.live, "_update", lambda *a, **k: memo_during.append(memos(a[0])) or real_update(*a, **k))
     saved = tmp_path / "annotated.mp4"
     rc = infer.main(["--checkpoint", str(trained_checkpoint), "--webcam", "0", "--listen", "2", "--every", "5",
                      "--save-video", str(saved)])
@@ -272,8 +272,8 @@ def test_webcam_listen_on_a_camera_uses_the_microphone(trained_checkpoint, media
 
 
 def test_live_update_predicts_from_the_audio_window(trained_checkpoint, media):
-    from bridge.live import _update
-    from bridge.predictor import Predictor
+    from bridge.inference.live import _update
+    from bridge.inference.predictor import Predictor
 
     predictor = Predictor.from_pretrained(trained_checkpoint)
     blank = np.full((120, 160, 3), 90, np.uint8)  # no face
@@ -297,7 +297,7 @@ def test_webcam_listen_on_a_video_file_plays_its_sound_track(trained_checkpoint,
 
 
 def test_track_audio_follows_the_frames(media):
-    from bridge.live import TrackAudio
+    from bridge.inference.live import TrackAudio
     from bridge.media import MediaError, audio_from_video
 
     wave = audio_from_video(media / "clip.mp4", RATE)
@@ -314,8 +314,8 @@ def test_listen_needs_a_raw_audio_modality(tmp_path):
     from types import SimpleNamespace
 
     from bridge.config import FaceConfig
-    from bridge.live import run_live
-    from bridge.predictor import InputError
+    from bridge.inference.live import run_live
+    from bridge.inference.predictor import InputError
 
     predictor = SimpleNamespace(config=SimpleNamespace(face=FaceConfig(), audio=None))
     with pytest.raises(InputError, match="--listen needs a checkpoint with a raw audio modality"):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, recall_score
 
-from bridge.metrics import classification_report
+from bridge.eval.metrics import classification_report
 
 
 def test_hand_computed_example():

@@ -7,7 +7,7 @@ import torch
 
 import train
 from bridge.batch import Batch
-from bridge.mismatch import mismatch_modalities, parse_mismatch
+from bridge.train.mismatch import mismatch_modalities, parse_mismatch
 from bridge.modality import Modality
 from bridge.model import load_checkpoint
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from bridge import BridgeModel, CheckpointError, Modality, create_config, create_model
-from bridge.evaluation import subsets
-from bridge.losses import BridgeLoss
+from bridge.eval.protocols import subsets
+from bridge.train.losses import BridgeLoss
 from bridge.modality import ALL_MODALITIES
 from bridge.preprocess import Preprocessor, collate
 from bridge.presence import drop_modalities
@@ -114,7 +114,7 @@ def test_modality_dropout_keeps_one_and_hits_rate():
 def test_translator_learns_on_held_out(synthetic_samples):
     """A translator trained briefly (encoders fixed) lowers its reconstruction loss on held-out data."""
     from bridge.data.synthetic import SyntheticEmotions
-    from bridge.losses import latent_distance
+    from bridge.train.losses import latent_distance
     from bridge.model import pair_key
 
     torch.manual_seed(0)

@@ -34,7 +34,7 @@ def _copy(folder: Path, tmp_path: Path) -> Path:
 
 
 def test_pack_round_trip_matches_the_checkpoint(trained_checkpoint, packed):
-    from bridge.predictor import Predictor
+    from bridge.inference.predictor import Predictor
 
     face = np.random.default_rng(0).integers(0, 255, (48, 48), dtype=np.uint8)
     inputs = {"image": face, "text": "what a lovely surprise"}
@@ -118,7 +118,7 @@ def test_the_shipped_model_is_the_default_and_loads_offline(monkeypatch, capsys)
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(torch, "load", refuse)
     monkeypatch.setattr(pickle, "load", refuse)
-    from bridge.predictor import Predictor
+    from bridge.inference.predictor import Predictor
 
     predictor = Predictor.from_pretrained()
     assert predictor.model.config.labels == ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")

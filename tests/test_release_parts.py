@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from bridge.augment import AudioAugment
+from bridge.train.augment import AudioAugment
 from bridge.config import AudioConfig, BridgeConfig, TextConfig
 from bridge.preprocess import MAX_GAIN_DB, Preprocessor, normalise_loudness
 

@@ -303,7 +303,7 @@ def test_a_cache_save_interrupted_anywhere_never_mixes_items(tmp_path, monkeypat
     from bridge.config import create_config
     from bridge.data.manifest import read_manifest
     from bridge.preprocess import Preprocessor
-    from bridge.training import ExampleDataset
+    from bridge.train.trainer import ExampleDataset
 
     manifest = _manifest(tmp_path / "data", 12, 1)
     first = manifest.read_text().splitlines()
@@ -412,12 +412,12 @@ def test_unwritable_outputs_fail_before_any_work(trained_checkpoint, tmp_path, c
     assert train.main(["--limit", "28", "--output", str(blocker / "run"), "--cache-dir", str(cache)]) == 2
     assert f"cannot write {blocker / 'run'} ({blocker}: Not a directory)" in _err(capsys)
     assert not cache.exists()  # nothing was preprocessed
-    import bridge.evaluation
+    import bridge.eval.protocols
 
     def must_not_run(*a, **k):
         raise AssertionError("evaluated before finding the report folder unwritable")
 
-    monkeypatch.setattr(bridge.evaluation, "evaluate_patterns", must_not_run)
+    monkeypatch.setattr(bridge.eval.protocols, "evaluate_patterns", must_not_run)
     assert evaluate.main(["--checkpoint", str(trained_checkpoint), "--output", str(blocker / "report")]) == 2
     assert f"cannot write {blocker / 'report'} ({blocker}: Not a directory)" in _err(capsys)
 

@@ -38,7 +38,7 @@ def test_text_at_files_literals_and_byte_order_marks(tmp_path, capsys):
     assert infer._read_text(None, str(bom)) == "I made it!"
     assert infer.main(["--checkpoint", "missing", "--text", f"@{tmp_path}"]) == 2
     assert f"text file {tmp_path} is a folder, not a file" in _err(capsys)
-    from bridge.items import Item
+    from bridge.inference.items import Item
 
     assert Item("x", {"text": bom}).read_text() == "I made it!"
 
@@ -68,7 +68,7 @@ def test_ensemble_mismatch_names_modalities_plainly():
 
 
 def test_folder_batch_skips_an_earlier_timeline_png(tmp_path):
-    from bridge.items import find_items
+    from bridge.inference.items import find_items
 
     (tmp_path / "a.txt").write_text("hello")
     (tmp_path / "timeline.png").write_bytes(b"png")
@@ -100,9 +100,9 @@ def test_live_marks_a_kept_prediction_as_stale(trained_checkpoint, tmp_path):
     import cv2
     from skimage.data import astronaut
 
-    from bridge.live import run_live
+    from bridge.inference.live import run_live
     from bridge.media import write_video
-    from bridge.predictor import Predictor
+    from bridge.inference.predictor import Predictor
 
     face = cv2.resize(astronaut(), (256, 256))
     frames = np.stack([face] * 5 + [np.full_like(face, 128)] * 5)  # a face, then none
@@ -116,7 +116,7 @@ def test_live_marks_a_kept_prediction_as_stale(trained_checkpoint, tmp_path):
 
 def test_timeline_png_spans_the_windows_and_shows_modalities(monkeypatch, tmp_path):
     import bridge.plots
-    from bridge.timeline import TimelineRow
+    from bridge.inference.timeline import TimelineRow
 
     figures = []
     monkeypatch.setattr(bridge.plots, "save_figure", lambda fig, path: figures.append(fig))

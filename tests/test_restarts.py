@@ -9,7 +9,7 @@ import shutil
 
 import train
 from bridge.model import load_checkpoint
-from bridge.transfer import run_state
+from bridge.checkpoint import run_state
 
 QUICK = ["--limit", "12", "--batch-size", "6", "--no-cache", "--modalities", "face,text"]
 

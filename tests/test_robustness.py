@@ -13,7 +13,7 @@ from bridge.batch import Batch
 from bridge.config import AudioConfig, FaceConfig, FeatureConfig, TextConfig
 from bridge.modality import Modality
 from bridge.presence import drop_modalities
-from bridge.robustness import NoiseContext, TextVocab, area_under_curve, corrupt_batch, effective_robustness
+from bridge.eval.robustness import NoiseContext, TextVocab, area_under_curve, corrupt_batch, effective_robustness
 
 FACE, AUDIO, TEXT = Modality.FACE, Modality.AUDIO, Modality.TEXT
 

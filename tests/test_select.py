@@ -52,11 +52,11 @@ def test_select_all_is_the_default_and_records_no_pattern_scores(tmp_path, capsy
 @pytest.mark.parametrize("select, kept", [("all", 1), ("patterns", 2)])
 def test_the_kept_epoch_follows_the_selection_score(select, kept, tmp_path, monkeypatch, capsys):
     """Scripted validation scores that disagree: epoch 1 is best on all modalities, epoch 2 on the mean."""
-    import bridge.training
+    import bridge.train.trainer
 
     scripted = iter([{"loss": 1.0, "accuracy": 0.9, "macro_f1": 0.9, "macro_f1_patterns": 0.3},
                      {"loss": 1.0, "accuracy": 0.6, "macro_f1": 0.6, "macro_f1_patterns": 0.5}])
-    monkeypatch.setattr(bridge.training.Trainer, "_validate", lambda self, loader: next(scripted))
+    monkeypatch.setattr(bridge.train.trainer.Trainer, "_validate", lambda self, loader: next(scripted))
     out = tmp_path / "run"
     assert train.main(["--limit", "16", "--epochs", "2", "--batch-size", "16", "--no-cache", "--select", select,
                        "--output", str(out)]) == 0

@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 
 import infer
 from bridge.media import write_video
-from bridge.predictor import Predictor
+from bridge.inference.predictor import Predictor
 from bridge.serve import ServeLimits, create_app
 
 RATE = 16_000
@@ -380,14 +380,14 @@ def test_live_refuses_other_origins(client):
 
 
 def test_infer_serve_flags(trained_checkpoint, monkeypatch, capsys):
-    import bridge.predictor
+    import bridge.inference.predictor
     import bridge.serve
 
     calls, loads = [], []
     monkeypatch.setattr(bridge.serve, "serve", lambda predictor, host, port, limits: calls.append(
         (predictor, host, port, limits)))
-    original = bridge.predictor.Predictor.from_pretrained
-    monkeypatch.setattr(bridge.predictor.Predictor, "from_pretrained",
+    original = bridge.inference.predictor.Predictor.from_pretrained
+    monkeypatch.setattr(bridge.inference.predictor.Predictor, "from_pretrained",
                         classmethod(lambda cls, *a, **k: loads.append(a) or original(*a, **k)))
     assert infer.main(["--serve", "--checkpoint", str(trained_checkpoint)]) == 0
     predictor, host, port, limits = calls[-1]

@@ -73,7 +73,7 @@ def server(request):
     """The app on a free loopback port, served by uvicorn in a thread."""
     import uvicorn
 
-    from bridge.predictor import Predictor
+    from bridge.inference.predictor import Predictor
     from bridge.serve import create_app
 
     with socket.socket() as s:

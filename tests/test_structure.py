@@ -1,5 +1,6 @@
 """The package's shape: no import cycles between bridge's modules (lazy imports inside functions
-count too), ``import bridge`` stays light, and scoring a model never imports the training side."""
+count too), ``import bridge`` and its packages stay light, and scoring a model never imports the
+training side (``bridge.train``): only ``train.py``'s command does."""
 
 from __future__ import annotations
 
@@ -68,10 +69,39 @@ def test_the_cycle_finder_finds_cycles():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
 
 
+def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Every module ``start`` imports, directly or through others."""
+    seen, todo = set(), [start]
+    while todo:
+        for nxt in graph.get(todo.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def test_reachable_follows_imports_through_other_modules():
+    assert reachable({"a": {"b"}, "b": {"c"}, "c": set(), "d": {"a"}}, "a") == {"b", "c"}
+
+
 def test_no_import_cycles_between_bridge_modules():
     graph = import_graph()
     assert "bridge.checkpoint" in graph["bridge.model"] and "bridge.data.splits" in graph["bridge.data.registry"]
+    assert {"bridge.train.trainer", "bridge.eval.protocols", "bridge.inference.predictor"} <= graph.keys()
+    assert "bridge.eval.protocols" in graph["bridge.train.trainer"]  # the packages' modules are in the graph
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
+
+
+def test_only_the_train_command_imports_the_training_package():
+    """Evaluation, inference, the web app, the model and the other commands never import ``bridge.train``,
+    not even lazily inside a function: outside the package, only ``bridge.commands.train`` reaches it."""
+    graph = import_graph()
+    training = {name for name in graph if name == "bridge.train" or name.startswith("bridge.train.")}
+    assert {"bridge.train.trainer", "bridge.train.losses", "bridge.train.config"} <= training
+    reaching = {name for name in graph.keys() - training if reachable(graph, name) & training}
+    assert reaching == {"bridge.commands.train"}
+    for scorer in ("bridge.eval.protocols", "bridge.commands.evaluate", "bridge.commands.infer", "bridge.serve.app"):
+        assert not reachable(graph, scorer) & training, scorer
 
 
 def _loaded_after(statement: str) -> set[str]:
@@ -80,15 +110,34 @@ def _loaded_after(statement: str) -> set[str]:
     return set(out.split())
 
 
+def _training(loaded: set[str]) -> set[str]:
+    return {name for name in loaded if name == "bridge.train" or name.startswith("bridge.train.")}
+
+
 def test_import_bridge_is_light():
     assert not {"torch", "timm", "transformers", "cv2", "bridge.model"} & _loaded_after("import bridge")
     loaded = _loaded_after("import bridge; bridge.BridgeModel")  # its names load on first use
     assert "bridge.model" in loaded
-    assert not {"timm", "transformers", "cv2", "torchaudio", "bridge.training"} & loaded
+    assert not {"timm", "transformers", "cv2", "torchaudio"} & loaded and not _training(loaded)
 
 
-@pytest.mark.parametrize("module", ["bridge.evaluation", "bridge.predictor", "bridge.ensemble",
-                                    "bridge.baselines.late_fusion", "bridge.robustness", "bridge.dataset"])
+@pytest.mark.parametrize("package", ["bridge.train", "bridge.eval", "bridge.inference", "bridge.train.config"])
+def test_the_packages_import_nothing_heavy(package):
+    """The packages' ``__init__`` import nothing; ``train.py`` builds its parser from bridge.train.config."""
+    loaded = _loaded_after(f"import {package}")
+    assert package in loaded and not {"torch", "timm", "transformers", "cv2", "bridge.model"} & loaded
+
+
+def test_the_predictor_is_bridges_lazy_name():
+    assert "bridge.inference.predictor" not in _loaded_after("import bridge")
+    loaded = _loaded_after("from bridge import Predictor; assert Predictor.__module__ == 'bridge.inference.predictor'")
+    assert "bridge.inference.predictor" in loaded and not _training(loaded)
+
+
+@pytest.mark.parametrize("module", ["bridge.eval.protocols", "bridge.eval.robustness", "bridge.eval.robustness_plots",
+                                    "bridge.eval.metrics", "bridge.commands.evaluate", "bridge.inference.predictor",
+                                    "bridge.inference.live", "bridge.commands.infer", "bridge.ensemble",
+                                    "bridge.baselines.late_fusion", "bridge.dataset", "bridge.release"])
 def test_scoring_does_not_import_training(module):
     loaded = _loaded_after(f"import {module}")
-    assert module in loaded and not {"bridge.training", "bridge.losses", "bridge.mismatch"} & loaded
+    assert module in loaded and not _training(loaded)

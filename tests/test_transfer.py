@@ -10,7 +10,7 @@ import torch
 import train
 from bridge.modality import Modality
 from bridge.model import load_checkpoint
-from bridge.transfer import parse_init_encoders
+from bridge.train.transfer import parse_init_encoders
 
 
 @pytest.fixture(scope="module")

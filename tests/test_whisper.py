@@ -183,7 +183,7 @@ def test_preprocessor_uses_whisper_front_end():
 
 def test_audio_noise_keeps_whisper_scale():
     from bridge.config import AudioConfig
-    from bridge.robustness import corrupt_audio
+    from bridge.eval.robustness import corrupt_audio
 
     cfg = AudioConfig(arch="whisper", num_mel_bins=80, max_frames=300)
     x = whisper_log_mel(torch.stack([speech_like(3.0), speech_like(3.0, seed=1)])).transpose(1, 2)  # (2, 300, 80)
@@ -222,7 +222,7 @@ def test_pretrained_whisper_audio_encoder_and_saved_architecture(tmp_path):
 def test_whisper_arch_trains_and_checkpoint_round_trips(tmp_path):
     import train
     from bridge.checkpoint import save_checkpoint
-    from bridge.predictor import Predictor
+    from bridge.inference.predictor import Predictor
 
     out = tmp_path / "ck"
     assert train.main(["--limit", "24", "--epochs", "1", "--batch-size", "8", "--modalities", "audio",

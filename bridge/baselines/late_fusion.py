@@ -3,7 +3,7 @@ bridge model per modality, each trained by ``train.py --modalities M``, and the 
 their class probabilities over the modalities a sample has.
 
 :class:`LateFusion` keeps the classifier contract (:class:`bridge.contract.Classifier`:
-``encode`` then ``head``), so the evaluation protocols of :mod:`bridge.evaluation` run on it
+``encode`` then ``head``), so the evaluation protocols of :mod:`bridge.eval.protocols` run on it
 unchanged. It has nothing to translate: a missing modality simply leaves the average, and a
 sample with none of them gets the training label prior.
 With a single member it is that unimodal model, scored on every sample.

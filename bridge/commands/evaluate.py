@@ -3,7 +3,7 @@ modalities reconstructed and zero-filled.
 
 Protocols: ``patterns`` (every non-empty subset of the modalities), ``missing`` (each
 (sample, modality) dropped with probability η, mean ± std over seeds), ``noise`` (input noise
-per modality and on all at once, see bridge/robustness.py).
+per modality and on all at once, see bridge/eval/robustness.py).
 
     python evaluate.py --checkpoint checkpoints/synthetic-tiny
     python evaluate.py --checkpoint checkpoints/mosi-small --data mosi --split test --json
@@ -227,15 +227,15 @@ def _evaluate(args: argparse.Namespace) -> int:
     from bridge.data.corpora import load_splits
     from bridge.data.corpus import attach_decoder
     from bridge.ensemble import load_models
-    from bridge.evaluation import evaluate_patterns, evaluate_robustness
+    from bridge.eval.protocols import evaluate_patterns, evaluate_robustness
     from bridge.media.decoder import MediaDecoder
     from bridge.modality import pattern_name
     from bridge.model import require_face_encoder
     from bridge.plots import plot_confusion, plot_patterns
     from bridge.preprocess import Preprocessor
     from bridge.recipes import corpus_modalities
-    from bridge.robustness import noise_context
-    from bridge.robustness_plots import plot_missing, plot_noise
+    from bridge.eval.robustness import noise_context
+    from bridge.eval.robustness_plots import plot_missing, plot_noise
     from bridge.dataset import ExampleDataset, make_loader
     from bridge.runtime import pick_device
 

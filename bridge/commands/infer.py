@@ -194,8 +194,8 @@ def _check_modes(args: argparse.Namespace) -> None:
 
 
 def load_predictor(args: argparse.Namespace, detect_faces: bool | None = None):
-    """The checkpoint's :class:`~bridge.predictor.Predictor` with the command line's settings."""
-    from bridge.predictor import Predictor
+    """The checkpoint's :class:`~bridge.inference.predictor.Predictor` with the command line's settings."""
+    from bridge.inference.predictor import Predictor
 
     flip = None if args.test_flip == "checkpoint" else args.test_flip == "on"
     detect = not args.no_face_detection if detect_faces is None else detect_faces
@@ -206,7 +206,7 @@ def load_predictor(args: argparse.Namespace, detect_faces: bool | None = None):
 
 
 def _infer(args: argparse.Namespace) -> int:
-    from bridge.timeline import Smoothing
+    from bridge.inference.timeline import Smoothing
 
     _check_modes(args)  # flags are checked before torch is imported
     if args.face_index < 0:
@@ -245,13 +245,13 @@ def _infer(args: argparse.Namespace) -> int:
 def _timeline(args: argparse.Namespace, text: str | None) -> int:
     from bridge.checkpoint import atomic_write_text
     from bridge.plots import plot_timeline
-    from bridge.timeline import Smoothing, smooth_rows, timeline_csv, timeline_json
+    from bridge.inference.timeline import Smoothing, smooth_rows, timeline_csv, timeline_json
 
-    from bridge.predictor import TimelineInterrupted
+    from bridge.inference.predictor import TimelineInterrupted
 
     hop = args.window / 2 if args.hop is None else args.hop
-    from bridge.predictor import _video_duration
-    from bridge.timeline import window_starts
+    from bridge.inference.predictor import _video_duration
+    from bridge.inference.timeline import window_starts
 
     windows = len(window_starts(_video_duration(args.video), args.window, hop))  # bad input fails before the notice
     predictor = load_predictor(args)
@@ -289,7 +289,7 @@ def _batch(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from bridge.checkpoint import atomic_write_text
-    from bridge.items import find_items
+    from bridge.inference.items import find_items
 
     items, ignored = find_items(args.batch)
     outputs = None
@@ -423,8 +423,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _live(args: argparse.Namespace, text: str | None) -> int:
-    from bridge.live import run_live
-    from bridge.timeline import Smoothing
+    from bridge.inference.live import run_live
+    from bridge.inference.timeline import Smoothing
 
     predictor = load_predictor(args, detect_faces=True)
     save = Path(args.save_video) if args.save_video else None

@@ -19,9 +19,8 @@ import json
 import os
 
 from bridge.cli import RunLock, check_writable, run_cli
-from bridge.checkpoint import migrate
 from bridge.config import PRESETS
-from bridge.train_config import SELECT_KEYS, TrainConfig
+from bridge.train.config import SELECT_KEYS, TrainConfig
 
 # Settings a resumed run keeps from its start (recorded in its training state and config.json);
 # --epochs may change (the schedule then spans the new count); the rest (output, cache, workers,
@@ -210,7 +209,7 @@ def _main(argv: list[str] | None) -> int:
     elif output.exists() and any(p.name != RunLock.NAME for p in output.iterdir()) \
             and not (output / "config.json").is_file():
         raise ValueError(f"--output {output} exists and is not a bridge checkpoint; choose another directory")
-    from bridge.distributed import launched_world
+    from bridge.train.distributed import launched_world
 
     world = launched_world()
     if args.batch_size % world.size:
@@ -261,6 +260,8 @@ def recorded_run(output: Path) -> tuple[dict, int, dict]:
     Raises:
         ValueError: no training state to resume, or an unreadable one.
     """
+    from bridge.checkpoint import migrate  # torch: not before the arguments are checked
+
     meta: dict = {}
     if (output / "config.json").is_file():
         try:
@@ -444,7 +445,7 @@ def _norm(value):
 
 
 def _train(args: argparse.Namespace, world, output: Path) -> int:
-    from bridge.distributed import setup, teardown
+    from bridge.train.distributed import setup, teardown
 
     device = setup(world, args.device)
     try:
@@ -459,10 +460,10 @@ def _run(args: argparse.Namespace, world, device: str, output: Path) -> int:
     from bridge.data.corpus import attach_decoder
     from bridge.media.decoder import MediaDecoder
     from bridge.recipes import model_config_for
-    from bridge.mismatch import parse_mismatch
+    from bridge.train.mismatch import parse_mismatch
     from bridge.runtime import use_deterministic_algorithms
-    from bridge.training import Trainer
-    from bridge.transfer import adopt_encoder_configs, parse_init_encoders, train_recipe_sources
+    from bridge.train.trainer import Trainer
+    from bridge.train.transfer import adopt_encoder_configs, parse_init_encoders, train_recipe_sources
 
     say = print if world.is_main else lambda *_: None  # rank 0 speaks for the run
     init_encoders = train_recipe_sources(args.init_encoder, args.data_root, main)  # recipe:X sources trained first

@@ -46,7 +46,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from bridge.predictor import InputError, Predictor
+from bridge.inference.predictor import InputError, Predictor
 from bridge.serve.live import FRAME, SOUND, LiveError, LiveSession, live_detector
 from bridge.version import __version__
 
@@ -243,7 +243,7 @@ def create_app(predictor: Predictor, limits: ServeLimits = ServeLimits(), temp_d
         format: Literal["json", "csv"] = Form("json", description="json (docs/infer-json.md) or csv"),
     ):
         """Emotion over time: one prediction per sliding window of a video, as ``infer.py --window``."""
-        from bridge.timeline import timeline_csv, timeline_json
+        from bridge.inference.timeline import timeline_csv, timeline_json
 
         await _check_form(request, limits, allowed=("video", "text", "window", "hop", "format"))
         if not _given(video):

@@ -3,7 +3,7 @@ prediction per frame out.
 
 Each WebSocket connection owns a :class:`LiveSession` (its sound buffer, its text, its sample
 rate), so streams never share state; the predictor they share is called under the app's lock.
-The face box, crop and prediction follow ``infer.py --webcam`` (:mod:`bridge.live`).
+The face box, crop and prediction follow ``infer.py --webcam`` (:mod:`bridge.inference.live`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 
 from bridge.config import AudioConfig, FaceConfig
 from bridge.data.sample import Sample
-from bridge.predictor import InputError, Predictor
+from bridge.inference.predictor import InputError, Predictor
 
 FRAME = ord("F")  # b"F" + uint32 little-endian sequence number + JPEG bytes (none: predict without a frame)
 SOUND = ord("A")  # b"A" + int16 little-endian mono PCM at the session's sample rate

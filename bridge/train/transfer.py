@@ -10,35 +10,19 @@ that maps the encoder's tokens into the shared latent. Add ``--set face.freeze=t
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from torch import nn
 
+from bridge.checkpoint import run_state
 from bridge.config import BridgeConfig
 from bridge.modality import Modality
 
 
 RECIPE_PREFIX = "recipe:"
 RECIPE_RUNS = Path("checkpoints") / "recipes"  # where a recipe named as a source is trained
-
-
-def run_state(output: Path, recipe: Path | None = None) -> str:
-    """``"finished"`` (every epoch the recipe asks for is in ``history.json``; for a recipe with warm
-    restarts, every cycle), ``"interrupted"`` (a training state or a cycle plan to resume) or ``"new"``."""
-    spec = json.loads(Path(recipe).read_text(encoding="utf-8")) if recipe is not None else {}
-    if spec.get("restarts"):
-        plan = Path(output) / "cycles.json"
-        if not plan.is_file():
-            return "new"
-        return "finished" if json.loads(plan.read_text(encoding="utf-8")).get("finished") else "interrupted"
-    history = Path(output) / "history.json"
-    epochs = spec.get("epochs")
-    if history.is_file() and epochs is not None and len(json.loads(history.read_text(encoding="utf-8"))) >= epochs:
-        return "finished"
-    return "interrupted" if (Path(output) / "training_state.pt").is_file() else "new"
 
 
 def train_recipe_sources(specs: Sequence[str], data_root: str | None,
@@ -51,7 +35,7 @@ def train_recipe_sources(specs: Sequence[str], data_root: str | None,
     Raises:
         ValueError: a recipe file that does not exist, or a source run that fails.
     """
-    here = Path(__file__).resolve().parents[1]
+    here = Path(__file__).resolve().parents[2]
     out = []
     for spec in specs:
         name, sep, path = spec.partition("=")

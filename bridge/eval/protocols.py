@@ -1,7 +1,7 @@
 """Evaluation over modality patterns: every non-empty subset of the model's modalities, each
 with missing modalities reconstructed by translation and with them zero-filled (MMIN's
 fixed-pattern protocol, Zhao et al., ACL 2021); and the robustness protocols of
-:mod:`bridge.robustness`: a sample-level missing rate (GCNet) and input noise (MultiBench),
+:mod:`bridge.eval.robustness`: a sample-level missing rate (GCNet) and input noise (MultiBench),
 as metric curves over levels, mean and std over seeds.
 
 Every function here scores any :class:`bridge.contract.Classifier` (a model, an ensemble, the
@@ -21,10 +21,10 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from bridge.contract import Classifier, Fill
-from bridge.metrics import classification_report
+from bridge.eval.metrics import classification_report
 from bridge.modality import Modality, pattern_name
 from bridge.presence import complete_presence, drop_modalities
-from bridge.robustness import NoiseContext, area_under_curve, corrupt_batch
+from bridge.eval.robustness import NoiseContext, area_under_curve, corrupt_batch
 
 FILLS: tuple[Fill, ...] = ("reconstruct", "zero")
 
@@ -83,7 +83,7 @@ def evaluate_patterns(model: Classifier, loader: DataLoader, device: torch.devic
     return results
 
 
-# --- robustness protocols: missing rate and noise (bridge.robustness) ----------------------------
+# --- robustness protocols: missing rate and noise (bridge.eval.robustness) ----------------------------
 METRICS: tuple[str, ...] = ("accuracy", "macro_f1", "weighted_f1", "uar")
 ALL_TARGET = "all"
 
@@ -117,7 +117,7 @@ def robustness_predictions(model: Classifier, loader: DataLoader, device: torch.
         modalities: the modalities that may be observed and noised (default: all the model's);
             the others count as missing throughout.
         first_seed: the draws use seeds ``first_seed, ..., first_seed + seeds - 1`` (keys keep ``0..seeds-1``).
-        context: what the corruptions need (:func:`bridge.robustness.noise_context`); None
+        context: what the corruptions need (:func:`bridge.eval.robustness.noise_context`); None
             when ``noise_levels`` is empty.
         test_flip: average each face with its mirror image (clean and noisy faces alike).
     """

@@ -20,8 +20,8 @@ import numpy as np
 from bridge.config import AudioConfig, FaceConfig
 from bridge.data.sample import Sample
 from bridge.media.audio import DEFAULT_MAX_SECONDS, MIN_SECONDS
-from bridge.predictor import InputError, Prediction, Predictor
-from bridge.timeline import Smoother, Smoothing
+from bridge.inference.predictor import InputError, Prediction, Predictor
+from bridge.inference.timeline import Smoother, Smoothing
 
 
 def open_capture(source: str) -> tuple[cv2.VideoCapture, str]:

@@ -25,27 +25,27 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
-from bridge.augment import AudioAugment, FaceAugment
+from bridge.train.augment import AudioAugment, FaceAugment
 from bridge.checkpoint import STATE_FILE, atomic_write_text, save_checkpoint, umask
 from bridge.config import BridgeConfig, FeatureConfig
 from bridge.contract import Fill
 from bridge.data.sample import Sample
 from bridge.dataset import ExampleDataset, feature_statistics, make_loader
-from bridge.distributed import GlobalBatchSampler, World, barrier, gather_objects, gather_present
+from bridge.train.distributed import GlobalBatchSampler, World, barrier, gather_objects, gather_present
 from bridge.encoders.memo import TokenStateMemo
-from bridge.evaluation import pattern_predictions, subsets
+from bridge.eval.protocols import pattern_predictions, subsets
 from bridge.freeze import memoise_frozen, train_mode
-from bridge.losses import BridgeLoss
-from bridge.metrics import classification_report
-from bridge.mismatch import mismatch_modalities, parse_mismatch
+from bridge.train.losses import BridgeLoss
+from bridge.eval.metrics import classification_report
+from bridge.train.mismatch import mismatch_modalities, parse_mismatch
 from bridge.modality import Modality, pattern_name
 from bridge.model import BridgeModel, require_face_encoder
 from bridge.preprocess import Preprocessor
 from bridge.presence import drop_modalities
 from bridge.runtime import pick_device, seed_everything
-from bridge.transfer import load_encoder_weights, parse_init_encoders
+from bridge.train.transfer import load_encoder_weights, parse_init_encoders
 
-from bridge.train_config import SELECT_KEYS, TrainConfig  # noqa: F401 (re-exported)
+from bridge.train.config import SELECT_KEYS, TrainConfig  # noqa: F401 (re-exported)
 
 
 class TrainStep(nn.Module):

@@ -26,7 +26,7 @@ from bridge.modality import Modality
 from bridge.model import require_face_encoder
 from bridge.preprocess import Example, Preprocessor, collate
 from bridge.presence import complete_presence
-from bridge.timeline import TimelineRow, window_starts
+from bridge.inference.timeline import TimelineRow, window_starts
 
 
 @dataclass
