@@ -23,7 +23,10 @@ class TrainConfig:
     unimodal_weight: float = 0.5  # weight of per-modality classification terms (training-only heads)
     translation_weight: float = 1.0  # weight of the translation terms against cross-entropy
     cycle_weight: float = 0.0  # weight of source -> target -> source reconstruction terms (0 disables)
-    translation_loss: Literal["mse", "cosine"] = "mse"  # distance between a translation and its detached target
+    # how a translation is pulled toward its detached target: a distance (mse, cosine) or contrastive (infonce)
+    translation_loss: Literal["mse", "cosine", "infonce"] = "mse"
+    distill_weight: float = 0.0  # weight of the fusion's prediction from reconstructions matching its real-latent one
+    distill_temperature: float = 2.0  # softmax temperature of that distillation term
     modality_dropout: float = 0.5  # chance of hiding each (sample, modality) from the fusion
     dropout_schedule: Literal["constant", "linear"] = "linear"  # linear: ramp up from 0 over dropout_warmup_epochs
     dropout_warmup_epochs: int = 3

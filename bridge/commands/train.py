@@ -28,9 +28,12 @@ from bridge.train_config import SELECT_KEYS, TrainConfig
 # device) only say where and how fast to run.
 RESTORED = ("recipe", "data", "data_root", "preset", "modalities", "set", "init_encoder", "mismatch", "select",
             "batch_size", "lr", "encoder_lr_scale", "weight_decay", "label_smoothing", "modality_dropout",
-            "unimodal_weight", "translation_weight", "cycle_weight", "translation_loss", "dropout_schedule", "fill",
+            "unimodal_weight", "translation_weight", "cycle_weight", "translation_loss", "distill_weight",
+            "distill_temperature", "dropout_schedule", "fill",
             "augment", "test_flip", "seed", "deterministic", "limit", "no_face_detection")
 STATE_FILE = "training_state.pt"
+# Settings added after runs began recording theirs, with the value every earlier run trained with.
+BEFORE_RECORDED = {"distill_weight": 0.0, "distill_temperature": 2.0}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -145,8 +148,14 @@ def _parser() -> _Parser:
                    help="weight of the translation terms (each translation pulled toward its target latent)")
     p.add_argument("--cycle-weight", type=float, default=TrainConfig.cycle_weight,
                    help="weight of source -> target -> source reconstruction terms (0 disables)")
-    p.add_argument("--translation-loss", choices=["mse", "cosine"], default=TrainConfig.translation_loss,
-                   help="distance between a translation and its target latent")
+    p.add_argument("--translation-loss", choices=["mse", "cosine", "infonce"], default=TrainConfig.translation_loss,
+                   help="how a translation is pulled toward its target latent: a distance (mse, cosine) or "
+                        "contrastive, picking its own sample's target among the batch's (infonce)")
+    p.add_argument("--distill-weight", type=float, default=TrainConfig.distill_weight,
+                   help="weight of distillation: the fusion's prediction with dropped modalities reconstructed "
+                        "matches its prediction from every real modality (0 disables)")
+    p.add_argument("--distill-temperature", type=float, default=TrainConfig.distill_temperature,
+                   help="softmax temperature of the distillation term")
     p.add_argument("--dropout-schedule", choices=["constant", "linear"], default=TrainConfig.dropout_schedule)
     p.add_argument("--fill", choices=["reconstruct", "zero"], default=TrainConfig.fill,
                    help="how missing modalities enter the fusion; 'zero' trains the no-translation baseline")
@@ -208,11 +217,13 @@ def check_args(args: argparse.Namespace) -> argparse.Namespace:
         raise ValueError("--epochs and --batch-size must be at least 1")
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be at least 1 sample per split, got {args.limit}")
-    for flag in ("lr", "weight_decay", "encoder_lr_scale", "label_smoothing", "unimodal_weight"):
+    for flag in ("lr", "weight_decay", "encoder_lr_scale", "label_smoothing", "unimodal_weight", "distill_weight"):
         value = getattr(args, flag)
         if not value >= 0 or (flag == "lr" and value == 0):
             bound = "positive" if flag == "lr" else "at least 0"
             raise ValueError(f"--{flag.replace('_', '-')} must be {bound}, got {value:g}")
+    if not args.distill_temperature > 0:
+        raise ValueError(f"--distill-temperature must be positive, got {args.distill_temperature:g}")
     if not 0 <= args.modality_dropout < 1:
         raise ValueError(f"--modality-dropout must be in [0, 1), got {args.modality_dropout}")
     if args.label_smoothing >= 1:
@@ -294,6 +305,9 @@ def resume_args(args: argparse.Namespace, given: set[str], output: Path, say=pri
                              f"{_flag(name, run[name])}: --resume continues a run as it was started (drop the flag, "
                              f"or train into another --output)")
     restored = {k: v for k, v in run.items() if k in RESTORED and hasattr(args, k)}
+    for name, value in BEFORE_RECORDED.items():  # a run started before the setting existed trained without it
+        if name not in run and name not in given:
+            restored[name] = value
     if "recipe" in given and "recipe" not in run:  # a run from before recipes were recorded
         restored.pop("recipe", None)
     recorded_epochs = int(run.get("epochs", args.epochs))
@@ -365,6 +379,7 @@ def _run(args: argparse.Namespace, world, device: str, output: Path) -> int:
                                modality_dropout=args.modality_dropout, dropout_schedule=args.dropout_schedule,
                                unimodal_weight=args.unimodal_weight, translation_weight=args.translation_weight,
                                cycle_weight=args.cycle_weight, translation_loss=args.translation_loss,
+                               distill_weight=args.distill_weight, distill_temperature=args.distill_temperature,
                                fill=args.fill, augment=args.augment, init_encoders=tuple(init_encoders),
                                mismatch=tuple(args.mismatch), select=args.select, test_flip=args.test_flip,
                                seed=args.seed, deterministic=args.deterministic,
