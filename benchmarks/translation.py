@@ -123,7 +123,9 @@ def evaluate_run(args: argparse.Namespace, directory: Path, seed: int) -> dict[s
     from bridge.data.corpora import load_splits
     from bridge.data.corpus import attach_decoder
     from bridge.dataset import ExampleDataset, make_loader
+    from bridge.encoders.memo import TokenStateMemo
     from bridge.evaluation import evaluate_field
+    from bridge.freeze import memoise_frozen
     from bridge.media.decoder import MediaDecoder
     from bridge.model import load_checkpoint
     from bridge.preprocess import Preprocessor
@@ -131,6 +133,7 @@ def evaluate_run(args: argparse.Namespace, directory: Path, seed: int) -> dict[s
 
     device = pick_device(args.device)
     model, meta = load_checkpoint(directory, device)
+    memoise_frozen(model, TokenStateMemo.megabytes(1024))  # a frozen encoder runs once per sample, not per protocol
     data = meta.get("data", {})
     splits = load_splits(data.get("name"), args.data_root or data.get("data_root"), seed=seed, limit=data.get("limit"))
     attach_decoder(splits, MediaDecoder.from_config(model.config))
