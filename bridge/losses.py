@@ -1,4 +1,4 @@
-"""Training objective: cross-entropy plus translation (and optional cycle) terms, by name.
+"""Training objective: cross-entropy plus translation (and optional cycle and distillation) terms, by name.
 
 Translation loss choice: mean squared error between the translator's output and the target
 modality's latent, with the target **detached**. Both are LayerNorm outputs, so MSE compares
@@ -7,6 +7,24 @@ offsets the fusion sees). Detaching keeps the translation loss from shaping the 
 encoder: without it the cheapest way to lower the loss is to make every latent constant,
 which the classification loss only partly resists. The translators learn to imitate the
 encoders; the encoders learn only from classification. ``loss="cosine"`` is offered too.
+
+MSE predicts the conditional mean of the target latent: a blurred latent that may carry little
+of what the classifier needs. Two objectives aim at the task instead (issue 26):
+
+- ``distance="infonce"``, contrastive translation: each translation must pick its own sample's
+  target latent out of the batch's (InfoNCE over cosine similarities of the flattened latents,
+  temperature :data:`CONTRASTIVE_TEMPERATURE`; CLIP's objective, Radford et al. 2021, between a
+  translation and the latents of the samples that have both modalities). It keeps what tells
+  samples apart and ignores the offsets they share.
+- ``distill_weight > 0``, distillation (Hinton et al., 2015): the fusion's prediction with
+  modalities hidden by modality dropout and rebuilt from the others (the student, ``logits``)
+  is pulled toward its prediction from every real latent the sample has (the teacher,
+  ``teacher_logits``, detached), KL divergence at temperature ``distill_temperature``, times
+  T². Gradients reach the translators through the reconstructions, so a translation is trained
+  for what the fusion reads from it, not for its distance to the target alone.
+
+Neither beat MSE on validation data (``docs/translation.md``: CMU-MOSI, the mean of the field's
+fixed and random weighted-F1 averages), so MSE stays the default and they stay options.
 
 Unimodal terms: a linear head per modality classifies that modality's own latent. Without
 them, the easiest modality (text, here) carries the fusion and the others barely learn
