@@ -180,7 +180,9 @@ def markdown(report: dict[str, Any]) -> str:
              f"{report['draws']} mask draws for the random protocol. Selection score: the validation mean of the "
              f"fixed and random averages (weighted F1). Best on validation: **{chosen}**.", ""]
     for split in ("val", "test"):
-        lines += [f"## {'Validation' if split == 'val' else 'Test'} (n={report['n'][split]})", "",
+        sizes = report["n"][split]
+        size = f"{sizes[0]}" if len(sizes) == 1 else f"{sizes[0]}–{sizes[-1]} by seed"
+        lines += [f"## {'Validation' if split == 'val' else 'Test'} (n={size})", "",
                   "| objective | " + " | ".join(FIGURES.values()) + (" | selection score |" if split == "val" else " |"),
                   "|---" * (len(FIGURES) + 1 + (split == "val")) + "|"]
         for row, by in s.items():
@@ -219,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output or ROOT / "reports" / f"translation-{tag}")
     per_run: dict[str, dict[int, dict[str, Any]]] = {}
     seconds = {"train": 0.0, "evaluate": 0.0}
-    n = {}
+    n: dict[str, set[int]] = {"val": set(), "test": set()}  # validation is carved per seed: sizes differ
     for seed in seeds:
         for row in rows:
             directory = ckpts / row / f"seed{seed}"
@@ -238,10 +240,11 @@ def run(args: argparse.Namespace) -> int:
                 atomic_write_text(cached, json.dumps(evaluation))
             seconds["evaluate"] += evaluation.get("seconds", 0.0)
             per_run.setdefault(row, {})[seed] = evaluation
-            n = {split: evaluation[split]["n"] for split in ("val", "test")}
+            for split in ("val", "test"):
+                n[split].add(evaluation[split]["n"])
     report = {"setting": f"{args.recipe or args.data}" + (f", {args.epochs} epochs" if args.epochs else "")
               + (f", limit {args.limit}" if args.limit else ""),
-              "seed_values": seeds, "draws": args.draws, "n": n, "rows": rows,
+              "seed_values": seeds, "draws": args.draws, "n": {k: sorted(v) for k, v in n.items()}, "rows": rows,
               "row_flags": {r: row_flags(r) for r in rows},
               "train_commands": [shlex.join(train_argv(args, r, 0)).replace("--seed 0", "--seed S")
                                  + f" --output .../{r}/seedS" for r in rows],
