@@ -32,8 +32,6 @@ RESTORED = ("recipe", "data", "data_root", "preset", "modalities", "set", "init_
             "distill_temperature", "dropout_schedule", "fill",
             "augment", "test_flip", "seed", "deterministic", "limit", "no_face_detection")
 STATE_FILE = "training_state.pt"
-# Settings added after runs began recording theirs, with the value every earlier run trained with.
-BEFORE_RECORDED = {"distill_weight": 0.0, "distill_temperature": 2.0}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -305,9 +303,6 @@ def resume_args(args: argparse.Namespace, given: set[str], output: Path, say=pri
                              f"{_flag(name, run[name])}: --resume continues a run as it was started (drop the flag, "
                              f"or train into another --output)")
     restored = {k: v for k, v in run.items() if k in RESTORED and hasattr(args, k)}
-    for name, value in BEFORE_RECORDED.items():  # a run started before the setting existed trained without it
-        if name not in run and name not in given:
-            restored[name] = value
     if "recipe" in given and "recipe" not in run:  # a run from before recipes were recorded
         restored.pop("recipe", None)
     recorded_epochs = int(run.get("epochs", args.epochs))
