@@ -17,7 +17,9 @@ interrupted one, under ``--checkpoints``):
   has (:mod:`bridge.baselines.late_fusion`).
 
 Then every system runs evaluate.py's protocols on the test split: fixed modality patterns, the
-sample-level missing rate η, and noise per modality and on all at once. Seed ``s`` trains the
+sample-level missing rate η, noise per modality and on all at once, and the field's protocol
+(CyIN, IMDer: weighted F1 averaged over the fixed missing patterns and over η = 0.1 … 0.7, text
+only, no text; bridge, bridge zero-filled, early and late fusion). Seed ``s`` trains the
 models and draws the masks and the noise. Summaries are mean ± std over seeds, the area under
 each curve, and effective robustness against late fusion (MultiBench). On corpora shipped as
 feature vectors (CMU-MOSI) a logistic regression on the concatenated features of each pattern
@@ -52,6 +54,7 @@ from bridge.train.runs import command_record, ensure_trained, finished, same_com
 HEADLINE = {"mosi": "weighted_f1"}  # binary and imbalanced at test: weighted F1, as the field reports it
 BRIDGE, BRIDGE_ZERO, EARLY, LATE = "bridge", "bridge, zero-filled", "early fusion (zero-fill)", "late fusion"
 LR = "logistic regression"
+FILL_GAIN = "bridge, reconstruct − zero-fill"  # mean over the field's fixed patterns, the same weights
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -139,7 +142,7 @@ def evaluate_seed(args, seed: int, dirs: dict[str, Path], protocol: dict[str, An
     from bridge.checkpoint import tokenizer_dir
     from bridge.model import load_checkpoint
     from bridge.data.corpora import load_splits
-    from bridge.eval.protocols import evaluate_patterns, evaluate_robustness, subsets
+    from bridge.eval.protocols import evaluate_field, evaluate_patterns, evaluate_robustness, subsets
     from bridge.modality import Modality
     from bridge.preprocess import Preprocessor
     from bridge.eval.robustness import noise_context
@@ -166,7 +169,8 @@ def evaluate_seed(args, seed: int, dirs: dict[str, Path], protocol: dict[str, An
                (LATE, LateFusion(list(unimodal.values()), prior).to(device), {"reconstruct": LATE})]
     systems += [(f"{m.value} alone", LateFusion([unimodal[m]], prior).to(device), {"reconstruct": f"{m.value} alone"})
                 for m in modalities]
-    out: dict[str, Any] = {"n": len(dataset), "skipped": dataset.skipped, "patterns": {}, "missing": {}, "noise": {}}
+    out: dict[str, Any] = {"n": len(dataset), "skipped": dataset.skipped, "patterns": {}, "missing": {}, "noise": {},
+                           "field": {}}
     for title, system, names in systems:
         fills = tuple(names)
         print(f"seed {seed}: evaluating {title}")
@@ -184,6 +188,13 @@ def evaluate_seed(args, seed: int, dirs: dict[str, Path], protocol: dict[str, An
                 if "noise" in rob:
                     for target, by_fill in rob["noise"]["results"].items():
                         out["noise"].setdefault(target, {})[name] = {k: v["mean"] for k, v in by_fill[fill].items()}
+        if "field" in protocol["protocols"] and len(system.modalities) > 1:
+            field = evaluate_field(system, loader, device, seeds=1, fills=fills, first_seed=seed, progress=False)
+            for fill, name in names.items():
+                out["field"][name] = {key: {k: v["mean"] for k, v in by.items()}
+                                      for key, by in field["results"][fill]["summary"].items()}
+            if "reconstruct_minus_zero" in field:
+                out["field"][FILL_GAIN] = {"fixed_gain": {k: v["mean"] for k, v in field["reconstruct_minus_zero"].items()}}
     probe = [splits.train[i] for i in range(min(32, len(splits.train)))]
     if all(m in s.features for s in probe for m in modalities):  # a feature corpus
         lr = logistic_regression(splits, subsets(tuple(m for m in Modality if m in modalities)),
@@ -205,7 +216,10 @@ def summarise(per_seed: list[dict[str, Any]], levels: dict[str, tuple[float, ...
     """Mean ± std over seeds of every figure, areas under the curves and effective robustness."""
     from bridge.eval.robustness import area_under_curve, effective_robustness
 
-    summary: dict[str, Any] = {"patterns": {}, "missing": {}, "noise": {}}
+    summary: dict[str, Any] = {"patterns": {}, "missing": {}, "noise": {}, "field": {}}
+    for name, by in per_seed[0].get("field", {}).items():  # name -> figure -> metric
+        summary["field"][name] = {key: {k: _stat([s["field"][name][key][k] for s in per_seed]) for k in by[key]}
+                                  for key in by}
     for pattern in per_seed[0]["patterns"]:
         for name in per_seed[0]["patterns"][pattern]:
             summary["patterns"].setdefault(pattern, {})[name] = {
@@ -264,6 +278,22 @@ def markdown(report: dict[str, Any]) -> str:
         for pattern, by in s["patterns"].items():
             lines.append(f"| {pattern} | " + " | ".join(_pm(by[n]["accuracy"]) if n in by else "—"
                                                        for n in names) + " |")
+    if s.get("field"):
+        from bridge.eval.protocols import FIELD_FIGURES
+
+        names = [n for n in s["field"] if n != FILL_GAIN]
+        lines += ["", "## The field's protocol (CyIN, IMDer): weighted F1", "",
+                  "Fixed: the mean over the patterns with one modality or more present and one or more missing; "
+                  "random: the mean over η = 0.1 … 0.7, each (sample, modality) dropped with probability η, one kept "
+                  "(seed s draws the masks).", "", "| figure | " + " | ".join(names) + " |",
+                  "|---" * (len(names) + 1) + "|"]
+        for key, title in FIELD_FIGURES.items():
+            if key in s["field"][names[0]]:
+                lines.append(f"| {title} | " + " | ".join(_pm(s["field"][n][key]["weighted_f1"]) if key in s["field"][n]
+                                                         else "—" for n in names) + " |")
+        if FILL_GAIN in s["field"]:
+            lines.append(f"| {FILL_GAIN} (mean over the fixed patterns) | "
+                         + _pm(s["field"][FILL_GAIN]["fixed_gain"]["weighted_f1"]) + " |" + " —|" * (len(names) - 1))
     if s["missing"]:
         names = list(s["missing"])
         lines += ["", f"## Missing rate η: {mname}", "", "| η | " + " | ".join(names) + " |",
@@ -382,6 +412,8 @@ def run(args: argparse.Namespace) -> int:
               "seed_values": seeds, "levels": levels, "protocols": list(protocols),
               "protocol": "patterns: fixed modality subsets; missing: each (sample, modality) dropped with "
                           "probability eta, one kept; noise: input corruption per modality and on all at once; "
+                          "field: weighted F1 averaged over the fixed patterns with one or more missing and over eta "
+                          "0.1-0.7 (CyIN, IMDer), text only, no text; "
                           "seed s trains the models and draws the masks and noise",
               "systems": {BRIDGE: "translation on, missing modalities reconstructed",
                           BRIDGE_ZERO: "the bridge weights, missing modalities zero-filled at test",

@@ -127,6 +127,9 @@ class FusionConfig:
 
     depth: int = 2
     dropout: float = 0.1  # in attention/MLP blocks and before the classifier
+    # scale each reconstructed token by a learned confidence in (0, 1) from the token and its flag
+    # (bridge.fusion.ConfidenceGate), so the fusion can discount a poor reconstruction; off: as before it existed
+    confidence: bool = False
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from bridge.config import BridgeConfig
 from bridge.contract import Fill
 from bridge.encoders import build_encoder
 from bridge.freeze import freeze_encoder, frozen_encoders
-from bridge.fusion import OBSERVED, RECONSTRUCTED, ZERO_FILLED, Fusion
+from bridge.fusion import OBSERVED, RECONSTRUCTED, ZERO_FILLED, ConfidenceGate, Fusion
 from bridge.layers import LatentSummariser
 from bridge.manifest import ReleaseError, inherited_prefixes, is_release, verify
 from bridge.modality import Modality
@@ -75,6 +75,9 @@ class BridgeOutput:
         present: per modality, ``(b,)`` bool: used as observed (others were reconstructed or zeroed).
         cycles: with ``forward(cycle=True)``, each translation translated back to its source, keyed
             like the translation (``"audio_to_text"``: audio -> text -> audio), for pairs the batch has.
+        teacher_logits: with ``forward(teacher=True)``, ``(b, classes)`` logits from every modality
+            the batch really has (``batch.present``), computed without gradients: the distillation
+            target of the logits under ``present``.
     """
 
     logits: Tensor
@@ -83,6 +86,7 @@ class BridgeOutput:
     reconstructions: dict[Modality, Tensor] = field(default_factory=dict)
     present: dict[Modality, Tensor] = field(default_factory=dict)
     cycles: dict[str, Tensor] = field(default_factory=dict)
+    teacher_logits: Tensor | None = None
 
 
 class BridgeModel(nn.Module):
@@ -114,6 +118,7 @@ class BridgeModel(nn.Module):
             for s, t in itertools.permutations(config.modalities, 2)})
         self.fusion = Fusion(d, config.heads, config.fusion.depth, config.mlp_ratio, config.num_classes,
                              config.fusion.dropout)
+        self.confidence = ConfidenceGate(d) if config.fusion.confidence else None
         for encoder in frozen_encoders(self):  # e.g. face.freeze: no gradients, eval mode (bridge.freeze)
             freeze_encoder(encoder)
 
@@ -206,16 +211,19 @@ class BridgeModel(nn.Module):
             missing_value = rec if fill == "reconstruct" else torch.zeros_like(rec)
             missing_flag = RECONSTRUCTED if fill == "reconstruct" else ZERO_FILLED
             z = torch.where(obs, latents[m], missing_value) if m in latents else missing_value
+            flag = torch.where(present[m], OBSERVED, missing_flag)[:, None].expand(-1, self.config.latent_tokens)
+            if self.confidence is not None:
+                z = self.confidence(z, flag)  # reconstructed tokens scaled by their learned confidence
             tokens.append(z + self.modality_embed[m.value])  # (b, k, d)
-            flag = torch.where(present[m], OBSERVED, missing_flag)  # (b,)
-            flags.append(flag[:, None].expand(-1, self.config.latent_tokens))
+            flags.append(flag)  # (b, k)
         return self.fusion.forward_features(torch.cat(tokens, dim=1), torch.cat(flags, dim=1))
 
     def classify(self, joint: Tensor) -> Tensor:
         return self.fusion.forward_head(joint)
 
     def forward(self, batch: Batch, present: dict[Modality, Tensor] | None = None,
-                fill: Fill = "reconstruct", cycle: bool = False, test_flip: bool = False) -> BridgeOutput:
+                fill: Fill = "reconstruct", cycle: bool = False, test_flip: bool = False,
+                teacher: bool = False) -> BridgeOutput:
         """Classify a batch, keeping the intermediates the training loss reads.
 
         Args:
@@ -225,6 +233,8 @@ class BridgeModel(nn.Module):
             fill: how a missing modality enters the fusion: its reconstruction, or zeros.
             cycle: also translate every translation back to its source (``BridgeOutput.cycles``).
             test_flip: out of training, average each face with its mirror image (see :meth:`encode`).
+            teacher: also classify with every modality of ``batch.present`` observed, without
+                gradients (``BridgeOutput.teacher_logits``, the distillation target).
 
         Raises:
             ValueError: when a sample has none of the model's modalities.
@@ -242,7 +252,14 @@ class BridgeModel(nn.Module):
         reconstructions = self.reconstruct(encoded.translations, present, b)
         logits = self.classify(self.fuse(encoded.latents, reconstructions, present, fill))
         cycles = self.cycle(encoded.translations, tuple(encoded.latents)) if cycle else {}
-        return BridgeOutput(logits, encoded.latents, encoded.translations, reconstructions, present, cycles)
+        teacher_logits = None
+        if teacher:
+            with torch.no_grad():
+                full = complete_presence(batch.present, self.modalities, b, _device(batch))
+                teacher_logits = self.classify(self.fuse(encoded.latents, self.reconstruct(encoded.translations, full, b),
+                                                         full, fill))
+        return BridgeOutput(logits, encoded.latents, encoded.translations, reconstructions, present, cycles,
+                            teacher_logits)
 
     # --- checkpoints ------------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path, extra: dict | None = None) -> None:

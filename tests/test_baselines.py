@@ -108,6 +108,13 @@ def test_robustness_benchmark_trains_and_compares_every_system(tmp_path, capsys)
     assert set(report["summary"]["patterns"]["face+audio+text"]) == systems - {"face alone", "audio alone",
                                                                                "text alone"}
     assert report["summary"]["missing"]["late fusion"]["macro_f1"]["effective_robustness"]["mean"] == 0
+    # the field's protocol, for the systems with several modalities, mean ± std over the 2 seeds
+    field = report["summary"]["field"]
+    assert set(field) == {"bridge", "bridge, zero-filled", "early fusion (zero-fill)", "late fusion", bench.FILL_GAIN}
+    assert set(field["bridge"]) == {"fixed_average", "random_average", "text_only", "no_text", "all"}
+    assert len(field["late fusion"]["random_average"]["weighted_f1"]["values"]) == 2
+    md = (tmp_path / "report" / "results.md").read_text()
+    assert "The field's protocol" in md and "| fixed average |" in md and "| no text |" in md
     assert len(report["per_seed"]) == 2 and len(report["checkpoint_sha256"]["seed1"]) == 5
     for name in ("results.md", "patterns.png", "missing.png", "noise.png", "confusion-bridge.png"):
         assert (tmp_path / "report" / name).is_file()

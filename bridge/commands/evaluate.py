@@ -3,12 +3,15 @@ modalities reconstructed and zero-filled.
 
 Protocols: ``patterns`` (every non-empty subset of the modalities), ``missing`` (each
 (sample, modality) dropped with probability η, mean ± std over seeds), ``noise`` (input noise
-per modality and on all at once, see bridge/eval/robustness.py).
+per modality and on all at once, see bridge/eval/robustness.py), and ``field``, the published
+methods' protocol on CMU-MOSI (CyIN, IMDer): weighted F1 averaged over the fixed missing
+patterns and over missing rates η = 0.1 … 0.7, text only and no text (not run by default).
 
     python evaluate.py --checkpoint checkpoints/synthetic-tiny
     python evaluate.py --checkpoint checkpoints/mosi-small --data mosi --split test --json
     python evaluate.py --checkpoint checkpoints/synthetic-tiny --protocols missing --etas 0,0.5 --seeds 5
     python evaluate.py --checkpoint checkpoints/fer2013-small --protocols patterns --test-flip on
+    python evaluate.py --checkpoint checkpoints/mosi-small --data mosi --protocols field   # beside CyIN / IMDer
     python evaluate.py --checkpoint RUN/cycle1 RUN/cycle2 RUN/cycle3 --output reports/ensemble  # averaged
 """
 
@@ -46,7 +49,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     p.add_argument("--modalities", default=None,
                    help="comma-separated modalities that may be observed (default: all the checkpoint's)")
-    p.add_argument("--protocols", default=",".join(PROTOCOLS), help=f"comma-separated, from {', '.join(PROTOCOLS)}")
+    p.add_argument("--protocols", default=",".join(DEFAULT_PROTOCOLS),
+                   help=f"comma-separated, from {', '.join(PROTOCOLS)} (field: the published methods' fixed and random "
+                        "missing-modality averages, η 0.1-0.7 whatever --etas says)")
     p.add_argument("--etas", default=",".join(f"{i / 10:g}" for i in range(8)),
                    help="missing rates η in [0, 1) for the missing protocol")
     p.add_argument("--noise-levels", default=",".join(f"{i / 10:g}" for i in range(10)),
@@ -57,7 +62,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-PROTOCOLS = ("patterns", "missing", "noise")
+PROTOCOLS = ("patterns", "missing", "noise", "field")
+DEFAULT_PROTOCOLS = ("patterns", "missing", "noise")
 
 
 def parse_protocols(spec: str) -> tuple[str, ...]:
@@ -149,6 +155,47 @@ def robustness_markdown(robustness: dict[str, Any], title: str) -> str:
     return md
 
 
+def field_markdown(field: dict[str, Any], title: str) -> str:
+    """The field's protocol (:func:`bridge.eval.protocols.evaluate_field`): its figures per fill, then
+    per pattern and per missing rate (weighted F1, %)."""
+    from bridge.eval.protocols import FIELD_FIGURES
+
+    fills = list(field["results"])
+    names = {"reconstruct": "reconstruct", "zero": "zero-fill"}
+    first = field["results"][fills[0]]
+    etas = field["etas"]
+    what = {"fixed_average": f"fixed average ({len(field['patterns'])} patterns: {', '.join(field['patterns'])})",
+            "random_average": f"random average (η {etas[0]:g}–{etas[-1]:g}, {field['seeds']} draws)" if etas else "",
+            "text_only": "text only", "no_text": f"no text ({first['named'].get('no_text', '')})",
+            "all": f"all modalities ({first['named'].get('all', '')})"}
+    lines = [f"\n## {title}: the field's protocol (CyIN, IMDer), weighted F1\n",
+             "| figure | " + " | ".join(names.get(f, f) for f in fills) + " |", "|---" * (1 + len(fills)) + "|"]
+    for key in FIELD_FIGURES:
+        if key not in first["summary"]:
+            continue
+        cells = []
+        for f in fills:
+            stat = field["results"][f]["summary"][key]["weighted_f1"]
+            cells.append(f"{100 * stat['mean']:.1f}" + (f" ± {100 * stat['std']:.1f}" if key == "random_average" else ""))
+        lines.append(f"| {what[key]} | " + " | ".join(cells) + " |")
+    if "reconstruct_minus_zero" in field:
+        gain = field["reconstruct_minus_zero"]["weighted_f1"]
+        lines.append(f"| reconstruct − zero-fill, mean over the fixed patterns | {100 * gain['mean']:+.1f} "
+                     f"(worst: {gain['worst_pattern']} {100 * gain['worst']:+.1f}) | |")
+    lines += ["", "| observed (fixed pattern) | " + " | ".join(names.get(f, f) for f in fills) + " |",
+              "|---" * (1 + len(fills)) + "|"]
+    for pattern in field["patterns"]:
+        lines.append(f"| {pattern} | " + " | ".join(
+            f"{100 * field['results'][f]['fixed'][pattern]['weighted_f1']:.1f}" for f in fills) + " |")
+    if etas:
+        lines += ["", "| η | " + " | ".join(names.get(f, f) for f in fills) + " |", "|---" * (1 + len(fills)) + "|"]
+        for j, eta in enumerate(etas):
+            lines.append(f"| {eta:g} | " + " | ".join(
+                f"{100 * field['results'][f]['random']['weighted_f1']['mean'][j]:.1f} ± "
+                f"{100 * field['results'][f]['random']['weighted_f1']['std'][j]:.1f}" for f in fills) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def evaluated_modalities(spec: str | None, model_modalities, available, data: str):
     """The modalities to evaluate: ``--modalities`` or the checkpoint's, each in the checkpoint and the corpus.
 
@@ -227,7 +274,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from bridge.data.corpora import load_splits
     from bridge.data.corpus import attach_decoder
     from bridge.ensemble import load_models
-    from bridge.eval.protocols import evaluate_patterns, evaluate_robustness
+    from bridge.eval.protocols import evaluate_field, evaluate_patterns, evaluate_robustness, field_patterns
     from bridge.media.decoder import MediaDecoder
     from bridge.modality import pattern_name
     from bridge.model import require_face_encoder
@@ -266,6 +313,8 @@ def _evaluate(args: argparse.Namespace) -> int:
                          f"the checkpoint {list(model.config.labels)}")
     samples = splits.split(args.split)
     modalities = evaluated_modalities(args.modalities, model.modalities, corpus_modalities(samples), data)
+    if "field" in protocols:
+        field_patterns(modalities)  # one modality: a one-line error before anything is encoded
     preprocessor = Preprocessor(model.config, tokenizer_dir(ckpt))
     from bridge.cache import default_cache_dir
 
@@ -282,6 +331,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         context = noise_context(model, preprocessor) if levels else None
         robustness = evaluate_robustness(model, loader, device, etas, levels, args.seeds, context,
                                          modalities=modalities, test_flip=test_flip)
+    field = (evaluate_field(model, loader, device, args.seeds, modalities=modalities, test_flip=test_flip)
+             if "field" in protocols else {})
     seconds = time.time() - start
     full = pattern_name(modalities)
     hashes = [checkpoint_hash(c) for c in ckpts]
@@ -295,8 +346,11 @@ def _evaluate(args: argparse.Namespace) -> int:
               "test_flip": test_flip, "protocols": list(protocols),
               "protocol": "patterns: fixed modality subsets; missing: each (sample, modality) dropped with "
                           "probability eta, one kept; noise: input corruption per modality and on all; "
+                          "field: weighted F1 averaged over the fixed patterns with one modality or more missing and "
+                          "over eta 0.1-0.7 (CyIN, IMDer), text only, no text; "
                           "missing modalities reconstructed by translation or zero-filled",
-              "seconds": round(seconds, 2), "results": results, "robustness": robustness}
+              "seconds": round(seconds, 2), "results": results, "robustness": robustness,
+              **({"field": field} if field else {})}
     what = (f"checkpoint {ckpt}" if len(ckpts) == 1 else
             f"ensemble of {len(ckpts)} checkpoints ({', '.join(map(str, ckpts))})")
     title = f"{splits.name} {args.split} (n={len(dataset)}), {what}"
@@ -311,6 +365,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         plot_patterns(results, out_dir / "patterns.png")
         figures.append("patterns.png")
     md += robustness_markdown(robustness, title)
+    if field:
+        md += field_markdown(field, title)
     if "missing" in robustness:
         plot_missing(robustness["missing"], out_dir / "missing.png")
         figures.append("missing.png")

@@ -27,7 +27,8 @@ from bridge.train.config import SELECT_KEYS, TrainConfig
 # device) only say where and how fast to run.
 RESTORED = ("recipe", "data", "data_root", "preset", "modalities", "set", "init_encoder", "mismatch", "select",
             "batch_size", "lr", "encoder_lr_scale", "weight_decay", "label_smoothing", "modality_dropout",
-            "unimodal_weight", "translation_weight", "cycle_weight", "translation_loss", "dropout_schedule", "fill",
+            "unimodal_weight", "translation_weight", "cycle_weight", "translation_loss", "distill_weight",
+            "distill_temperature", "dropout_schedule", "fill",
             "augment", "test_flip", "seed", "deterministic", "limit", "no_face_detection")
 STATE_FILE = "training_state.pt"
 CYCLES_FILE = "cycles.json"  # a run with warm restarts: its plan, and each finished cycle's best epoch
@@ -151,8 +152,14 @@ def _parser() -> _Parser:
                    help="weight of the translation terms (each translation pulled toward its target latent)")
     p.add_argument("--cycle-weight", type=float, default=TrainConfig.cycle_weight,
                    help="weight of source -> target -> source reconstruction terms (0 disables)")
-    p.add_argument("--translation-loss", choices=["mse", "cosine"], default=TrainConfig.translation_loss,
-                   help="distance between a translation and its target latent")
+    p.add_argument("--translation-loss", choices=["mse", "cosine", "infonce"], default=TrainConfig.translation_loss,
+                   help="how a translation is pulled toward its target latent: a distance (mse, cosine) or "
+                        "contrastive, picking its own sample's target among the batch's (infonce)")
+    p.add_argument("--distill-weight", type=float, default=TrainConfig.distill_weight,
+                   help="weight of distillation: the fusion's prediction with dropped modalities reconstructed "
+                        "matches its prediction from every real modality (0 disables)")
+    p.add_argument("--distill-temperature", type=float, default=TrainConfig.distill_temperature,
+                   help="softmax temperature of the distillation term")
     p.add_argument("--dropout-schedule", choices=["constant", "linear"], default=TrainConfig.dropout_schedule)
     p.add_argument("--fill", choices=["reconstruct", "zero"], default=TrainConfig.fill,
                    help="how missing modalities enter the fusion; 'zero' trains the no-translation baseline")
@@ -224,11 +231,13 @@ def check_args(args: argparse.Namespace) -> argparse.Namespace:
         raise ValueError("--epochs and --batch-size must be at least 1")
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be at least 1 sample per split, got {args.limit}")
-    for flag in ("lr", "weight_decay", "encoder_lr_scale", "label_smoothing", "unimodal_weight"):
+    for flag in ("lr", "weight_decay", "encoder_lr_scale", "label_smoothing", "unimodal_weight", "distill_weight"):
         value = getattr(args, flag)
         if not value >= 0 or (flag == "lr" and value == 0):
             bound = "positive" if flag == "lr" else "at least 0"
             raise ValueError(f"--{flag.replace('_', '-')} must be {bound}, got {value:g}")
+    if not args.distill_temperature > 0:
+        raise ValueError(f"--distill-temperature must be positive, got {args.distill_temperature:g}")
     if not 0 <= args.modality_dropout < 1:
         raise ValueError(f"--modality-dropout must be in [0, 1), got {args.modality_dropout}")
     if args.label_smoothing >= 1:
@@ -485,6 +494,7 @@ def _run(args: argparse.Namespace, world, device: str, output: Path) -> int:
                                modality_dropout=args.modality_dropout, dropout_schedule=args.dropout_schedule,
                                unimodal_weight=args.unimodal_weight, translation_weight=args.translation_weight,
                                cycle_weight=args.cycle_weight, translation_loss=args.translation_loss,
+                               distill_weight=args.distill_weight, distill_temperature=args.distill_temperature,
                                fill=args.fill, augment=args.augment, init_encoders=tuple(init_encoders),
                                mismatch=tuple(args.mismatch), select=args.select, test_flip=args.test_flip,
                                seed=args.seed, deterministic=args.deterministic,

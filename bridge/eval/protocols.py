@@ -211,3 +211,117 @@ def evaluate_robustness(model: Classifier, loader: DataLoader, device: torch.dev
             t: {fill: _curves(preds, ("noise", t), noise_levels, seeds, fill, labels) for fill in fills}
             for t in targets}}
     return out
+
+
+# --- the field's protocol (CyIN, IMDer, GCNet, MMIN on CMU-MOSI) ---------------------------------
+FIELD_ETAS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+FIELD_METRICS: tuple[str, ...] = ("weighted_f1", "accuracy", "macro_f1")
+FIELD_FIGURES: dict[str, str] = {  # summary key -> the name tables print
+    "fixed_average": "fixed average",
+    "random_average": "random average",
+    "text_only": "text only",
+    "no_text": "no text",
+    "all": "all modalities",
+}
+
+
+def field_patterns(modalities: tuple[Modality, ...]) -> list[tuple[Modality, ...]]:
+    """The field's fixed missing patterns: every subset with at least one modality present and
+    at least one missing (6 of three modalities; MMIN's and CyIN's "fixed" protocol).
+
+    Raises:
+        ValueError: with fewer than two modalities (nothing can be missing).
+    """
+    if len(modalities) < 2:
+        raise ValueError("the field protocol needs a model with at least two modalities "
+                         f"(it has {pattern_name(modalities) or 'none'})")
+    return [s for s in subsets(modalities) if len(s) < len(modalities)]
+
+
+def _field_pattern(modalities: tuple[Modality, ...], name: str) -> tuple[Modality, ...] | None:
+    """The pattern behind ``text_only``, ``no_text`` or ``all``; None when the model cannot have it."""
+    if name == "all":
+        return modalities
+    if Modality.TEXT not in modalities:
+        return None
+    if name == "text_only":
+        return (Modality.TEXT,)
+    rest = tuple(m for m in modalities if m != Modality.TEXT)
+    return rest or None
+
+
+def evaluate_field(model: Classifier, loader: DataLoader, device: torch.device, seeds: int = 3,
+                   fills: tuple[Fill, ...] = FILLS, etas: tuple[float, ...] = FIELD_ETAS, first_seed: int = 0,
+                   modalities: tuple[Modality, ...] | None = None, progress: bool = True,
+                   test_flip: bool = False) -> dict[str, Any]:
+    """The field's missing-modality protocol, as CyIN (NeurIPS 2025) and IMDer (NeurIPS 2023) report it.
+
+    - **fixed**: each of :func:`field_patterns` observed by every sample, the rest missing; the
+      figure is the mean over the patterns (one value: no randomness).
+    - **random**: at each missing rate η of ``etas`` (default 0.1 … 0.7) each (sample, modality) is
+      dropped with probability η and every sample keeps one (:func:`bridge.presence.drop_modalities`,
+      GCNet's draw, seeded by ``first_seed + s`` for draw ``s``); the figure is the mean over η,
+      mean ± std over the ``seeds`` draws.
+    - **text only**, **no text** (every other modality) and **all modalities**.
+
+    Returns:
+        ``{"patterns", "etas", "seeds", "results": {fill: {"fixed": {pattern: {metric}},
+        "random": {metric: {"mean": [per η], "std": [...]}}, "summary": {figure: {metric: {"mean", "std"}}}}}}``
+        with figures keyed as :data:`FIELD_FIGURES` and metrics :data:`FIELD_METRICS`; and, with
+        both fills, ``"reconstruct_minus_zero"``: per metric the mean over the fixed patterns of
+        reconstruct − zero-fill (the same weights) and the pattern where zero-fill wins most.
+    """
+    from bridge.eval.metrics import classification_report
+
+    active = tuple(modalities or model.modalities)
+    patterns = field_patterns(active)
+    named = {k: _field_pattern(active, k) for k in ("text_only", "no_text", "all")}
+    wanted = list(dict.fromkeys([*patterns, *(p for p in named.values() if p is not None)]))
+    labels = model.config.labels
+    fixed_preds = pattern_predictions(model, loader, device, wanted, fills, progress, test_flip)
+    random_preds = robustness_predictions(model, loader, device, tuple(etas), (), seeds, None, fills, progress,
+                                          first_seed, active, test_flip) if etas else {}
+
+    def scores(p: dict[str, np.ndarray]) -> dict[str, float]:
+        report = classification_report(p["labels"], p["probs"].argmax(-1), labels)
+        return {k: float(report[k]) for k in FIELD_METRICS}
+
+    def fixed_stat(values: list[float]) -> dict[str, float]:
+        return {"mean": float(np.mean(values)), "std": 0.0}
+
+    results: dict[str, Any] = {}
+    for fill in fills:
+        fixed = {pattern_name(p): scores(fixed_preds[(p, fill)]) for p in wanted if (p, fill) in fixed_preds}
+        summary: dict[str, Any] = {"fixed_average": {k: fixed_stat([fixed[pattern_name(p)][k] for p in patterns])
+                                                     for k in FIELD_METRICS}}
+        random: dict[str, Any] = {}
+        if etas:
+            per = np.array([[list(scores(random_preds[("missing", eta, s, fill)]).values()) for eta in etas]
+                            for s in range(seeds)])  # (seed, eta, metric)
+            random = {k: {"mean": per[:, :, i].mean(0).tolist(), "std": per[:, :, i].std(0).tolist()}
+                      for i, k in enumerate(FIELD_METRICS)}
+            averages = per.mean(axis=1)  # (seed, metric)
+            summary["random_average"] = {k: {"mean": float(averages[:, i].mean()), "std": float(averages[:, i].std())}
+                                         for i, k in enumerate(FIELD_METRICS)}
+        for key, p in named.items():
+            if p is not None and pattern_name(p) in fixed:
+                summary[key] = {k: fixed_stat([fixed[pattern_name(p)][k]]) for k in FIELD_METRICS}
+        results[fill] = {"fixed": {pattern_name(p): fixed[pattern_name(p)] for p in patterns}, "random": random,
+                         "summary": summary, "named": {k: pattern_name(p) for k, p in named.items() if p is not None}}
+    out: dict[str, Any] = {"patterns": [pattern_name(p) for p in patterns], "etas": list(etas), "seeds": seeds,
+                           "first_seed": first_seed, "results": results}
+    if "reconstruct" in results and "zero" in results:
+        out["reconstruct_minus_zero"] = fill_gain(results["reconstruct"]["fixed"], results["zero"]["fixed"])
+    return out
+
+
+def fill_gain(reconstruct: dict[str, dict[str, float]], zero: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """Per metric, reconstruct − zero-fill over the patterns both have: the mean, and the worst pattern."""
+    out = {}
+    common = [p for p in reconstruct if p in zero]
+    for k in FIELD_METRICS:
+        gains = {p: reconstruct[p][k] - zero[p][k] for p in common}
+        worst = min(gains, key=gains.get)
+        out[k] = {"mean": float(np.mean(list(gains.values()))), "worst_pattern": worst, "worst": gains[worst],
+                  "per_pattern": gains}
+    return out

@@ -59,7 +59,8 @@ class TrainStep(nn.Module):
         self.criterion = criterion
 
     def forward(self, batch: Any, present: dict[Modality, Tensor], fill: Fill) -> tuple[Tensor, dict[str, Tensor]]:
-        out = self.model(batch, present=present, fill=fill, cycle=self.criterion.cycle_weight > 0)
+        out = self.model(batch, present=present, fill=fill, cycle=self.criterion.cycle_weight > 0,
+                         teacher=self.criterion.distill_weight > 0)
         return out.logits, self.criterion(out, batch)
 
 
@@ -100,7 +101,9 @@ class Trainer:
             self.criterion = BridgeLoss(model_config, train_config.label_smoothing, train_config.unimodal_weight,
                                         0.0 if zero else train_config.translation_weight,
                                         0.0 if zero else train_config.cycle_weight,
-                                        train_config.translation_loss).to(self.device)
+                                        train_config.translation_loss,
+                                        0.0 if zero else train_config.distill_weight,
+                                        train_config.distill_temperature).to(self.device)
             self._rng_after_init = torch.get_rng_state()
         memoise_frozen(self.model, TokenStateMemo.megabytes(train_config.memo_mb) if train_config.memo_mb else None)
         self.augment = FaceAugment() if train_config.augment else None
@@ -245,7 +248,7 @@ class Trainer:
                 self.best_score = score
                 if world.is_main:
                     self._save_best(row)
-            parts = ", ".join(f"{k} {train_stats[k]:.4f}" for k in ("ce", "translation", "cycle", "unimodal")
+            parts = ", ".join(f"{k} {train_stats[k]:.4f}" for k in ("ce", "translation", "cycle", "distill", "unimodal")
                               if k in train_stats)
             log(f"epoch {epoch + 1}/{self.cfg.epochs}  train loss {train_stats['loss']:.4f} ({parts})  "
                 f"val loss {val_stats['loss']:.4f} acc {val_stats['accuracy']:.3f} "
@@ -320,7 +323,7 @@ class Trainer:
         for batch in loader:
             batch = batch.to(self.device)
             out = self.model(batch, fill=self.cfg.fill, cycle=self.criterion.cycle_weight > 0,
-                             test_flip=self.cfg.test_flip)
+                             test_flip=self.cfg.test_flip, teacher=self.criterion.distill_weight > 0)
             loss += self.criterion(out, batch)["loss"].item() * len(batch)
             n += len(batch)
             probs.append(out.logits.softmax(-1).cpu())
