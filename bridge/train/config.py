@@ -25,9 +25,9 @@ class TrainConfig:
     cycle_weight: float = 0.0  # weight of source -> target -> source reconstruction terms (0 disables)
     # how a translation is pulled toward its detached target: a distance (mse, cosine) or contrastive (infonce).
     # MSE, and no distillation, because they had the best validation score of the ablation in
-    # docs/translation.md (CMU-MOSI, mean of the field's fixed and random weighted-F1 averages: MSE 68.4
-    # over 3 seeds, MSE + distillation 67.0; on 2 seeds InfoNCE 66.1, MSE + cycle 65.9, InfoNCE +
-    # distillation 66.4); the other objectives stay options.
+    # docs/translation.md (CMU-MOSI, mean of the field's fixed and random weighted-F1 averages over 3 seeds:
+    # MSE 68.4, MSE + distillation 67.0, MSE + cycle 67.0, InfoNCE 66.4; InfoNCE + distillation 66.4 on
+    # 2 seeds); the other objectives stay options.
     translation_loss: Literal["mse", "cosine", "infonce"] = "mse"
     distill_weight: float = 0.0  # weight of the fusion's prediction from reconstructions matching its real-latent one
     distill_temperature: float = 2.0  # softmax temperature of that distillation term
