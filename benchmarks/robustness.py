@@ -142,6 +142,8 @@ def evaluate_seed(args, seed: int, dirs: dict[str, Path], protocol: dict[str, An
     from bridge.checkpoint import tokenizer_dir
     from bridge.model import load_checkpoint
     from bridge.data.corpora import load_splits
+    from bridge.data.corpus import attach_decoder
+    from bridge.media.decoder import MediaDecoder
     from bridge.eval.protocols import evaluate_field, evaluate_patterns, evaluate_robustness, subsets
     from bridge.modality import Modality
     from bridge.preprocess import Preprocessor
@@ -153,6 +155,7 @@ def evaluate_seed(args, seed: int, dirs: dict[str, Path], protocol: dict[str, An
     splits = load_splits(args.data, args.data_root, seed=seed, limit=args.limit)
     bridge_model = load_checkpoint(dirs["bridge"], device)[0]
     modalities = bridge_model.modalities
+    attach_decoder(splits, MediaDecoder.from_config(bridge_model.config))  # decode media as in training and inference
     preprocessor = Preprocessor(bridge_model.config, tokenizer_dir(dirs["bridge"]))
     dataset = ExampleDataset(splits.test, preprocessor, "preprocess test", default_cache_dir())
     loader = make_loader(dataset, args.batch_size, False, 0, 0)
