@@ -156,31 +156,31 @@ def test_a_resumed_run_counts_the_epochs_before_the_interruption(tmp_path, monke
     assert calls == [argv + ["--output", str(run)]]
 
 
-def test_accuracy_row_starts_its_encoders_from_other_rows_checkpoints(tmp_path, monkeypatch, capsys):
-    """A row with ``init`` trains its source rows' seed 0 first and passes them as --init-encoder."""
+def test_accuracy_row_with_warm_restarts_trains_its_cycles_once(tmp_path, monkeypatch, capsys):
+    """A row whose command has --restarts (the FER-2013 chain's rows) trains every cycle into its run
+    folder, scores the last, and a second call finds the finished run without training."""
     accuracy = _benchmark("accuracy")
 
     quick = ("--data", "synthetic", "--limit", "40", "--epochs", "1", "--batch-size", "16", "--no-cache")
-    rows = {"face-source": accuracy.Row("synthetic", (*quick, "--modalities", "face"), "face", "macro_f1", 0.0, "-"),
-            "tri": accuracy.Row("synthetic", (*quick, "--set", "face.freeze=true"), "face+audio+text", "macro_f1",
-                                "best single + 10", "-", init=(("face", "face-source"),), limit=40, test_flip=True)}
+    rows = {"tri": accuracy.Row("synthetic", (*quick, "--restarts", "1", "--restart-epochs", "1"), "face+audio+text",
+                                "macro_f1", "best single + 10", "-", limit=40, test_flip=True)}
     monkeypatch.setattr(accuracy, "ROWS", rows)
     out = tmp_path / "accuracy.json"
     argv = ["--rows", "tri", "--seeds", "1", "--checkpoints", str(tmp_path / "ckpt"), "--output", str(out)]
     assert accuracy.main(argv) == 0
     entry = json.loads(out.read_text())["rows"][0]
-    runs = sorted((tmp_path / "ckpt" / "accuracy").glob("synthetic-*/seed0"))
-    assert len(runs) == 2  # the source row's run, then the row's own
-    source = next(r for r in runs if f"face=checkpoints/accuracy/{r.parent.name}/seed0" in entry["command"])
-    tri = next(r for r in runs if r != source)
-    meta = json.loads((tri / "config.json").read_text())
-    assert meta["training"]["init_encoders"] == [f"face={source}"]
+    run = next((tmp_path / "ckpt" / "accuracy").glob("synthetic-*/seed0"))
+    assert json.loads((run / "cycles.json").read_text())["finished"]
+    assert (run / "cycles" / "1" / "config.json").is_file() and (run / "cycles" / "2" / "config.json").is_file()
+    assert json.loads((run / "cycles" / "2" / "config.json").read_text())["training"]["init_encoders"] == [
+        f"{m}={run / 'cycles' / '1'}" for m in ("face", "audio", "text")]
     assert {"best single", "face alone", "audio alone", "text alone", "macro_f1 without flip"} <= set(entry["figures"])
     assert entry["test_flip"]
     assert entry["figures"]["best single"]["mean"] == max(entry["figures"][f"{m} alone"]["mean"]
                                                           for m in ("face", "audio", "text"))
     capsys.readouterr()
-    assert accuracy.main([*argv, "--no-train"]) == 0  # finds the same runs without training anything
+    assert accuracy.main([*argv, "--no-train"]) == 0  # finds the same run without training anything
+    assert accuracy.main(argv) == 0  # and a finished cycled run is not trained again
     assert "$ python train.py" not in capsys.readouterr().out
     assert json.loads(out.read_text())["rows"][0]["figures"] == entry["figures"]
 
