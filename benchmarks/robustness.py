@@ -91,13 +91,10 @@ def main(argv: list[str] | None = None) -> int:
 
 # --- training ---------------------------------------------------------------------------------------
 def train_argv(args: argparse.Namespace, seed: int, system: str, modality: str | None = None) -> list[str]:
+    from bridge.train.runs import given_flags
+
     argv = ["--data", args.data, "--preset", args.preset, "--seed", str(seed)]
-    if args.data_root:
-        argv += ["--data-root", args.data_root]
-    if args.epochs:
-        argv += ["--epochs", str(args.epochs)]
-    if args.limit:
-        argv += ["--limit", str(args.limit)]
+    argv += given_flags(data_root=args.data_root, epochs=args.epochs, limit=args.limit)
     if system == "zero":
         argv += ["--fill", "zero"]
     if modality:

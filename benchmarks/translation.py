@@ -104,15 +104,10 @@ def row_flags(row: str) -> list[str]:
 
 
 def train_argv(args: argparse.Namespace, row: str, seed: int) -> list[str]:
-    argv = ["--recipe", args.recipe] if args.recipe else []
-    if args.data:
-        argv += ["--data", args.data]
-    if args.data_root:
-        argv += ["--data-root", args.data_root]
-    if args.epochs:
-        argv += ["--epochs", str(args.epochs)]
-    if args.limit:
-        argv += ["--limit", str(args.limit)]
+    from bridge.train.runs import given_flags
+
+    argv = given_flags(recipe=args.recipe, data=args.data, data_root=args.data_root, epochs=args.epochs,
+                       limit=args.limit)
     return argv + ["--seed", str(seed)] + row_flags(row) + shlex.split(args.train_args)
 
 

@@ -207,6 +207,9 @@ def _main(argv: list[str] | None) -> int:
     output = Path(args.output or f"checkpoints/{args.data.split(':')[0]}-{args.preset}")
     check_writable(output, "--output")
     if args.restarts or (args.resume and (output / CYCLES_FILE).is_file()):
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise ValueError("--restarts runs its cycles in one process; under torchrun, train each cycle as its "
+                             "own run (--init-encoder MODALITY=PREVIOUS_CYCLE --lr ... --epochs ...)")
         return _cycles(argv, args, output)
     rank0 = int(os.environ.get("RANK", "0")) == 0
     if args.resume:

@@ -11,6 +11,12 @@ from pathlib import Path
 from typing import Any
 
 
+def given_flags(**values: Any) -> list[str]:
+    """``--name value`` for each value that is set (not None, 0 or empty): ``data_root`` -> ``--data-root``."""
+    return [token for name, value in values.items() if value
+            for token in (f"--{name.replace('_', '-')}", str(value))]
+
+
 def same_command(a: list[str], b: list[str]) -> bool:
     """Whether two train.py argument lists say the same thing, whatever the order of their options."""
     def options(argv: list[str]) -> list[tuple[str, ...]]:
