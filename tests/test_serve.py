@@ -23,13 +23,9 @@ import infer
 from bridge.media import write_video
 from bridge.inference.predictor import Predictor
 from bridge.serve import ServeLimits, create_app
+from test_infer_video import EXPLANATION_FIELDS, PREDICTION_FIELDS, ROW_FIELDS  # the schema infer.py --json writes
 
 RATE = 16_000
-PREDICTION_FIELDS = {"label": str, "probabilities": dict, "observed": list, "reconstructed": list, "notes": list,
-                     "face_frames": (dict, type(None)), "explanation": dict}
-EXPLANATION_FIELDS = {"alone_label": str, "alone_probabilities": dict, "top_change_without": (float, type(None))}
-ROW_FIELDS = {"start": float, "end": float, "label": (str, type(None)), "probabilities": dict, "observed": list,
-              "reconstructed": list, "face_frames": (dict, type(None)), "notes": list}
 
 
 @pytest.fixture(scope="module")
