@@ -252,7 +252,7 @@ def build_scenes(root: Path, count: int, seed: int = 0) -> list[Scene]:
 
 def print_table(results: dict) -> None:
     kinds = ["fer", "lfw", "photos", "video", "negatives", "all"]
-    print(f"{'detector':<16} {'scenes':<10} {'faces':>6} {'found':>6} {'false':>6} {'recall':>7} {'precision':>9} "
+    print(f"{'detector':<20} {'scenes':<10} {'faces':>6} {'found':>6} {'false':>6} {'recall':>7} {'precision':>9} "
           f"{'ms/frame':>9} {'CPU ms':>7}")
     for name, stats in results.items():
         for kind in kinds:
@@ -261,7 +261,7 @@ def print_table(results: dict) -> None:
                 continue
             rec = f"{r['recall']:.1%}" if r["recall"] is not None else "-"
             prec = f"{r['precision']:.1%}" if r["precision"] is not None else "-"
-            print(f"{name:<16} {kind:<10} {r['faces']:>6} {r['found']:>6} {r['false']:>6} {rec:>7} {prec:>9} "
+            print(f"{name:<20} {kind:<10} {r['faces']:>6} {r['found']:>6} {r['false']:>6} {rec:>7} {prec:>9} "
                   f"{r['ms_per_frame']:>9.1f} {r['cpu_ms_per_frame']:>7.1f}")
 
 
@@ -393,9 +393,21 @@ def check_port() -> dict:
     return out
 
 
+ROWS = (*DETECTORS, "blazeface-port", "blazeface-short-port")
+
+
+def detector_row(name: str):
+    """A detector of :data:`ROWS`: ``NAME-port`` is BlazeFace run by bridge's PyTorch port (the
+    fallback where LiteRT is not installed), the others as ``create_detector`` makes them."""
+    if name.endswith("-port"):
+        return create_detector(name.removesuffix("-port"), backend="torch")
+    return create_detector(name)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--detectors", nargs="+", default=None, choices=DETECTORS, help="default: all")
+    p.add_argument("--detectors", nargs="+", default=None, choices=ROWS,
+                   help="default: all; NAME-port: BlazeFace on bridge's PyTorch port instead of LiteRT")
     p.add_argument("--faces", type=int, default=None, help="FER-2013 faces per run (default 300; --calibrate 2000; "
                                                            "--agreement 1000)")
     p.add_argument("--data-root", default=None, help="holds fer2013/ (default: $BRIDGE_DATA or ../shared/data)")
@@ -412,23 +424,25 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(args.data_root) if args.data_root else data_root()
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
-    names = args.detectors or list(DETECTORS)
+    names = args.detectors or list(ROWS)
     if args.check_port:
         report = {"check_port": check_port()}
         suffix = "-port"
     elif args.calibrate:
-        report = {"calibration": calibrate(root, [n for n in names if n != "haar"], args.faces or 2000)}
+        report = {"calibration": calibrate(root, [n for n in names if n != "haar" and n in DETECTORS],
+                                           args.faces or 2000)}
         suffix = "-calibrate"
     elif args.agreement:
         if not args.checkpoint:
             p.error("--agreement needs --checkpoint")
-        report = {"agreement": agreement(root, args.checkpoint, names, args.faces or 1000)}
+        report = {"agreement": agreement(root, args.checkpoint, [n for n in names if n in DETECTORS],
+                                         args.faces or 1000)}
         suffix = "-agreement"
     else:
         scenes = build_scenes(root, args.faces or 300)
         results = {}
         for name in names:
-            results[name] = evaluate(create_detector(name), scenes)
+            results[name] = evaluate(detector_row(name), scenes)
             print(f"[{name} done]", file=sys.stderr)
         print(f"{len(scenes)} frames of {W}x{H}, {args.threads} threads")
         print_table(results)

@@ -156,6 +156,49 @@ def test_tracker_follows_one_person(astronaut, blazeface):
     assert boxes[0] is boxes[1] is boxes[2]  # detected once, held for two frames
 
 
+def test_tracker_follows_a_quick_move_but_not_a_far_face(astronaut, blazeface):
+    tracker = FaceTracker(blazeface, hold=1)
+    first = tracker.update(frame_with(astronaut, 300, 40, 90))
+    moved = tracker.update(frame_with(astronaut, 300, 40 + 50, 90))  # the face moves most of its width at once
+    assert first is not None and moved is not None and moved.box.x > first.box.x + 30
+    assert _iou_of(first.box, moved.box) < tracker.min_iou  # followed by the centre, not by overlap
+    far = tracker.update(frame_with(astronaut, 150, 470, 300))  # someone else, far away: not followed
+    assert far is None and tracker.last is moved
+
+
+def _iou_of(a: Box, b: Box) -> float:
+    w = max(min(a.x + a.w, b.x + b.w) - max(a.x, b.x), 0)
+    h = max(min(a.y + a.h, b.y + b.h) - max(a.y, b.y), 0)
+    return w * h / (a.w * a.h + b.w * b.h - w * h)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ai_edge_litert") is None, reason="ai-edge-litert not installed")
+@pytest.mark.parametrize("model", ["full", "short"])
+def test_blazeface_litert_and_torch_port_agree(astronaut, model):
+    import pickle
+
+    frame = frame_with(astronaut, 460, 100, 10)  # a face of about 100 px: short range finds it too
+    litert, port = (BlazeFaceDetector(model, backend=b) for b in ("litert", "torch"))
+    assert (litert.backend, port.backend) == ("litert", "torch")
+    a, b = litert.detect_faces(frame), port.detect_faces(frame)
+    assert len(a) == len(b) == 1 and a[0].box == b[0].box
+    assert abs(a[0].score - b[0].score) < 1e-4 and np.abs(a[0].eyes - b[0].eyes).max() < 1e-2
+    copy = pickle.loads(pickle.dumps(litert))  # as data-loader workers receive it: a runtime of its own
+    assert copy.detect_faces(frame)[0].box == a[0].box
+    assert BlazeFaceDetector(model).backend == "litert"  # auto: LiteRT where it is installed
+
+
+def test_blazeface_without_litert_falls_back_to_the_port(monkeypatch, astronaut):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ai_edge_litert" else real(name, *a))
+    detector = BlazeFaceDetector()
+    assert detector.backend == "torch" and len(detector.detect_faces(frame_with(astronaut, 300, 200, 100))) == 1
+    with pytest.raises(DetectorUnavailable, match="pip install ai-edge-litert"):
+        BlazeFaceDetector(backend="litert")
+    with pytest.raises(ValueError, match="backend must be"):
+        BlazeFaceDetector(backend="onnx")
+
+
 def test_tracker_waits_then_lets_go(astronaut, blazeface):
     with_face = frame_with(astronaut, 400, 120, 40)
     blank = np.full((480, 640, 3), 70, np.uint8)

@@ -64,10 +64,18 @@ def _iou(a: Box, b: Box) -> float:
     return inter / max(a.area + b.area - inter, 1)
 
 
+def _shift(a: Box, last: Box) -> float:
+    """How far ``a``'s centre is from ``last``'s, in ``last``'s sides."""
+    dx = (a.x + a.w / 2) - (last.x + last.w / 2)
+    dy = (a.y + a.h / 2) - (last.y + last.h / 2)
+    return float(np.hypot(dx, dy)) / max(last.w, last.h, 1)
+
+
 @dataclass
 class FaceTracker:
     """Follows one person through a video: picks the ``face_index``-th largest face when it has
-    none, then in each frame the detection that overlaps the last box most. A frame where that
+    none, then in each frame the detection that overlaps the last box most or, when none overlaps
+    it enough (a quick move), the nearest one within ``max_shift`` box sides. A frame where that
     person is not found has no face (even if someone else is there); after ``hold`` such frames
     in a row the tracker starts again on the ``face_index``-th largest face. With ``every`` > 1 the detector runs on every
     ``every``-th frame only and the box is held between (for detectors too slow for every frame).
@@ -78,6 +86,7 @@ class FaceTracker:
         every: run the detector every this many frames.
         hold: frames a lost face is waited for before the tracker lets go.
         min_iou: overlap with the last box that counts as the same person.
+        max_shift: else a face whose centre moved at most this many of the last box's sides.
     """
 
     detector: object
@@ -85,6 +94,7 @@ class FaceTracker:
     every: int = 1
     hold: int = 5
     min_iou: float = 0.2
+    max_shift: float = 1.0
     last: Face | None = None
     count: int = 0  # frames seen
     faces_seen: int = 0  # most faces found in one frame
@@ -106,6 +116,9 @@ class FaceTracker:
             best = max(faces, key=lambda f: _iou(f.box, self.last.box))
             if _iou(best.box, self.last.box) >= self.min_iou:
                 chosen = best
+            else:
+                near = min(faces, key=lambda f: _shift(f.box, self.last.box))
+                chosen = near if _shift(near.box, self.last.box) <= self.max_shift else None
         if chosen is None and self.last is None and len(faces) > self.face_index:
             chosen = faces[self.face_index]
         if chosen is None and self.last is not None:

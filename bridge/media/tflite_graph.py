@@ -3,13 +3,16 @@ BlazeFace detectors (Bazarevsky et al., "BlazeFace: Sub-millisecond Neural Face 
 Mobile GPUs", CVPR-W 2019), read from the ``.tflite`` flatbuffer with the ``tflite`` package.
 
 No TensorFlow is needed: constants (float16 or float32) become float32 buffers, and each
-operator becomes the matching ``torch.nn.functional`` call. Activations are kept NCHW; the
-graph's NHWC layout is restored where it matters (reshapes, concatenation axes, padding).
+operator becomes the matching ``torch.nn.functional`` call, on NHWC activations as in the graph.
+This is the fallback of :class:`bridge.media.detectors.BlazeFaceDetector` where Google's LiteRT
+runtime (``ai-edge-litert``, several times faster on CPU) is not installed; the two agree to
+about 1e-5 (``benchmarks/faces.py --check-port``).
 """
 
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,6 +29,13 @@ _ACTIVATIONS: dict[int, Callable[[torch.Tensor], torch.Tensor]] = {
     2: lambda x: x.clamp(-1.0, 1.0),
     3: lambda x: x.clamp(0.0, 6.0),
 }
+
+
+def _activate(x: torch.Tensor, act: int, in_place: bool = False) -> torch.Tensor:
+    """A fused activation; ``in_place`` for a tensor no other step reads (a fresh result)."""
+    if in_place and act == 1:
+        return x.relu_()
+    return _ACTIVATIONS[act](x)
 
 
 class TFLiteGraph(nn.Module):
@@ -77,6 +87,8 @@ class TFLiteGraph(nn.Module):
                 continue
             self._steps.append((name, inputs, output, self._options(name, op, inputs, constants, path)))
         self._constants = constants
+        self._uses = Counter(i for _, inputs, _, _ in self._steps for i in inputs)  # steps reading each tensor
+        self._uses.update(self.output_indices)
         for name, inputs, _, _ in self._steps:
             for i in inputs:
                 if i in constants and i not in self._param_of and name in ("CONV_2D", "DEPTHWISE_CONV_2D", "ADD",
@@ -86,13 +98,17 @@ class TFLiteGraph(nn.Module):
 
     def _as_torch(self, op: str, inputs: list[int], index: int) -> torch.Tensor:
         value = np.asarray(self._constants[index], dtype=np.float32)
-        if op == "CONV_2D" and index == inputs[1]:  # (out, kh, kw, in) -> (out, in, kh, kw)
-            value = value.transpose(0, 3, 1, 2)
+        if op == "CONV_2D" and index == inputs[1]:
+            if value.shape[1:3] == (1, 1) and self._stride_of(inputs) == (1, 1):  # 1x1: a matrix (out, in)
+                value = value[:, 0, 0, :]
+            else:  # (out, kh, kw, in) -> (out, in, kh, kw)
+                value = value.transpose(0, 3, 1, 2)
         elif op == "DEPTHWISE_CONV_2D" and index == inputs[1]:  # (1, kh, kw, out) -> (out, 1, kh, kw)
             value = value.transpose(3, 0, 1, 2)
-        elif value.ndim == 4:  # an NHWC constant operand -> NCHW
-            value = value.transpose(0, 3, 1, 2)
         return torch.from_numpy(np.ascontiguousarray(value))
+
+    def _stride_of(self, inputs: list[int]) -> tuple[int, int]:
+        return next(o["stride"] for _, i, _, o in self._steps if i == inputs)
 
     @staticmethod
     def _options(name: str, op, inputs: list[int], constants: dict, path) -> dict:
@@ -149,60 +165,68 @@ class TFLiteGraph(nn.Module):
         return self._params[self._param_of[index]]
 
     @staticmethod
-    def _same_pad(x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int],
-                  dilation: tuple[int, int] = (1, 1), value: float = 0.0) -> torch.Tensor:
-        """TensorFlow's SAME padding: the extra pixel, if any, goes after (bottom, right)."""
+    def _same_pads(size: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int],
+                   dilation: tuple[int, int] = (1, 1)) -> tuple[tuple[int, int], tuple[int, int]]:
+        """TensorFlow's SAME padding ``((top, bottom), (left, right))``: the extra pixel, if any, goes after."""
         pads = []
-        for size, k, s, d in zip(x.shape[-2:], kernel, stride, dilation):
-            out = -(-size // s)
-            total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
+        for n, k, s, d in zip(size, kernel, stride, dilation):
+            total = max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)
             pads.append((total // 2, total - total // 2))
-        (top, bottom), (left, right) = pads
-        if top or bottom or left or right:
-            x = F.pad(x, (left, right, top, bottom), value=value)
-        return x
+        return pads[0], pads[1]
+
+    def _spatial(self, name: str, a: torch.Tensor, o: dict, w: torch.Tensor | None = None,
+                 b: torch.Tensor | None = None) -> torch.Tensor:
+        """A convolution or max pooling of NHWC ``a``, run on its channels-last NCHW view."""
+        x = a.permute(0, 3, 1, 2)
+        kernel = tuple(w.shape[-2:]) if w is not None else o["kernel"]
+        padding = (0, 0)
+        if o["same"]:
+            (top, bottom), (left, right) = self._same_pads(tuple(x.shape[-2:]), kernel, o["stride"],
+                                                           o.get("dilation", (1, 1)))
+            if top == bottom and left == right and w is not None:  # symmetric: the convolution pads, no copy
+                padding = (top, left)
+            elif top or bottom or left or right:
+                x = F.pad(x, (left, right, top, bottom), value=0.0 if w is not None else float("-inf"))
+        if w is None:
+            y = F.max_pool2d(x, kernel, o["stride"])
+        else:
+            groups = x.shape[1] if name == "DEPTHWISE_CONV_2D" else 1
+            y = F.conv2d(x, w, b, stride=o["stride"], padding=padding, dilation=o["dilation"], groups=groups)
+        return y.permute(0, 2, 3, 1)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        env: dict[int, torch.Tensor] = {self.input_index: x.permute(0, 3, 1, 2)}  # (b, c, h, w)
+        # Activations stay NHWC, the graph's own layout: a 1x1 convolution is then one matrix product
+        # over the channels (F.linear, bias fused), and the others run on the channels-last view.
+        # An intermediate used once is overwritten in place (ReLU, the residual ADD).
+        env: dict[int, torch.Tensor] = {self.input_index: x}
         for name, inputs, output, o in self._steps:
             a = self._value(env, inputs[0])
+            own = inputs[0] in env and inputs[0] != self.input_index and self._uses[inputs[0]] == 1  # read once
             if name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
                 w = self._value(env, inputs[1])
                 b = self._value(env, inputs[2]) if len(inputs) > 2 and inputs[2] >= 0 else None
-                if o["same"]:
-                    a = self._same_pad(a, tuple(w.shape[-2:]), o["stride"], o["dilation"])
-                groups = a.shape[1] if name == "DEPTHWISE_CONV_2D" else 1
-                y = F.conv2d(a, w, b, stride=o["stride"], dilation=o["dilation"], groups=groups)
-                y = _ACTIVATIONS[o["act"]](y)
+                y = F.linear(a, w, b) if w.ndim == 2 else self._spatial(name, a, o, w, b)
+                y = _activate(y, o["act"], in_place=True)
             elif name == "RELU":
-                y = F.relu(a)
+                y = a.relu_() if own else F.relu(a)
             elif name == "ADD":
-                y = _ACTIVATIONS[o["act"]](a + self._value(env, inputs[1]))
+                other = self._value(env, inputs[1])
+                y = a.add_(other) if own and other.shape == a.shape else a + other
+                y = _activate(y, o["act"], in_place=True)
             elif name == "MAX_POOL_2D":
-                if o["same"]:
-                    a = self._same_pad(a, o["kernel"], o["stride"], value=float("-inf"))
-                y = _ACTIVATIONS[o["act"]](F.max_pool2d(a, o["kernel"], o["stride"]))
-            elif name == "PAD":  # NHWC pads -> F.pad's (w, h, c) order for NCHW
+                y = _activate(self._spatial(name, a, o), o["act"])
+            elif name == "PAD":  # NHWC pads -> F.pad's (c, w, h) order, last dimension first
                 (_, _), (ht, hb), (wl, wr), (cl, cr) = o["pads"]
-                y = F.pad(a, (wl, wr, ht, hb, cl, cr))
+                y = F.pad(a, (cl, cr, wl, wr, ht, hb))
             elif name == "RESIZE_BILINEAR":
-                y = F.interpolate(a, size=o["size"], mode="bilinear", align_corners=bool(o["align_corners"]))
+                y = F.interpolate(a.permute(0, 3, 1, 2), size=o["size"], mode="bilinear",
+                                  align_corners=bool(o["align_corners"])).permute(0, 2, 3, 1)
             elif name == "RESHAPE":
-                if a.ndim == 4:
-                    a = a.permute(0, 2, 3, 1)  # back to the graph's NHWC order before flattening
-                shape = [x.shape[0] if i == 0 else v for i, v in enumerate(o["shape"])]
-                y = a.reshape(shape)
+                y = a.reshape([x.shape[0] if i == 0 else v for i, v in enumerate(o["shape"])])
             elif name == "CONCATENATION":
                 parts = [self._value(env, i) for i in inputs]
-                axis = o["axis"] % parts[0].ndim
-                if parts[0].ndim == 4:
-                    axis = {0: 0, 1: 2, 2: 3, 3: 1}[axis]
-                y = _ACTIVATIONS[o["act"]](torch.cat(parts, dim=axis))
+                y = _activate(torch.cat(parts, dim=o["axis"] % parts[0].ndim), o["act"])
             else:  # pragma: no cover - rejected in __init__
                 raise ValueError(name)
             env[output] = y
-        outs = []
-        for i in self.output_indices:
-            y = env[i]
-            outs.append(y.permute(0, 2, 3, 1) if y.ndim == 4 else y)
-        return outs
+        return [env[i] for i in self.output_indices]

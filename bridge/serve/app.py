@@ -23,8 +23,9 @@ Safe by default: ``serve`` binds to loopback; a request body over ``max_upload_b
 (413) before it is parsed (by ``Content-Length``, or while it streams); audio and video longer than
 ``max_seconds`` are refused from their headers (413); every error is a 4xx with one line of JSON,
 ``{"error": "..."}``; uploads are written to a temporary folder per request that is removed when
-the request ends, also on error; one lock serialises calls into the model (its face detector and
-the frozen-encoder memo are not thread-safe), so concurrent requests never mix state.
+the request ends, also on error; one lock serialises decoding and face detection (not every
+detector is thread-safe) and another calls into the model, so concurrent requests never mix state
+and one request's decoding overlaps another's model call.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bridge.inference.predictor import InputError, Predictor
-from bridge.serve.live import FRAME, SOUND, LiveError, LiveSession, live_detector
+from bridge.serve.live import FRAME, SOUND, LiveError, LiveSession
 from bridge.version import __version__
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -167,11 +168,13 @@ def create_app(predictor: Predictor, limits: ServeLimits = ServeLimits(), temp_d
     app = FastAPI(title="bridge", version=__version__,
                   description="Emotion from any subset of a face, a voice and a text. The JSON of `POST /v1/predict` "
                               "is that of `infer.py --json` (docs/infer-json.md).")
-    lock = threading.Lock()
+    lock = threading.Lock()  # calls into the model
+    decode_lock = threading.Lock()  # decoding and face detection (not every detector is thread-safe)
     config = predictor.config
     modalities = [m.value for m in config.modalities]
     raw_inputs = _raw_inputs(predictor)
-    detector = live_detector()
+    if predictor.detect_faces and "image" in raw_inputs:
+        predictor.detector  # made once, now: a missing detector package fails at start, not at a request
 
     app.add_middleware(_BodyLimit, max_bytes=limits.max_upload_bytes)
 
@@ -225,9 +228,12 @@ def create_app(predictor: Predictor, limits: ServeLimits = ServeLimits(), temp_d
                 paths = {name: _save(upload, folder, name) for name, upload in uploads.items()}
                 with _as_api_errors(paths, uploads):
                     _check_durations(paths, limits.max_seconds)
+                    notes: list[str] = []
+                    with decode_lock:  # decoding and face detection overlap another request's model call
+                        sample, faces = predictor.sample(image=paths.get("image"), audio=paths.get("audio"),
+                                                         video=paths.get("video"), text=text, notes=notes)
                     with lock:
-                        result = predictor.predict(image=paths.get("image"), audio=paths.get("audio"),
-                                                   video=paths.get("video"), text=text)
+                        result = predictor.predict_sample(sample, notes, faces)
             return result.to_dict()
 
         return await run_in_threadpool(work)
@@ -275,7 +281,7 @@ def create_app(predictor: Predictor, limits: ServeLimits = ServeLimits(), temp_d
             return
         await ws.accept()
         try:
-            session = LiveSession(predictor, detector, limits.max_frame_bytes, limits.max_text_chars)
+            session = LiveSession(predictor, limits.max_frame_bytes, limits.max_text_chars)
         except InputError as e:
             await ws.send_json({"error": str(e)})
             await ws.close(code=1003)

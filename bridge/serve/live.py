@@ -2,8 +2,9 @@
 prediction per frame out.
 
 Each WebSocket connection owns a :class:`LiveSession` (its sound buffer, its text, its sample
-rate), so streams never share state; the predictor they share is called under the app's lock.
-The face box, crop and prediction follow ``infer.py --webcam`` (:mod:`bridge.inference.live`).
+rate, its face tracker), so streams never share state; the predictor they share is called under
+the app's lock. The face is found, followed and cropped by the model's own decoder (the detector,
+alignment and crop geometry of training), as ``infer.py --webcam`` does (:mod:`bridge.inference.live`).
 """
 
 from __future__ import annotations
@@ -18,20 +19,12 @@ import numpy as np
 from bridge.config import AudioConfig, FaceConfig
 from bridge.data.sample import Sample
 from bridge.inference.predictor import InputError, Predictor
+from bridge.media.decoder import FaceTracker
 
 FRAME = ord("F")  # b"F" + uint32 little-endian sequence number + JPEG bytes (none: predict without a frame)
 SOUND = ord("A")  # b"A" + int16 little-endian mono PCM at the session's sample rate
 MIN_SOUND_SECONDS = 0.5  # less sound than this is not yet used as the audio modality
 MAX_FRAME_PIXELS = 1920 * 1920  # a live frame larger than this is refused (the page sends 480 x 360)
-
-
-def live_detector():
-    """The face detector for live frames: a webcam user's face fills a good part of the frame, so
-    faces under 15 % of its height are not searched for and the image pyramid is coarser (1.2 steps
-    instead of 1.1): about a third of the default detector's time, which keeps the stream live."""
-    from bridge.media import FaceDetector
-
-    return FaceDetector(scale_factor=1.2, min_neighbors=4, min_size=0.15)
 
 
 class LiveError(ValueError):
@@ -77,17 +70,18 @@ class LiveSession:
 
     Args:
         predictor: the app's predictor (read only here; calls to it go through ``predict``).
-        detector: the face detector for frames (shared by the app's sessions, under its lock).
         max_frame_bytes: refuse larger JPEG frames.
         max_text_chars: refuse longer texts.
     """
 
-    def __init__(self, predictor: Predictor, detector, max_frame_bytes: int, max_text_chars: int):
+    def __init__(self, predictor: Predictor, max_frame_bytes: int, max_text_chars: int):
         config = predictor.config
         if not isinstance(config.face, FaceConfig) and not isinstance(config.audio, AudioConfig):
             raise InputError("live mode needs a checkpoint with a raw face or audio modality")
         self.predictor = predictor
-        self.detector = detector
+        # follows this stream's person from frame to frame (its detector is the predictor's, used under the lock)
+        self.tracker = (predictor.decoder.tracker() if isinstance(config.face, FaceConfig) and predictor.detect_faces
+                        else None)
         self.max_frame_bytes = max_frame_bytes
         self.max_text_chars = max_text_chars
         self.text: str | None = None
@@ -167,24 +161,26 @@ class LiveSession:
 
         Call under the app's model lock (it uses the predictor and its face detector).
         """
-        return predict_frame(self.predictor, self.detector, rgb, self.sound.window() if self.sound else None,
+        return predict_frame(self.predictor, self.tracker, rgb, self.sound.window() if self.sound else None,
                              self.sound.sample_rate if self.sound else 16_000, self.text)
 
 
-def predict_frame(predictor: Predictor, detector, rgb: np.ndarray | None, audio: np.ndarray | None,
-                  sample_rate: int, text: str | None) -> dict[str, Any]:
+def predict_frame(predictor: Predictor, tracker: FaceTracker | None, rgb: np.ndarray | None,
+                  audio: np.ndarray | None, sample_rate: int, text: str | None) -> dict[str, Any]:
     """One live update: ``box`` ([x, y, w, h] or null), ``width``, ``height`` and the fields of a
-    prediction (docs/infer-json.md); with nothing to predict from, ``label`` is null."""
-    from bridge.media import crop_box
+    prediction (docs/infer-json.md); with nothing to predict from, ``label`` is null.
 
-    cfg = predictor.config.face
+    ``tracker`` (the model's decoder's) finds the face in ``rgb``; None: the frame is the face crop
+    (a predictor without face detection), or the model has no raw face modality."""
     box, face, notes, face_info = None, None, [], None
-    if rgb is not None and isinstance(cfg, FaceConfig):
-        boxes = detector.detect(rgb)
-        face_info = {"searched": 1, "with_face": int(bool(boxes))}
-        if boxes:
-            box = boxes[0]
-            face = crop_box(rgb, box, cfg.margin, cfg.img_size or 224, cfg.in_chans == 1)[None]
+    if rgb is not None and tracker is None and predictor.config.face is not None and not predictor.detect_faces:
+        face = predictor.decoder.whole(rgb)[None]
+    elif rgb is not None and tracker is not None:
+        found = tracker.update(rgb)
+        face_info = {"searched": 1, "with_face": int(found is not None)}
+        if found is not None:
+            box = found.box
+            face = predictor.decoder.crop(rgb, found)[None]
         else:
             notes.append("no face found in the frame")
     result: dict[str, Any] = {"box": list(box) if box is not None else None,
