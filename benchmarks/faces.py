@@ -219,11 +219,16 @@ def evaluate(detector, scenes: list[Scene]) -> dict:
     """Per scene kind and overall: faces, found, false detections, recall, precision, ms per frame."""
     detect_faces(detector, scenes[0].frame)  # warm-up (loads weights, allocates)
     stats: dict[str, dict] = {}
+    by_size: dict[str, dict[int, list[int]]] = {}  # scene kind -> pasted side -> [faces, found]
     for s in scenes:
         start, cpu = time.perf_counter(), time.process_time()
         faces = detect_faces(detector, s.frame)
         ms, cpu_ms = (time.perf_counter() - start) * 1e3, (time.process_time() - cpu) * 1e3
         hits, false = match(faces, s.faces)
+        if s.kind in ("fer", "lfw"):  # one pasted face a frame: recall by its side
+            size = by_size.setdefault(s.kind, {}).setdefault(int(s.faces[0][2]), [0, 0])
+            size[0] += 1
+            size[1] += hits
         for key in (s.kind, "all"):
             r = stats.setdefault(key, {"frames": 0, "faces": 0, "found": 0, "false": 0, "ms": [], "cpu_ms": []})
             r["frames"] += 1
@@ -237,6 +242,8 @@ def evaluate(detector, scenes: list[Scene]) -> dict:
         r["precision"] = r["found"] / (r["found"] + r["false"]) if r["found"] + r["false"] else None
         r["ms_per_frame"] = float(np.median(r.pop("ms")))  # wall clock
         r["cpu_ms_per_frame"] = float(np.median(r.pop("cpu_ms")))  # this process's CPU time: robust to a busy machine
+    for kind, sides in by_size.items():
+        stats[kind]["recall_by_side"] = {str(side): found / faces for side, (faces, found) in sorted(sides.items())}
     return stats
 
 
@@ -263,6 +270,16 @@ def print_table(results: dict) -> None:
             prec = f"{r['precision']:.1%}" if r["precision"] is not None else "-"
             print(f"{name:<20} {kind:<10} {r['faces']:>6} {r['found']:>6} {r['false']:>6} {rec:>7} {prec:>9} "
                   f"{r['ms_per_frame']:>9.1f} {r['cpu_ms_per_frame']:>7.1f}")
+    sides = sorted({int(k) for stats in results.values() for kind in ("fer", "lfw")
+                    for k in stats.get(kind, {}).get("recall_by_side", {})})
+    if sides:
+        print("\nrecall by the pasted face's side (px)")
+        print(f"{'detector':<20} {'scenes':<10} " + " ".join(f"{s:>6}" for s in sides))
+        for name, stats in results.items():
+            for kind in ("fer", "lfw"):
+                by = stats.get(kind, {}).get("recall_by_side", {})
+                print(f"{name:<20} {kind:<10} " + " ".join(f"{by[str(s)]:>6.0%}" if str(s) in by else f"{'-':>6}"
+                                                           for s in sides))
 
 
 def calibrate(root: Path, names: list[str], count: int) -> dict:

@@ -166,7 +166,7 @@ def throughput(model: BridgeModel, example, batch_sizes: list[int], samples: int
 @torch.inference_mode()
 def face_path(predictor: Predictor, files: dict[str, Path], cnn: ReferenceCNN, repeats: int,
               max_frames: int | None = None) -> list[dict]:
-    """Frames/s of detect + crop + encoder per frame, and of the encoders alone."""
+    """Frames/s of Haar detect + crop + encoder per frame (the reference paper's path), and of the encoders alone."""
     cfg = predictor.config.face
     frames, _ = read_video_frames(files["video"], num_frames=max(cfg.num_frames * 2, 8))  # (t, 480, 640, 3)
     frames = frames[:max_frames]
@@ -205,13 +205,13 @@ def face_path(predictor: Predictor, files: dict[str, Path], cnn: ReferenceCNN, r
 
     bridge_gflop = flops(lambda: bridge_face(one), predictor.model) / 1e9
     cnn_gflop = flops(lambda: cnn(face48), cnn) / 1e9
-    add("bridge", "detect + crop + encoder, per frame",
+    add("bridge", "Haar detect + crop + encoder, per frame",
         timings(lambda: per_frame(lambda c: bridge_face(pre.face(c[None], cfg)[0][None]), size), max(1, repeats // 4)),
         n, bridge_gflop)
     add("bridge", "encoder alone, 1 frame per call", timings(lambda: bridge_face(one), repeats), 1, bridge_gflop)
     add("bridge", f"encoder alone, {t} frames in one call", timings(lambda: bridge_face(clip), repeats), t,
         bridge_gflop)
-    add("reference CNN", "detect + crop + CNN, per frame",
+    add("reference CNN", "Haar detect + crop + CNN, per frame",
         timings(lambda: per_frame(lambda c: cnn(cnn_input(c)), 48), max(1, repeats // 4)), n, cnn_gflop)
     add("reference CNN", "CNN alone, 1 face per call", timings(lambda: cnn(face48), repeats), 1, cnn_gflop)
     add("reference CNN", f"CNN alone, {t} faces in one call", timings(lambda: cnn(faces48), repeats), t, cnn_gflop)

@@ -261,7 +261,7 @@ def test_a_server_bug_is_a_500_with_one_line_of_json(media, temp_dir):
     from bridge.preprocess import Preprocessor
 
     class Broken(Predictor):
-        def predict(self, *args, **kwargs):
+        def predict_sample(self, *args, **kwargs):
             raise RuntimeError("boom")
 
     config = create_config("tiny")
@@ -277,9 +277,9 @@ class _Watching(Predictor):
 
     seen: list
 
-    def predict(self, *args, **kwargs):
+    def sample(self, *args, **kwargs):  # decoding: the app's first call with the request's files
         self.seen.append(sorted(p.name for p in self.temp_dir.rglob("*") if p.is_file()))
-        return super().predict(*args, **kwargs)
+        return super().sample(*args, **kwargs)
 
 
 def test_temporary_files_removed_after_success_and_error(predictor, media, temp_dir):
@@ -317,6 +317,19 @@ def _frame(rgb: np.ndarray, seq: int) -> bytes:
     ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     assert ok
     return b"F" + struct.pack("<I", seq) + jpeg.tobytes()
+
+
+def test_a_live_frame_is_cropped_and_predicted_as_the_same_image_uploaded(client, media):
+    """Live frames go through the model's own decoder (detector, alignment, crop) like files do."""
+    photo = cv2.cvtColor(cv2.imread(str(media / "face.png")), cv2.COLOR_BGR2RGB)
+    frame = _frame(photo, 1)
+    with client.websocket_connect("/v1/live") as ws:
+        ws.send_bytes(frame)
+        live = ws.receive_json()
+    upload = client.post("/v1/predict", files={"image": ("frame.jpg", frame[5:], "image/jpeg")}).json()
+    assert live["observed"] == upload["observed"] == ["face"]
+    for name, p in upload["probabilities"].items():  # the JPEG decoded by PIL here, by OpenCV live
+        assert live["probabilities"][name] == pytest.approx(p, abs=2e-3)
 
 
 def test_live_stream(client, predictor, media):
