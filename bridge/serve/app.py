@@ -168,8 +168,11 @@ def create_app(predictor: Predictor, limits: ServeLimits = ServeLimits(), temp_d
     app = FastAPI(title="bridge", version=__version__,
                   description="Emotion from any subset of a face, a voice and a text. The JSON of `POST /v1/predict` "
                               "is that of `infer.py --json` (docs/infer-json.md).")
-    lock = threading.Lock()  # calls into the model
-    decode_lock = threading.Lock()  # decoding and face detection (not every detector is thread-safe)
+    # Two locks: decoding with face detection (not every detector is thread-safe), and the model.
+    # /v1/predict holds them one after the other, so one request decodes while another predicts;
+    # calls that interleave both (a timeline, a live frame) take both, always in this order.
+    decode_lock = threading.Lock()
+    lock = threading.Lock()
     config = predictor.config
     modalities = [m.value for m in config.modalities]
     raw_inputs = _raw_inputs(predictor)
@@ -261,7 +264,7 @@ def create_app(predictor: Predictor, limits: ServeLimits = ServeLimits(), temp_d
                 paths = {"video": _save(video, folder, "video")}
                 with _as_api_errors(paths, {"video": video}):
                     _check_durations(paths, limits.max_seconds)
-                    with lock:
+                    with decode_lock, lock:  # decodes and detects as it goes
                         rows = predictor.timeline(paths["video"], window, step, text=text)
             return timeline_csv(rows, config.labels) if format == "csv" else timeline_json(rows, config.labels,
                                                                                           window, step)
@@ -302,7 +305,7 @@ def create_app(predictor: Predictor, limits: ServeLimits = ServeLimits(), temp_d
                         seq, rgb = session.decode_frame(data[1:])
 
                         def work(rgb=rgb):
-                            with lock:
+                            with decode_lock, lock:  # detects, then predicts
                                 return session.predict(rgb)
 
                         update = await run_in_threadpool(work)

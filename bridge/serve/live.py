@@ -159,7 +159,7 @@ class LiveSession:
     def predict(self, rgb: np.ndarray | None) -> dict[str, Any]:
         """The face box and a prediction from the frame, the latest sound and the text.
 
-        Call under the app's model lock (it uses the predictor and its face detector).
+        Call under the app's locks (it uses the face detector, then the model).
         """
         return predict_frame(self.predictor, self.tracker, rgb, self.sound.window() if self.sound else None,
                              self.sound.sample_rate if self.sound else 16_000, self.text)
