@@ -161,15 +161,9 @@ def test_tracker_follows_a_quick_move_but_not_a_far_face(astronaut, blazeface):
     first = tracker.update(frame_with(astronaut, 300, 40, 90))
     moved = tracker.update(frame_with(astronaut, 300, 40 + 50, 90))  # the face moves most of its width at once
     assert first is not None and moved is not None and moved.box.x > first.box.x + 30
-    assert _iou_of(first.box, moved.box) < tracker.min_iou  # followed by the centre, not by overlap
+    assert first.box.iou(moved.box) < tracker.min_iou  # followed by the centre, not by overlap
     far = tracker.update(frame_with(astronaut, 150, 470, 300))  # someone else, far away: not followed
     assert far is None and tracker.last is moved
-
-
-def _iou_of(a: Box, b: Box) -> float:
-    w = max(min(a.x + a.w, b.x + b.w) - max(a.x, b.x), 0)
-    h = max(min(a.y + a.h, b.y + b.h) - max(a.y, b.y), 0)
-    return w * h / (a.w * a.h + b.w * b.h - w * h)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("ai_edge_litert") is None, reason="ai-edge-litert not installed")
@@ -197,6 +191,26 @@ def test_blazeface_without_litert_falls_back_to_the_port(monkeypatch, astronaut)
         BlazeFaceDetector(backend="litert")
     with pytest.raises(ValueError, match="backend must be"):
         BlazeFaceDetector(backend="onnx")
+
+
+def test_blazeface_looks_again_in_tiles_for_a_small_face(astronaut, monkeypatch):
+    frame = frame_with(astronaut, 140, 60, 40)  # the face is about 31 px of a 640x480 frame
+    s = 140 / 512
+    truth = (60 + ASTRONAUT_FACE[0] * s, 40 + ASTRONAUT_FACE[1] * s, ASTRONAUT_FACE[2] * s)
+    assert BlazeFaceDetector(tiles=1).detect_faces(frame) == []  # the whole frame at 192 px: too small
+    detector = BlazeFaceDetector()
+    calls = []
+    network = detector.network
+    monkeypatch.setattr(detector, "network", lambda x: calls.append(1) or network(x))
+    faces = detector.detect_faces(frame)
+    assert len(faces) == 1 and inside(faces[0], *truth) and len(calls) == 1 + 4  # the whole frame, then 2 x 2 tiles
+    left, right = faces[0].eyes  # key points back in frame coordinates
+    assert truth[0] < left[0] < right[0] < truth[0] + truth[2] and truth[1] < left[1] < truth[1] + truth[2]
+    calls.clear()
+    assert len(detector.detect_faces(frame_with(astronaut, 400, 120, 40))) == 1 and len(calls) == 1  # found at once
+    calls.clear()
+    assert detector.detect_faces(astronaut[:300, :300]) and len(calls) == 1  # small images are not tiled
+    assert detector.detect_faces(np.full((300, 300, 3), 70, np.uint8)) == [] and len(calls) == 2
 
 
 def test_tracker_waits_then_lets_go(astronaut, blazeface):

@@ -57,13 +57,6 @@ class FaceDecoding:
                    num_frames=max(face_config.num_frames * 2, 8), **overrides)
 
 
-def _iou(a: Box, b: Box) -> float:
-    x0, y0 = max(a.x, b.x), max(a.y, b.y)
-    x1, y1 = min(a.x + a.w, b.x + b.w), min(a.y + a.h, b.y + b.h)
-    inter = max(x1 - x0, 0) * max(y1 - y0, 0)
-    return inter / max(a.area + b.area - inter, 1)
-
-
 def _shift(a: Box, last: Box) -> float:
     """How far ``a``'s centre is from ``last``'s, in ``last``'s sides."""
     dx = (a.x + a.w / 2) - (last.x + last.w / 2)
@@ -113,8 +106,8 @@ class FaceTracker:
         self.faces_seen = max(self.faces_seen, len(faces))
         chosen = None
         if self.last is not None and faces:
-            best = max(faces, key=lambda f: _iou(f.box, self.last.box))
-            if _iou(best.box, self.last.box) >= self.min_iou:
+            best = max(faces, key=lambda f: f.box.iou(self.last.box))
+            if best.box.iou(self.last.box) >= self.min_iou:
                 chosen = best
             else:
                 near = min(faces, key=lambda f: _shift(f.box, self.last.box))

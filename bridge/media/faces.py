@@ -35,6 +35,13 @@ class Box(NamedTuple):
     def area(self) -> int:
         return self.w * self.h
 
+    def iou(self, other: "Box") -> float:
+        """Intersection over union with ``other``."""
+        x0, y0 = max(self.x, other.x), max(self.y, other.y)
+        x1, y1 = min(self.x + self.w, other.x + other.w), min(self.y + self.h, other.y + other.h)
+        inter = max(x1 - x0, 0) * max(y1 - y0, 0)
+        return inter / max(self.area + other.area - inter, 1)
+
 
 class FaceDetector:
     """Frontal-face detection with an OpenCV Haar cascade, created on first use.
