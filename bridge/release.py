@@ -183,12 +183,48 @@ def build(recipe_path: Path, checkpoints: Path, data_root: str | None = None, pa
     return last
 
 
+def stage_progress(output: Path, recipe: Path) -> dict[str, Any]:
+    """How far one stage of a release build is: its state (:func:`~bridge.checkpoint.run_state`),
+    epochs done out of the recipe's (every cycle's, for warm restarts), the cycle in progress, and
+    the best validation macro F1 so far."""
+    from bridge.checkpoint import run_state
+
+    spec = json.loads(Path(recipe).read_text(encoding="utf-8"))
+    restarts = int(spec.get("restarts") or 0)
+    total = int(spec.get("epochs") or 0) + restarts * int(spec.get("restart_epochs") or 0)
+    folders = ([Path(output) / "cycles" / str(k) for k in range(1, restarts + 2)] if restarts else [Path(output)])
+    histories = [json.loads((f / "history.json").read_text(encoding="utf-8")) if (f / "history.json").is_file()
+                 else [] for f in folders]
+    scores = [e["val"]["macro_f1"] for h in histories for e in h if "macro_f1" in e.get("val", {})]
+    started = [k for k, h in enumerate(histories, 1) if h]
+    return {"state": run_state(output, recipe), "epochs_done": sum(len(h) for h in histories), "epochs": total,
+            "cycle": (started[-1] if started else 1) if restarts else None, "cycles": restarts + 1 if restarts else None,
+            "best_val_macro_f1": max(scores) if scores else None}
+
+
+def status(recipe_path: Path, checkpoints: Path) -> list[str]:
+    """One line per stage of a release build: where it stands (``python -m bridge.release status``)."""
+    recipe = read_release_recipe(recipe_path)
+    root = Path(__file__).resolve().parents[1]
+    lines = []
+    for stage in recipe["stages"]:
+        stage_recipe = Path(stage["recipe"]) if Path(stage["recipe"]).is_file() else root / stage["recipe"]
+        p = stage_progress(checkpoints / stage["name"], stage_recipe)
+        cycle = f", cycle {p['cycle']} of {p['cycles']}" if p["cycles"] and p["state"] == "interrupted" else ""
+        best = f", best validation macro F1 {100 * p['best_val_macro_f1']:.1f}" if p["best_val_macro_f1"] is not None else ""
+        lines.append(f"{stage['name']}: {p['state']}, {p['epochs_done']} of {p['epochs']} epochs{cycle}{best}")
+    shipped = RELEASES / recipe.get("name", DEFAULT_RELEASE) / MANIFEST
+    lines.append(f"release {recipe.get('name', DEFAULT_RELEASE)}: {'packed' if shipped.is_file() else 'not packed'}")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
     from bridge.cli import run_cli
 
-    p = argparse.ArgumentParser(prog="python -m bridge.release", description="Pack or check a release folder.")
+    p = argparse.ArgumentParser(prog="python -m bridge.release",
+                                description="Build, pack, follow or check a release folder.")
     sub = p.add_subparsers(dest="command", required=True)
     pk = sub.add_parser("pack", help="write a release folder from a checkpoint")
     pk.add_argument("checkpoint")
@@ -200,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     bd.add_argument("--checkpoints", default="checkpoints/release", help="where the stages are trained")
     bd.add_argument("--data-root", default=None, help="data root (default: $BRIDGE_DATA_ROOT or ../shared/data)")
     bd.add_argument("--no-pack", action="store_true", help="train only")
+    st = sub.add_parser("status", help="how far each stage of a release build is")
+    st.add_argument("--recipe", default="recipes/release/emotion7.json")
+    st.add_argument("--checkpoints", default="checkpoints/release", help="where the stages are trained")
     ck = sub.add_parser("verify", help="check a release folder against its manifest")
     ck.add_argument("release", nargs="?", default=DEFAULT_RELEASE)
     args = p.parse_args(argv)
@@ -207,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         if args.command == "build":
             build(Path(args.recipe), Path(args.checkpoints), args.data_root, not args.no_pack)
+        elif args.command == "status":
+            print("\n".join(status(Path(args.recipe), Path(args.checkpoints))))
         elif args.command == "pack":
             output = Path(args.output) if args.output else RELEASES / args.name
             card = Path(args.card).read_text(encoding="utf-8") if args.card else None

@@ -176,6 +176,39 @@ def test_build_trains_each_stage_resumably_then_packs(tmp_path, monkeypatch, cap
         build(bad, tmp_path / "runs")
 
 
+def test_status_says_how_far_each_stage_is(tmp_path, monkeypatch, capsys):
+    import bridge.release
+
+    monkeypatch.setattr(bridge.release, "RELEASES", tmp_path / "releases")
+    runs = tmp_path / "runs"
+
+    def history(folder: Path, scores: list[float]) -> None:
+        folder.mkdir(parents=True)
+        (folder / "history.json").write_text(json.dumps([{"epoch": i + 1, "val": {"macro_f1": f}}
+                                                          for i, f in enumerate(scores)]))
+
+    def recipe(name: str, **spec) -> str:
+        (tmp_path / name).write_text(json.dumps(spec))
+        return str(tmp_path / name)
+
+    history(runs / "done", [0.5, 0.6])
+    history(runs / "chain" / "cycles" / "1", [0.3, 0.4, 0.45])
+    history(runs / "chain" / "cycles" / "2", [0.5])
+    (runs / "chain" / "cycles.json").write_text(json.dumps({"finished": False}))
+    (runs / "chain" / "cycles" / "2" / "training_state.pt").write_bytes(b"")
+    release = tmp_path / "release.json"
+    release.write_text(json.dumps({"name": "tiny", "stages": [
+        {"name": "done", "recipe": recipe("a.json", epochs=2)},
+        {"name": "chain", "recipe": recipe("b.json", epochs=3, restarts=2, restart_epochs=2)},
+        {"name": "later", "recipe": recipe("c.json", epochs=4)}]}))
+    assert bridge.release.main(["status", "--recipe", str(release), "--checkpoints", str(runs)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "done: finished, 2 of 2 epochs, best validation macro F1 60.0",
+        "chain: interrupted, 4 of 7 epochs, cycle 2 of 3, best validation macro F1 50.0",
+        "later: new, 0 of 4 epochs",
+        "release tiny: not packed"]
+
+
 def test_pack_refuses_to_overwrite_a_folder_that_is_not_a_release(trained_checkpoint, tmp_path):
     (tmp_path / "keep.txt").write_text("mine")
     with pytest.raises(ValueError, match="is not a release folder"):
