@@ -169,6 +169,7 @@ async function startAudio() {
   };
   source.connect(tap);
   await ctx.resume();
+  if (!live.ws || live.ws.readyState !== WebSocket.OPEN) { ctx.close(); return; } // stopped meanwhile
   live.audio = ctx;
   live.ws.send(JSON.stringify({ sample_rate: ctx.sampleRate }));
 }
@@ -199,6 +200,7 @@ async function sendFrame() {
   const message = new Uint8Array(5 + jpeg.byteLength);
   message.set(header, 0);
   message.set(new Uint8Array(jpeg), 5);
+  if (!live.ws || live.ws.readyState !== WebSocket.OPEN) { live.inFlight = false; return; } // stopped meanwhile
   live.sentAt.set(seq, performance.now());
   live.ws.send(message);
 }
