@@ -194,23 +194,24 @@ def test_blazeface_without_litert_falls_back_to_the_port(monkeypatch, astronaut)
 
 
 def test_blazeface_looks_again_in_tiles_for_a_small_face(astronaut, monkeypatch):
-    frame = frame_with(astronaut, 140, 60, 40)  # the face is about 31 px of a 640x480 frame
-    s = 140 / 512
-    truth = (60 + ASTRONAUT_FACE[0] * s, 40 + ASTRONAUT_FACE[1] * s, ASTRONAUT_FACE[2] * s)
-    assert BlazeFaceDetector(tiles=1).detect_faces(frame) == []  # the whole frame at 192 px: too small
+    from skimage.data import lfw_subset
+
+    lfw = np.dstack([(lfw_subset()[16] * 255).astype(np.uint8)] * 3)  # a real, tightly cropped face
+    frame = frame_with(lfw, 130, 60, 40)
+    assert BlazeFaceDetector(tiles=1, min_score=0.3).detect_faces(frame) == []  # the whole frame at 192 px
     detector = BlazeFaceDetector()
     calls = []
-    network = detector.network
-    monkeypatch.setattr(detector, "network", lambda x: calls.append(1) or network(x))
+    for net in (detector, detector._tiled):  # the full-range network, then the short-range one on tiles
+        monkeypatch.setattr(net, "network", lambda x, run=net.network, name=net.name: calls.append(name) or run(x))
     faces = detector.detect_faces(frame)
-    assert len(faces) == 1 and inside(faces[0], *truth) and len(calls) == 1 + 4  # the whole frame, then 2 x 2 tiles
+    assert len(faces) == 1 and inside(faces[0], 60, 40, 130)
+    assert calls == ["blazeface"] + ["blazeface-short"] * 4  # the whole frame, then 2 x 2 tiles
     left, right = faces[0].eyes  # key points back in frame coordinates
-    assert truth[0] < left[0] < right[0] < truth[0] + truth[2] and truth[1] < left[1] < truth[1] + truth[2]
+    assert 60 < left[0] < right[0] < 190 and 40 < left[1] < 170
     calls.clear()
-    assert len(detector.detect_faces(frame_with(astronaut, 400, 120, 40))) == 1 and len(calls) == 1  # found at once
+    assert len(detector.detect_faces(frame_with(astronaut, 400, 120, 40))) == 1 and calls == ["blazeface"]
     calls.clear()
-    assert detector.detect_faces(astronaut[:300, :300]) and len(calls) == 1  # small images are not tiled
-    assert detector.detect_faces(np.full((300, 300, 3), 70, np.uint8)) == [] and len(calls) == 2
+    assert detector.detect_faces(np.full((300, 300, 3), 70, np.uint8)) == [] and calls == ["blazeface"]  # not tiled
 
 
 def test_tracker_waits_then_lets_go(astronaut, blazeface):
