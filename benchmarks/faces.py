@@ -410,21 +410,27 @@ def check_port() -> dict:
     return out
 
 
-ROWS = (*DETECTORS, "blazeface-port", "blazeface-short-port")
+ROWS = (*DETECTORS, "blazeface-port", "blazeface-short-port", "blazeface-onelook")
 
 
 def detector_row(name: str):
     """A detector of :data:`ROWS`: ``NAME-port`` is BlazeFace run by bridge's PyTorch port (the
-    fallback where LiteRT is not installed), the others as ``create_detector`` makes them."""
+    fallback where LiteRT is not installed), ``blazeface-onelook`` BlazeFace without its second
+    look in tiles, the others as ``create_detector`` makes them."""
     if name.endswith("-port"):
         return create_detector(name.removesuffix("-port"), backend="torch")
+    if name == "blazeface-onelook":
+        from bridge.media.detectors import BlazeFaceDetector
+
+        return BlazeFaceDetector("full", tiles=1)
     return create_detector(name)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--detectors", nargs="+", default=None, choices=ROWS,
-                   help="default: all; NAME-port: BlazeFace on bridge's PyTorch port instead of LiteRT")
+                   help="default: all; NAME-port: BlazeFace on bridge's PyTorch port instead of LiteRT; "
+                        "blazeface-onelook: without the second look in tiles")
     p.add_argument("--faces", type=int, default=None, help="FER-2013 faces per run (default 300; --calibrate 2000; "
                                                            "--agreement 1000)")
     p.add_argument("--data-root", default=None, help="holds fer2013/ (default: $BRIDGE_DATA or ../shared/data)")

@@ -87,8 +87,8 @@ class BlazeFaceDetector:
         min_score: detections below this confidence are dropped.
         iou: boxes overlapping more than this are merged.
         threads: threads for the network (None: torch's setting).
-        backend: ``litert`` runs the ``.tflite`` file with Google's LiteRT (XNNPACK), 3.7x faster
-            on CPU than ``torch``, bridge's PyTorch port of the same graph (docs/faces.md; the
+        backend: ``litert`` runs the ``.tflite`` file with Google's LiteRT (XNNPACK), 2.4-3.7x
+            faster on CPU than ``torch``, bridge's PyTorch port of the same graph (docs/faces.md; the
             outputs agree to 2e-4, the boxes exactly); ``auto``: LiteRT where ``ai-edge-litert``
             is installed.
         tiles: where the whole image shows no face, look again in this many overlapping tiles

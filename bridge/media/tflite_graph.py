@@ -5,7 +5,7 @@ Mobile GPUs", CVPR-W 2019), read from the ``.tflite`` flatbuffer with the ``tfli
 No TensorFlow is needed: constants (float16 or float32) become float32 buffers, and each
 operator becomes the matching ``torch.nn.functional`` call, on NHWC activations as in the graph.
 This is the fallback of :class:`bridge.media.detectors.BlazeFaceDetector` where Google's LiteRT
-runtime (``ai-edge-litert``, 3.7x faster on CPU) is not installed; the two agree to 2e-4
+runtime (``ai-edge-litert``, 2.4-3.7x faster on CPU) is not installed; the two agree to 2e-4
 (``benchmarks/faces.py --check-port``).
 """
 
