@@ -50,6 +50,43 @@ def open_capture(source: str) -> tuple[cv2.VideoCapture, str]:
     return capture, name
 
 
+class SoundBuffer:
+    """The latest ``seconds`` of mono sound at ``sample_rate``, oldest sample first (a ring buffer).
+
+    Args:
+        seconds: how much sound :meth:`window` returns at most.
+        sample_rate: the model's rate; chunks at another rate are resampled on arrival.
+        min_seconds: :meth:`window` is None until this much sound has arrived.
+    """
+
+    def __init__(self, seconds: float, sample_rate: int, min_seconds: float = 0.0):
+        self.sample_rate = sample_rate
+        self.min_seconds = min_seconds
+        self._buffer = np.zeros(max(round(seconds * sample_rate), 1), np.float32)  # (n,)
+        self._filled = 0
+
+    def add(self, chunk: np.ndarray, rate: int | None = None) -> None:
+        """Append mono sound at ``rate`` (None: already at ``sample_rate``)."""
+        from bridge.media import resample
+
+        chunk = np.asarray(chunk, np.float32)
+        if rate is not None and rate != self.sample_rate and len(chunk):
+            chunk = resample(chunk, rate, self.sample_rate)
+        n = len(self._buffer)
+        if len(chunk) >= n:
+            self._buffer[:] = chunk[-n:]
+        elif len(chunk):
+            self._buffer[:-len(chunk)] = self._buffer[len(chunk):]
+            self._buffer[-len(chunk):] = chunk
+        self._filled = min(n, self._filled + len(chunk))
+
+    def window(self) -> np.ndarray | None:
+        """The buffered sound ``(n,)``, or None while there is none or less than ``min_seconds``."""
+        if not self._filled or self._filled < self.min_seconds * self.sample_rate:
+            return None
+        return self._buffer[-self._filled:].copy()
+
+
 class MicrophoneAudio:
     """The last ``seconds`` of sound from a microphone (``sounddevice``), kept in a ring buffer.
 
@@ -72,8 +109,7 @@ class MicrophoneAudio:
             raise OSError(f"cannot listen: sounddevice cannot load PortAudio ({_one_line(e)}; on Linux "
                           "apt-get install libportaudio2)") from None
         self.sample_rate = sample_rate
-        self._buffer = np.zeros(max(round(seconds * sample_rate), 1), np.float32)  # (n,), oldest first
-        self._filled = 0
+        self._sound = SoundBuffer(seconds, sample_rate)  # filled from the device's thread, under the lock
         self._lock = threading.Lock()
         stream = None
         try:
@@ -89,19 +125,13 @@ class MicrophoneAudio:
 
     def _callback(self, indata: np.ndarray, frames: int, time, status) -> None:
         block = np.asarray(indata, np.float32).reshape(len(indata), -1)[:, 0]  # (frames, 1) -> (frames,)
-        n = len(self._buffer)
         with self._lock:
-            if len(block) >= n:
-                self._buffer[:] = block[-n:]
-            elif len(block):
-                self._buffer[:-len(block)] = self._buffer[len(block):]
-                self._buffer[-len(block):] = block
-            self._filled = min(n, self._filled + len(block))
+            self._sound.add(block)
 
     def window(self, frame_index: int | None = None) -> np.ndarray | None:
         """The latest sound, mono float32 ``(n,)`` (up to ``seconds``), or None before any arrived."""
         with self._lock:
-            return self._buffer[-self._filled:].copy() if self._filled else None
+            return self._sound.window()
 
     def close(self) -> None:
         self._stream.stop()

@@ -18,6 +18,7 @@ import numpy as np
 
 from bridge.config import AudioConfig, FaceConfig
 from bridge.data.sample import Sample
+from bridge.inference.live import SoundBuffer
 from bridge.inference.predictor import InputError, Predictor
 from bridge.media.decoder import FaceTracker
 
@@ -29,40 +30,6 @@ MAX_FRAME_PIXELS = 1920 * 1920  # a live frame larger than this is refused (the 
 
 class LiveError(ValueError):
     """A message the live endpoint cannot use; sent back as ``{"error": ...}``, the stream goes on."""
-
-
-class SoundBuffer:
-    """The latest ``seconds`` of mono sound at ``sample_rate``, oldest sample first.
-
-    Args:
-        seconds: how much sound :meth:`window` returns at most.
-        sample_rate: the model's rate; chunks at another rate are resampled on arrival.
-    """
-
-    def __init__(self, seconds: float, sample_rate: int):
-        self.sample_rate = sample_rate
-        self._buffer = np.zeros(max(round(seconds * sample_rate), 1), np.float32)  # (n,)
-        self._filled = 0
-
-    def add(self, chunk: np.ndarray, rate: int) -> None:
-        from bridge.media import resample
-
-        chunk = np.asarray(chunk, np.float32)
-        if rate != self.sample_rate and len(chunk):
-            chunk = resample(chunk, rate, self.sample_rate)
-        n = len(self._buffer)
-        if len(chunk) >= n:
-            self._buffer[:] = chunk[-n:]
-        elif len(chunk):
-            self._buffer[:-len(chunk)] = self._buffer[len(chunk):]
-            self._buffer[-len(chunk):] = chunk
-        self._filled = min(n, self._filled + len(chunk))
-
-    def window(self) -> np.ndarray | None:
-        """The buffered sound ``(n,)``, or None while there is less than :data:`MIN_SOUND_SECONDS`."""
-        if self._filled < MIN_SOUND_SECONDS * self.sample_rate:
-            return None
-        return self._buffer[-self._filled:].copy()
 
 
 class LiveSession:
@@ -89,7 +56,7 @@ class LiveSession:
         self.sound = None
         if isinstance(config.audio, AudioConfig):
             seconds = (config.audio.max_frames - 1) * 0.010 + 0.025  # what the filterbank keeps
-            self.sound = SoundBuffer(seconds, config.audio.sample_rate)
+            self.sound = SoundBuffer(seconds, config.audio.sample_rate, MIN_SOUND_SECONDS)
 
     def control(self, message: str) -> None:
         """A JSON text message: ``{"text": str | null}`` sets the text, ``{"sample_rate": int}`` the sound's rate.
