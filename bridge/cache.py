@@ -66,9 +66,12 @@ def _describe(obj: Any) -> Any:
         return obj
     if isinstance(obj, (list, tuple)):
         return [_describe(o) for o in obj]
+    if isinstance(obj, dict):
+        return {str(k): _describe(v) for k, v in obj.items()}
     if hasattr(obj, "__dict__"):  # e.g. a face detector: its public settings
         return {type(obj).__name__: {k: _describe(v) for k, v in vars(obj).items()
-                                     if not k.startswith("_") and (isinstance(v, (int, float, str, bool, type(None)))
+                                     if not k.startswith("_") and (isinstance(v, (int, float, str, bool, dict,
+                                                                                  type(None)))
                                                                    or dataclasses.is_dataclass(v))}}
     return type(obj).__name__
 

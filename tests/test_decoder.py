@@ -83,6 +83,10 @@ def test_a_preprocessing_setting_changes_the_cache_key():
     other = MediaLoader()
     other.use(MediaDecoder(FaceDecoding(size=64, detector="haar")))
     assert _describe(other) != after  # the detector is part of the key
+    geometry = after["decoder"]["MediaDecoder"]["alignment"]["blazeface"]
+    assert set(geometry) == {"side", "eye_x", "eye_y"}  # so is the crop geometry of aligned faces
+    crops = MediaLoader(detect_faces=False)
+    assert _describe(crops)["decoder"]["MediaDecoder"]["alignment"] is None  # faces not found: no geometry
 
 
 def test_decoder_follows_the_model_config():

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from bridge.media.align import aligned_crop, eye_angle
+from bridge.media.align import FER_GEOMETRY, aligned_crop, crop_transform, eye_angle
 from bridge.media.decoder import FaceDecoding, FaceTracker, MediaDecoder
 from bridge.media.detectors import (BlazeFaceDetector, DetectorUnavailable, Face, create_detector, detect_faces,
                                     to_rgb)
@@ -128,6 +128,28 @@ def test_aligned_crop_levels_the_eyes(astronaut, blazeface):
     assert abs(eye_angle(eyes_in(aligned_crop(turned, face, 192, grayscale=False, level=False))) + 20) < 5
 
 
+@pytest.mark.parametrize("landmarks", ["blazeface", "blazeface-short"])
+def test_aligned_crop_puts_the_eyes_where_the_training_crops_have_them(landmarks):
+    g = FER_GEOMETRY[landmarks]
+    a, b = 150 * np.exp(1j * np.radians(12)), 230 + 140j  # the face: 150 px crop side, turned 12 degrees
+    where = [complex(g.eye_x - 0.5 / g.side, g.eye_y), complex(g.eye_x + 0.5 / g.side, g.eye_y)]  # in the crop
+    eyes = np.array([[z.real, z.imag] for z in (a * w + b for w in where)])
+    frame = np.zeros((480, 640), np.uint8)
+    for x, y in eyes:
+        cv2.circle(frame, (round(x), round(y)), 3, 255, -1)
+    fitted = crop_transform(eyes, g)
+    assert abs(fitted[0] - a) < 1e-6 and abs(fitted[1] - b) < 1e-6
+    crop = aligned_crop(frame, Face(Box(230, 140, 150, 150), 0.9, eyes, eyes, landmarks), 100)  # its geometry
+    for w in where:  # each dot lands where the training crops have that eye (within 2 px of 100)
+        x, y = w.real * 100, w.imag * 100
+        ys, xs = np.mgrid[int(y) - 6:int(y) + 7, int(x) - 6:int(x) + 7]
+        patch = crop[ys, xs].astype(float)
+        centre = np.array([(xs * patch).sum(), (ys * patch).sum()]) / patch.sum() + 0.5
+        assert np.abs(centre - (x, y)).max() < 2
+    upright = crop_transform(eyes, g, level=False)[0]
+    assert upright.imag == 0 and abs(upright.real - 150) < 1e-6  # the frame's orientation kept
+
+
 def test_haar_and_box_only_faces_crop_with_the_margin(astronaut):
     haar = create_detector("haar")
     faces = detect_faces(haar, astronaut)
@@ -208,6 +230,8 @@ def test_blazeface_looks_again_in_tiles_for_a_small_face(astronaut, monkeypatch)
     assert calls == ["blazeface"] + ["blazeface-short"] * 4  # the whole frame, then 2 x 2 tiles
     left, right = faces[0].eyes  # key points back in frame coordinates
     assert 60 < left[0] < right[0] < 190 and 40 < left[1] < 170
+    assert faces[0].landmarks == "blazeface-short"  # so it is cropped with the short-range geometry
+    assert np.array_equal(np.sort(faces[0].points[:2], axis=0), np.sort(faces[0].eyes, axis=0))
     calls.clear()
     assert len(detector.detect_faces(frame_with(astronaut, 400, 120, 40))) == 1 and calls == ["blazeface"]
     calls.clear()

@@ -34,12 +34,17 @@ class CropGeometry:
     eye_y: float = 0.4
 
 
-# Median FER-2013 geometry per detector (their eye points differ slightly), measured by
-# `python benchmarks/faces.py --calibrate --faces 300` on FER-2013 training faces (docs/faces.md).
+# Median FER-2013 geometry of each network's eye points (they differ slightly), measured by
+# `python benchmarks/faces.py --calibrate --faces 2000` on FER-2013 training faces (docs/faces.md).
+# The eyes alone place the crop: a four-point fit (eyes, nose, mouth) was tried and did not make
+# the found crops' predictions agree more often with the originals', and a mouth moves with the
+# expression. Single FER-2013 crops stray from these medians by about 0.06 crop sides, several
+# times what the detectors' own eye points stray (docs/faces.md): the corpus's framing, not the
+# detector, limits how closely a found crop can match its original.
 FER_GEOMETRY: dict[str, CropGeometry] = {
-    "blazeface": CropGeometry(side=2.732, eye_x=0.491, eye_y=0.413),
-    "blazeface-short": CropGeometry(side=3.004, eye_x=0.489, eye_y=0.398),
-    "mtcnn": CropGeometry(side=2.676, eye_x=0.512, eye_y=0.398),
+    "blazeface": CropGeometry(side=2.777, eye_x=0.494, eye_y=0.406),
+    "blazeface-short": CropGeometry(side=3.028, eye_x=0.486, eye_y=0.396),
+    "mtcnn": CropGeometry(side=2.675, eye_x=0.510, eye_y=0.393),
 }
 
 
@@ -47,6 +52,17 @@ def eye_angle(eyes: np.ndarray) -> float:
     """Degrees the line from the image-left eye to the other is turned clockwise from level."""
     (x0, y0), (x1, y1) = eyes
     return math.degrees(math.atan2(y1 - y0, x1 - x0))
+
+
+def crop_transform(eyes: np.ndarray, geometry: CropGeometry, level: bool = True) -> tuple[complex, complex]:
+    """The similarity map from crop coordinates (units of the crop side, as ``x + iy``) to frame
+    pixels, ``frame = a * crop + b``: ``|a|`` is the crop's side in frame pixels, turned with the
+    eyes (unless ``level`` is False), and the eye midpoint lands at ``(eye_x, eye_y)``."""
+    eyes = np.asarray(eyes, np.float64)
+    distance = max(float(np.linalg.norm(eyes[1] - eyes[0])), 1.0)
+    theta = math.radians(eye_angle(eyes)) if level else 0.0
+    a = max(geometry.side * distance, 2.0) * complex(math.cos(theta), math.sin(theta))
+    return a, complex(*eyes.mean(axis=0)) - a * complex(geometry.eye_x, geometry.eye_y)
 
 
 def aligned_crop(image: np.ndarray, face: Face, size: int = 48, grayscale: bool = True,
@@ -61,7 +77,8 @@ def aligned_crop(image: np.ndarray, face: Face, size: int = 48, grayscale: bool 
         face: a detection from :mod:`bridge.media.detectors`.
         size: output side in pixels.
         grayscale: ``(size, size)`` grey, else ``(size, size, 3)`` RGB.
-        geometry: eye placement (default: the FER-2013 geometry of BlazeFace's eye points).
+        geometry: where the key points go (default: the FER-2013 geometry of the network that
+            found the face, ``face.landmarks``, else of BlazeFace's).
         margin: for faces without eye points, the border around the box as a fraction of its side.
         level: rotate so the eyes are level (False: keep the frame's orientation).
 
@@ -70,19 +87,12 @@ def aligned_crop(image: np.ndarray, face: Face, size: int = 48, grayscale: bool 
     """
     if face.eyes is None:
         return crop_box(image, face.box, margin, size, grayscale)
-    geometry = geometry or FER_GEOMETRY["blazeface"]
-    eyes = np.asarray(face.eyes, np.float64)
-    distance = max(float(np.linalg.norm(eyes[1] - eyes[0])), 1.0)
-    side = max(geometry.side * distance, 2.0)
-    side_px = max(int(round(side)), 2)
-    theta = math.radians(eye_angle(eyes)) if level else 0.0
-    cos, sin = math.cos(theta), math.sin(theta)
-    rotation = np.array([[cos, -sin], [sin, cos]])  # crop axes -> frame axes
-    mid = eyes.mean(axis=0)
-    scale = side / side_px
-    # crop pixel (u, v) -> frame point mid + R @ (((u, v) + 0.5) * scale - eye position from the crop's corner)
-    linear = rotation * scale
-    offset = mid + rotation @ (0.5 * scale - np.array([geometry.eye_x * side, geometry.eye_y * side]))
+    geometry = geometry or FER_GEOMETRY.get(face.landmarks or "blazeface", FER_GEOMETRY["blazeface"])
+    a, b = crop_transform(face.eyes, geometry, level)
+    side_px = max(int(round(abs(a))), 2)
+    # crop pixel (u, v) -> frame point a * ((u, v) + 0.5) / side_px + b
+    linear = np.array([[a.real, -a.imag], [a.imag, a.real]]) / side_px
+    offset = np.array([b.real, b.imag]) + linear @ np.array([0.5, 0.5])
     inverse = np.hstack([linear, offset[:, None]])  # (2, 3), crop -> frame
     source = to_gray(image) if grayscale else to_rgb(image)
     crop = cv2.warpAffine(source, inverse, (side_px, side_px), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,

@@ -141,6 +141,9 @@ class MediaDecoder:
         self.faces = faces or FaceDecoding()
         self.sample_rate = sample_rate
         self.max_pixels = max_pixels
+        # the crop geometry of each network's eye points, where faces are found and aligned: a
+        # setting of the decoded crops like any other (so a new calibration rebuilds cached crops)
+        self.alignment = dict(FER_GEOMETRY) if self.faces.detect and self.faces.align else None
         self._detector = None
 
     @classmethod
@@ -157,10 +160,6 @@ class MediaDecoder:
 
     def __getstate__(self) -> dict:  # detectors hold OpenCV / torch state: rebuilt in each worker
         return {**self.__dict__, "_detector": None}
-
-    def cache_key(self) -> dict:
-        """Every setting that changes the decoded arrays (for the preprocessing cache)."""
-        return {"faces": asdict(self.faces), "sample_rate": self.sample_rate, "max_pixels": self.max_pixels}
 
     @property
     def detector(self):
@@ -179,7 +178,7 @@ class MediaDecoder:
     def crop(self, image: np.ndarray, face: Face) -> np.ndarray:
         """The model's crop of ``face`` in ``image``: ``(s, s)`` or ``(s, s, 3)`` uint8."""
         f = self.faces
-        geometry = FER_GEOMETRY.get(f.detector)
+        geometry = self.alignment.get(face.landmarks) if self.alignment and face.landmarks else None
         return aligned_crop(image, face, f.size, f.grayscale, geometry, f.margin, level=f.align)
 
     def whole(self, image: np.ndarray) -> np.ndarray:

@@ -6,7 +6,8 @@ Detection and Alignment using Multi-task Cascaded Convolutional Networks", 2016)
 ``facenet-pytorch`` wheel; and OpenCV's Haar cascade (:class:`~bridge.media.faces.FaceDetector`).
 
 Every detector returns :class:`Face` records, largest first: a box in pixels, a score and, for
-the CNN detectors, the two eye centres that :func:`~bridge.media.align.aligned_crop` levels.
+the CNN detectors, their key points (eyes, nose, mouth), which
+:func:`~bridge.media.align.aligned_crop` maps onto the training corpus's crop geometry.
 Which detector is the default is chosen by ``benchmarks/faces.py`` (docs/faces.md).
 """
 
@@ -45,11 +46,20 @@ class Face:
         score: the detector's confidence in [0, 1] (1.0 for Haar, which gives none).
         eyes: ``(2, 2)`` float ``(x, y)`` centres of the eye on the image's left, then the other;
             None for detectors without key points (Haar).
+        points: ``(k, 2)`` every key point the detector gives, in its own order (BlazeFace: the
+            subject's right eye, left eye, nose tip, mouth centre, right and left ear tragion;
+            MTCNN: two eyes, nose, two mouth corners); None without key points.
+        landmarks: the network whose key points these are (``blazeface``, ``blazeface-short`` or
+            ``mtcnn``): it names the crop geometry they are aligned with
+            (:data:`~bridge.media.align.FER_GEOMETRY`). A face BlazeFace's second look finds in a
+            tile carries the short-range network's points.
     """
 
     box: Box
     score: float
     eyes: np.ndarray | None = None
+    points: np.ndarray | None = None
+    landmarks: str | None = None
 
 
 def to_rgb(image: np.ndarray) -> np.ndarray:
@@ -191,7 +201,7 @@ class BlazeFaceDetector:
             for x0 in np.linspace(0, w - tw, self.tiles).round().astype(int):
                 for f in self._tiled._detect(rgb[y0:y0 + th, x0:x0 + tw]):
                     face = Face(Box(f.box.x + int(x0), f.box.y + int(y0), f.box.w, f.box.h), f.score,
-                                f.eyes + [x0, y0])
+                                f.eyes + [x0, y0], f.points + [x0, y0], f.landmarks)
                     if all(face.box.iou(g.box) <= self.iou for g in faces):  # the same face in two tiles: once
                         faces.append(face)
         return sorted(faces, key=lambda f: f.box.area, reverse=True)
@@ -229,7 +239,7 @@ class BlazeFaceDetector:
                 continue
             eyes = kp[:2][np.argsort(kp[:2, 0])]
             faces.append(Face(Box(int(round(x0)), int(round(y0)), int(round(x1 - x0)), int(round(y1 - y0))),
-                              float(score), eyes))
+                              float(score), eyes, kp, self.name))
         return sorted(faces, key=lambda f: f.box.area, reverse=True)
 
     def detect(self, image: np.ndarray) -> list[Box]:
@@ -264,10 +274,10 @@ class MTCNNDetector:
             if p < self.min_score:
                 continue
             x0, y0, x1, y1 = box
-            eyes = np.asarray(pts[:2], np.float64)
-            eyes = eyes[np.argsort(eyes[:, 0])]
+            points = np.asarray(pts, np.float64)
+            eyes = points[:2][np.argsort(points[:2, 0])]
             faces.append(Face(Box(int(round(x0)), int(round(y0)), int(round(x1 - x0)), int(round(y1 - y0))),
-                              float(p), eyes))
+                              float(p), eyes, points, self.name))
         return sorted(faces, key=lambda f: f.box.area, reverse=True)
 
     def detect(self, image: np.ndarray) -> list[Box]:
