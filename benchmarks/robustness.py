@@ -97,9 +97,31 @@ def train_argv(args: argparse.Namespace, seed: int, system: str, modality: str |
     argv += given_flags(data_root=args.data_root, epochs=args.epochs, limit=args.limit)
     if system == "zero":
         argv += ["--fill", "zero"]
+    extra = shlex.split(args.train_args)
     if modality:
         argv += ["--modalities", modality, "--modality-dropout", "0"]  # nothing to drop with one modality
-    return argv + shlex.split(args.train_args)
+        extra = own_mismatch(extra, modality)
+    return argv + extra
+
+
+def own_mismatch(argv: list[str], modality: str) -> list[str]:
+    """``argv`` without the ``--mismatch`` of modalities other than ``modality``: a unimodal model
+    trains on the same samples as bridge, that modality swapped in the same share (the others
+    are not in it)."""
+    out, i = [], 0
+    while i < len(argv):
+        flag, value = argv[i], None
+        if flag == "--mismatch" and i + 1 < len(argv):
+            value, i = argv[i + 1], i + 2
+        elif flag.startswith("--mismatch="):
+            value, i = flag.split("=", 1)[1], i + 1
+        else:
+            out.append(flag)
+            i += 1
+            continue
+        if value.split("=", 1)[0] == modality:
+            out += ["--mismatch", value]
+    return out
 
 
 # --- evaluation --------------------------------------------------------------------------------------

@@ -132,6 +132,17 @@ def test_robustness_benchmark_trains_and_compares_every_system(tmp_path, capsys)
     assert "trained with other arguments" in capsys.readouterr().err
 
 
+def test_a_unimodal_baseline_keeps_only_its_own_mismatch():
+    bench = _benchmark("robustness")
+    argv = ["--select", "patterns", "--mismatch", "face=0.5", "--mismatch=audio=0.3", "--lr", "0.01"]
+    assert bench.own_mismatch(argv, "face") == ["--select", "patterns", "--mismatch", "face=0.5", "--lr", "0.01"]
+    assert bench.own_mismatch(argv, "audio") == ["--select", "patterns", "--mismatch", "audio=0.3", "--lr", "0.01"]
+    assert bench.own_mismatch(argv, "text") == ["--select", "patterns", "--lr", "0.01"]
+    args = bench.parse_args(["--data", "mosi", "--train-args", "--mismatch face=0.5 --select patterns"])
+    assert bench.train_argv(args, 0, "bridge")[-4:] == ["--mismatch", "face=0.5", "--select", "patterns"]
+    assert bench.train_argv(args, 0, "unimodal", "audio")[-2:] == ["--select", "patterns"]
+
+
 def test_a_resumed_run_counts_the_epochs_before_the_interruption(tmp_path, monkeypatch):
     """ensure_trained resumes an interrupted run and reports its epochs before and after."""
     bench = _benchmark("robustness")
