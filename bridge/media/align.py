@@ -77,8 +77,8 @@ def aligned_crop(image: np.ndarray, face: Face, size: int = 48, grayscale: bool 
         face: a detection from :mod:`bridge.media.detectors`.
         size: output side in pixels.
         grayscale: ``(size, size)`` grey, else ``(size, size, 3)`` RGB.
-        geometry: where the key points go (default: the FER-2013 geometry of the network that
-            found the face, ``face.landmarks``, else of BlazeFace's).
+        geometry: eye placement (default: the FER-2013 geometry of the network that found the
+            eyes, ``face.landmarks``, else of BlazeFace's).
         margin: for faces without eye points, the border around the box as a fraction of its side.
         level: rotate so the eyes are level (False: keep the frame's orientation).
 

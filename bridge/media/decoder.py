@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -141,9 +141,9 @@ class MediaDecoder:
         self.faces = faces or FaceDecoding()
         self.sample_rate = sample_rate
         self.max_pixels = max_pixels
-        # the crop geometry of each network's eye points, where faces are found and aligned: a
-        # setting of the decoded crops like any other (so a new calibration rebuilds cached crops)
-        self.alignment = dict(FER_GEOMETRY) if self.faces.detect and self.faces.align else None
+        # the crop geometry of each network's eye points, where faces are found: a setting of the
+        # decoded crops like any other (so a new calibration rebuilds cached crops)
+        self.alignment = dict(FER_GEOMETRY) if self.faces.detect else None
         self._detector = None
 
     @classmethod

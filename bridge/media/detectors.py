@@ -6,8 +6,8 @@ Detection and Alignment using Multi-task Cascaded Convolutional Networks", 2016)
 ``facenet-pytorch`` wheel; and OpenCV's Haar cascade (:class:`~bridge.media.faces.FaceDetector`).
 
 Every detector returns :class:`Face` records, largest first: a box in pixels, a score and, for
-the CNN detectors, their key points (eyes, nose, mouth), which
-:func:`~bridge.media.align.aligned_crop` maps onto the training corpus's crop geometry.
+the CNN detectors, their key points (eyes, nose, mouth); the eyes place the crop of
+:func:`~bridge.media.align.aligned_crop`.
 Which detector is the default is chosen by ``benchmarks/faces.py`` (docs/faces.md).
 """
 
