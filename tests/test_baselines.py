@@ -167,6 +167,20 @@ def test_a_resumed_run_counts_the_epochs_before_the_interruption(tmp_path, monke
     assert calls == [argv + ["--output", str(run)]]
 
 
+def test_a_command_that_failed_before_training_can_be_run_again_with_other_arguments(tmp_path, monkeypatch):
+    bench = _benchmark("robustness")
+    from bridge.commands import train
+
+    run = tmp_path / "seed0" / "unimodal-audio"
+    monkeypatch.setattr(train, "main", lambda a: 2)  # train.py refused its arguments: no folder was made
+    with pytest.raises(ValueError, match="train.py failed"):
+        bench.ensure_trained(run, ["--data", "synthetic", "--mismatch", "face=0.5"], False)
+    calls = []
+    monkeypatch.setattr(train, "main", lambda a: calls.append(a) or 0)
+    assert bench.ensure_trained(run, ["--data", "synthetic"], False)["trained"]  # not "trained with other arguments"
+    assert calls == [["--data", "synthetic", "--output", str(run)]]
+
+
 def test_accuracy_row_with_warm_restarts_trains_its_cycles_once(tmp_path, monkeypatch, capsys):
     """A row whose command has --restarts (the FER-2013 chain's rows) trains every cycle into its run
     folder, scores the last, and a second call finds the finished run without training."""

@@ -42,7 +42,7 @@ def finished(directory: Path, argv: list[str]) -> bool:
         ValueError: when the folder holds a run of other arguments.
     """
     record = command_record(directory)
-    if not record.is_file():
+    if not record.is_file() or not directory.is_dir():  # no run, or a command that failed before it began
         return False
     if not same_command(json.loads(record.read_text())["argv"], argv):
         raise ValueError(f"{directory} was trained with other arguments; pass --retrain or another --checkpoints")
