@@ -391,9 +391,10 @@ def agreement(root: Path, checkpoint: str, names: list[str], count: int) -> dict
            "chance_agreement": chance, "detectors": {}}
     print(f"{len(faces)} FER-2013 test faces; the model's accuracy on the original crops {accuracy:.1%}; agreement "
           f"by chance with its prediction distribution {chance:.1%}")
-    # The ceiling alignment cannot pass: each original crop re-framed as much as FER-2013's crops
-    # differ from one another (docs/faces.md, --calibrate, MTCNN's row: eye distance std 0.068 crop
-    # sides at a median of 0.374, eye position std 0.067), no detector involved.
+    # A reference with no detector: each original crop re-framed at random as much as FER-2013's
+    # crops differ from one another (docs/faces.md, --calibrate, MTCNN's row: eye distance std 0.068
+    # crop sides at a median of 0.374, eye position std 0.067): how much the model's answer moves
+    # with the framing alone.
     jitter_rng = np.random.default_rng(3)
     framed = []
     for face, _ in faces:
