@@ -140,12 +140,54 @@ def read_release_recipe(path: Path) -> dict[str, Any]:
     return recipe
 
 
+BUILD_PID = "build.pid"  # in the checkpoints folder while a build runs there: its process id
+
+
+def running_build(checkpoints: Path) -> int | None:
+    """The process id of a build running in ``checkpoints`` (another process than this one), or None."""
+    try:
+        pid = int((Path(checkpoints) / BUILD_PID).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    if pid == os.getpid():
+        return None
+    try:
+        os.kill(pid, 0)  # no signal: is it alive?
+    except ProcessLookupError:
+        return None  # a build that was killed: its stages resume
+    except PermissionError:
+        pass  # alive, another user's
+    cmdline = Path(f"/proc/{pid}/cmdline")  # where there is /proc: not a later process that got the same id
+    command = cmdline.read_bytes() if cmdline.is_file() else b""
+    return None if command and b"bridge.release" not in command else pid
+
+
 def build(recipe_path: Path, checkpoints: Path, data_root: str | None = None, pack_release: bool = True) -> Path:
     """Train every stage of a release recipe that is not finished, in order, then pack the last one.
 
+    One build at a time per checkpoints folder: its process id is in ``BUILD_PID`` while it runs.
+
     Returns:
         the last stage's checkpoint directory.
+
+    Raises:
+        ValueError: another build is running in ``checkpoints``; a stage failed.
     """
+    pid = running_build(checkpoints)
+    if pid is not None:
+        raise ValueError(f"a release build is already running in {checkpoints} (process {pid}); "
+                         "`python -m bridge.release status` follows it")
+    checkpoints = Path(checkpoints)
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    lock = checkpoints / BUILD_PID
+    lock.write_text(f"{os.getpid()}\n")
+    try:
+        return _build(recipe_path, checkpoints, data_root, pack_release)
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _build(recipe_path: Path, checkpoints: Path, data_root: str | None, pack_release: bool) -> Path:
     import subprocess
     import sys
 
@@ -206,11 +248,14 @@ def status(recipe_path: Path, checkpoints: Path) -> list[str]:
     """One line per stage of a release build: where it stands (``python -m bridge.release status``)."""
     recipe = read_release_recipe(recipe_path)
     root = Path(__file__).resolve().parents[1]
+    pid = running_build(checkpoints)
     lines = []
     for stage in recipe["stages"]:
         stage_recipe = Path(stage["recipe"]) if Path(stage["recipe"]).is_file() else root / stage["recipe"]
         p = stage_progress(checkpoints / stage["name"], stage_recipe)
-        cycle = f", cycle {p['cycle']} of {p['cycles']}" if p["cycles"] and p["state"] == "interrupted" else ""
+        if pid is not None and p["state"] != "finished":  # the running build's stage: the first unfinished
+            p["state"], pid = f"training (build process {pid})", None
+        cycle = f", cycle {p['cycle']} of {p['cycles']}" if p["cycles"] and p["state"] != "finished" else ""
         best = f", best validation macro F1 {100 * p['best_val_macro_f1']:.1f}" if p["best_val_macro_f1"] is not None else ""
         lines.append(f"{stage['name']}: {p['state']}, {p['epochs_done']} of {p['epochs']} epochs{cycle}{best}")
     shipped = RELEASES / recipe.get("name", DEFAULT_RELEASE) / MANIFEST

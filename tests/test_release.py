@@ -4,8 +4,10 @@ card's figures reproduced on fixed subsets of the real test splits."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
+import time
 from pathlib import Path
 
 import numpy as np
@@ -170,6 +172,7 @@ def test_build_trains_each_stage_resumably_then_packs(tmp_path, monkeypatch, cap
     assert (tmp_path / "releases" / "tiny" / "MODEL_CARD.md").read_text() == "# card\n"
     build(recipe, tmp_path / "runs")  # finished stages are not trained again
     assert "release stage one: finished" in capsys.readouterr().out
+    assert not (tmp_path / "runs" / bridge.release.BUILD_PID).exists()  # the lock goes with the build
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"stages": [{"name": "b", "recipe": str(stage), "init": {"face": "later"}}]}))
     with pytest.raises(ValueError, match="'later', which is not an earlier stage"):
@@ -207,6 +210,31 @@ def test_status_says_how_far_each_stage_is(tmp_path, monkeypatch, capsys):
         "chain: interrupted, 4 of 7 epochs, cycle 2 of 3, best validation macro F1 50.0",
         "later: new, 0 of 4 epochs",
         "release tiny: not packed"]
+    # while a build runs there, its stage says so, and a second build is refused
+    import subprocess
+    import sys
+
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "bridge.release", "build"])
+    for _ in range(100):  # until its command line is readable (an interpreter may exec itself first)
+        if not Path(f"/proc/{other.pid}/cmdline").is_file() or b"bridge.release" in Path(
+                f"/proc/{other.pid}/cmdline").read_bytes():
+            break
+        time.sleep(0.05)
+    try:
+        (runs / bridge.release.BUILD_PID).write_text(f"{other.pid}\n")
+        assert bridge.release.main(["status", "--recipe", str(release), "--checkpoints", str(runs)]) == 0
+        assert capsys.readouterr().out.splitlines()[1] == (
+            f"chain: training (build process {other.pid}), 4 of 7 epochs, cycle 2 of 3, best validation macro F1 50.0")
+        assert bridge.release.main(["build", "--recipe", str(release), "--checkpoints", str(runs)]) == 2
+        assert f"already running in {runs} (process {other.pid})" in capsys.readouterr().err
+    finally:
+        other.kill()
+        other.wait()
+    assert bridge.release.main(["status", "--recipe", str(release), "--checkpoints", str(runs)]) == 0
+    assert capsys.readouterr().out.splitlines()[1].startswith("chain: interrupted")  # the process is gone
+    if Path("/proc/1/cmdline").is_file():  # a live process that got the id of a build long gone
+        (runs / bridge.release.BUILD_PID).write_text("1\n")
+        assert bridge.release.running_build(runs) is None
 
 
 def test_pack_refuses_to_overwrite_a_folder_that_is_not_a_release(trained_checkpoint, tmp_path):
