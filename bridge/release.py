@@ -255,7 +255,7 @@ def status(recipe_path: Path, checkpoints: Path) -> list[str]:
         p = stage_progress(checkpoints / stage["name"], stage_recipe)
         if pid is not None and p["state"] != "finished":  # the running build's stage: the first unfinished
             p["state"], pid = f"training (build process {pid})", None
-        cycle = f", cycle {p['cycle']} of {p['cycles']}" if p["cycles"] and p["state"] != "finished" else ""
+        cycle = f", cycle {p['cycle']} of {p['cycles']}" if p["cycles"] and p["state"] not in ("finished", "new") else ""
         best = f", best validation macro F1 {100 * p['best_val_macro_f1']:.1f}" if p["best_val_macro_f1"] is not None else ""
         lines.append(f"{stage['name']}: {p['state']}, {p['epochs_done']} of {p['epochs']} epochs{cycle}{best}")
     shipped = RELEASES / recipe.get("name", DEFAULT_RELEASE) / MANIFEST
