@@ -344,8 +344,9 @@ def calibrate(root: Path, names: list[str], count: int) -> dict:
         d, mx, my = np.median(rows_, axis=0)
         where = np.median(np.asarray(points), axis=0)  # (k, 2)
         spread = np.subtract(*np.percentile(np.asarray(points), [75, 25], axis=0))  # (k, 2)
-        pairs_ = np.asarray(pairs)  # (n, 2, 3)
-        noise = np.sqrt(((pairs_[:, 0] - pairs_[:, 1]) ** 2).mean(axis=0) / 2)  # one paste's own std
+        pairs_ = np.asarray(pairs).reshape(-1, 2, 3)  # (n, 2, 3); n may be 0 with very few faces
+        noise = (np.sqrt(((pairs_[:, 0] - pairs_[:, 1]) ** 2).mean(axis=0) / 2) if len(pairs_)  # one paste's std
+                 else np.full(3, np.nan))
         between = np.sqrt(np.maximum(rows_.var(axis=0) - noise ** 2, 0))  # what the faces' framing adds
         out[name] = {"faces": len(faces), "found": len(rows), "side": round(float(1 / d), 3),
                      "eye_x": round(float(mx), 3), "eye_y": round(float(my), 3),
