@@ -140,14 +140,14 @@ def read_release_recipe(path: Path) -> dict[str, Any]:
     return recipe
 
 
-BUILD_PID = "build.pid"  # in the checkpoints folder while a build runs there: its process id
+BUILD_PID = "build.pid"  # in the checkpoints folder while a build runs there: its process id, then the stage it trains
 
 
 def running_build(checkpoints: Path) -> int | None:
     """The process id of a build running in ``checkpoints`` (another process than this one), or None."""
     try:
-        pid = int((Path(checkpoints) / BUILD_PID).read_text().strip())
-    except (OSError, ValueError):
+        pid = int((Path(checkpoints) / BUILD_PID).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
         return None
     if pid == os.getpid():
         return None
@@ -162,16 +162,22 @@ def running_build(checkpoints: Path) -> int | None:
     return None if command and b"bridge.release" not in command else pid
 
 
-def build(recipe_path: Path, checkpoints: Path, data_root: str | None = None, pack_release: bool = True) -> Path:
+def build(recipe_path: Path, checkpoints: Path, data_root: str | None = None, pack_release: bool = True,
+          stages: list[str] | None = None) -> Path:
     """Train every stage of a release recipe that is not finished, in order, then pack the last one.
 
     One build at a time per checkpoints folder: its process id is in ``BUILD_PID`` while it runs.
+
+    Args:
+        stages: train only these stages (by name, in the recipe's order); the stages they start from
+            must be finished. The release is packed only when every stage is.
 
     Returns:
         the last stage's checkpoint directory.
 
     Raises:
-        ValueError: another build is running in ``checkpoints``; a stage failed.
+        ValueError: another build is running in ``checkpoints``; an unknown stage name; a stage that
+            starts from an unfinished one; a stage failed.
     """
     pid = running_build(checkpoints)
     if pid is not None:
@@ -182,12 +188,13 @@ def build(recipe_path: Path, checkpoints: Path, data_root: str | None = None, pa
     lock = checkpoints / BUILD_PID
     lock.write_text(f"{os.getpid()}\n")
     try:
-        return _build(recipe_path, checkpoints, data_root, pack_release)
+        return _build(recipe_path, checkpoints, data_root, pack_release, stages)
     finally:
         lock.unlink(missing_ok=True)
 
 
-def _build(recipe_path: Path, checkpoints: Path, data_root: str | None, pack_release: bool) -> Path:
+def _build(recipe_path: Path, checkpoints: Path, data_root: str | None, pack_release: bool,
+           only: list[str] | None) -> Path:
     import subprocess
     import sys
 
@@ -195,15 +202,27 @@ def _build(recipe_path: Path, checkpoints: Path, data_root: str | None, pack_rel
 
     recipe = read_release_recipe(recipe_path)
     root = Path(__file__).resolve().parents[1]
-    last = None
+    names = [stage["name"] for stage in recipe["stages"]]
+    unknown = sorted(set(only or ()) - set(names))
+    if unknown:
+        raise ValueError(f"no stage {', '.join(map(repr, unknown))} in {recipe_path}; its stages: {', '.join(names)}")
+    last, states = None, {}
     for stage in recipe["stages"]:
         output = checkpoints / stage["name"]
         stage_recipe = Path(stage["recipe"]) if Path(stage["recipe"]).is_file() else root / stage["recipe"]
-        state = run_state(output, stage_recipe)
+        state = states[stage["name"]] = run_state(output, stage_recipe)
         last = output
         if state == "finished":
             print(f"release stage {stage['name']}: finished, in {output}")
             continue
+        if only is not None and stage["name"] not in only:
+            print(f"release stage {stage['name']}: {state}, not trained now (--stages)")
+            continue
+        waiting = [src for src in stage.get("init", {}).values() if states.get(src) != "finished"]
+        if waiting:
+            raise ValueError(f"release stage {stage['name']} starts from stage {', '.join(waiting)}, which is not "
+                             "finished; build it first")
+        (checkpoints / BUILD_PID).write_text(f"{os.getpid()}\n{stage['name']}\n")
         argv = [sys.executable, "-m", "bridge.commands.train", "--recipe", str(stage_recipe), "--output", str(output)]
         argv += [a for m, src in stage.get("init", {}).items() for a in ("--init-encoder", f"{m}={checkpoints / src}")]
         argv += ["--data-root", data_root] if data_root else []
@@ -214,7 +233,8 @@ def _build(recipe_path: Path, checkpoints: Path, data_root: str | None, pack_rel
         if done.returncode:
             raise ValueError(f"release stage {stage['name']} failed (train.py exit {done.returncode}); "
                              "run the same command again to resume it")
-    if pack_release and last is not None:
+        states[stage["name"]] = run_state(output, stage_recipe)
+    if pack_release and last is not None and all(state == "finished" for state in states.values()):
         output = RELEASES / recipe.get("name", DEFAULT_RELEASE)
         card_path = Path(recipe["card"]) if "card" in recipe else None
         if card_path is not None and not card_path.is_file():
@@ -249,11 +269,14 @@ def status(recipe_path: Path, checkpoints: Path) -> list[str]:
     recipe = read_release_recipe(recipe_path)
     root = Path(__file__).resolve().parents[1]
     pid = running_build(checkpoints)
+    lock = (Path(checkpoints) / BUILD_PID).read_text().split() if pid is not None else []
+    training = lock[1] if len(lock) > 1 else None
     lines = []
     for stage in recipe["stages"]:
         stage_recipe = Path(stage["recipe"]) if Path(stage["recipe"]).is_file() else root / stage["recipe"]
         p = stage_progress(checkpoints / stage["name"], stage_recipe)
-        if pid is not None and p["state"] != "finished":  # the running build's stage: the first unfinished
+        # the running build's stage: the one it names, else (an older build) the first unfinished one
+        if pid is not None and p["state"] != "finished" and training in (None, stage["name"]):
             p["state"], pid = f"training (build process {pid})", None
         cycle = f", cycle {p['cycle']} of {p['cycles']}" if p["cycles"] and p["state"] not in ("finished", "new") else ""
         best = f", best validation macro F1 {100 * p['best_val_macro_f1']:.1f}" if p["best_val_macro_f1"] is not None else ""
@@ -281,6 +304,9 @@ def main(argv: list[str] | None = None) -> int:
     bd.add_argument("--checkpoints", default="checkpoints/release", help="where the stages are trained")
     bd.add_argument("--data-root", default=None, help="data root (default: $BRIDGE_DATA_ROOT or ../shared/data)")
     bd.add_argument("--no-pack", action="store_true", help="train only")
+    bd.add_argument("--stages", nargs="+", default=None, metavar="STAGE",
+                    help="train only these stages (the stages they start from must be finished); "
+                         "the release is packed once every stage is")
     st = sub.add_parser("status", help="how far each stage of a release build is")
     st.add_argument("--recipe", default="recipes/release/emotion7.json")
     st.add_argument("--checkpoints", default="checkpoints/release", help="where the stages are trained")
@@ -290,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         if args.command == "build":
-            build(Path(args.recipe), Path(args.checkpoints), args.data_root, not args.no_pack)
+            build(Path(args.recipe), Path(args.checkpoints), args.data_root, not args.no_pack, args.stages)
         elif args.command == "status":
             print("\n".join(status(Path(args.recipe), Path(args.checkpoints))))
         elif args.command == "pack":

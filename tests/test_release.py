@@ -179,6 +179,32 @@ def test_build_trains_each_stage_resumably_then_packs(tmp_path, monkeypatch, cap
         build(bad, tmp_path / "runs")
 
 
+def test_build_can_train_chosen_stages_and_packs_once_all_are_finished(tmp_path, monkeypatch, capsys):
+    import bridge.release
+    from bridge.release import build
+
+    monkeypatch.setattr(bridge.release, "RELEASES", tmp_path / "releases")
+    stage = tmp_path / "stage.json"
+    stage.write_text(json.dumps({"limit": 40, "epochs": 1, "batch_size": 16, "no_cache": True}))
+    recipe = tmp_path / "release.json"
+    recipe.write_text(json.dumps({"name": "tiny", "stages": [
+        {"name": "one", "recipe": str(stage)}, {"name": "two", "recipe": str(stage)},
+        {"name": "three", "recipe": str(stage), "init": {"face": "one"}}]}))
+    runs = tmp_path / "runs"
+    with pytest.raises(ValueError, match="no stage 'four' in .*; its stages: one, two, three"):
+        build(recipe, runs, stages=["four"])
+    with pytest.raises(ValueError, match="release stage three starts from stage one, which is not finished"):
+        build(recipe, runs, stages=["three"])
+    build(recipe, runs, stages=["two"])
+    out = capsys.readouterr().out
+    assert "release stage one: new, not trained now (--stages)" in out and "release stage two: training" in out
+    assert not (tmp_path / "releases" / "tiny").exists()  # not every stage is finished: nothing is packed
+    assert [line.split(",")[0] for line in bridge.release.status(recipe, runs)[:3]] == [
+        "one: new", "two: finished", "three: new"]
+    build(recipe, runs, stages=["one", "three"])
+    verify(tmp_path / "releases" / "tiny")  # the last missing stages trained: the release is packed
+
+
 def test_status_says_how_far_each_stage_is(tmp_path, monkeypatch, capsys):
     import bridge.release
 
@@ -225,6 +251,11 @@ def test_status_says_how_far_each_stage_is(tmp_path, monkeypatch, capsys):
         assert bridge.release.main(["status", "--recipe", str(release), "--checkpoints", str(runs)]) == 0
         assert capsys.readouterr().out.splitlines()[1] == (
             f"chain: training (build process {other.pid}), 4 of 7 epochs, cycle 2 of 3, best validation macro F1 50.0")
+        (runs / bridge.release.BUILD_PID).write_text(f"{other.pid}\nlater\n")  # a build of chosen stages
+        assert bridge.release.main(["status", "--recipe", str(release), "--checkpoints", str(runs)]) == 0
+        assert capsys.readouterr().out.splitlines()[1:3] == [
+            "chain: interrupted, 4 of 7 epochs, cycle 2 of 3, best validation macro F1 50.0",
+            f"later: training (build process {other.pid}), 0 of 4 epochs"]
         assert bridge.release.main(["build", "--recipe", str(release), "--checkpoints", str(runs)]) == 2
         assert f"already running in {runs} (process {other.pid})" in capsys.readouterr().err
     finally:
