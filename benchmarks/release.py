@@ -3,6 +3,7 @@
     python benchmarks/release.py                          # the full test splits (minutes on a CPU)
     python benchmarks/release.py --subset                 # the fixed subsets tests/test_release.py checks
     python benchmarks/release.py --write                  # both, stored in the release's figures.json
+    python benchmarks/release.py --anchors                # the text rows' anchor: frozen MiniLM-L6 + LR
 
 Every row is ``python evaluate.py --checkpoint RELEASE --data CORPUS --modalities M --protocols patterns``
 (``--limit N`` for a subset: N evenly spaced test items, the same every run) run as a subprocess,
@@ -101,22 +102,51 @@ def card_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def anchors(rows: list[Row], data_root: str | None, limit: int | None) -> list[dict]:
+    """The text rows' anchor (frozen MiniLM-L6, mean-pooled, under a logistic regression whose C is
+    chosen on validation by the row's metric), on the same test split as the row."""
+    from bridge.baselines.text_lr import text_lr
+
+    out = []
+    for row in rows:
+        if row.modalities != "text":
+            continue
+        start = time.time()
+        got = text_lr(row.data, data_root, select=row.metric, limit=limit)
+        out.append({"row": row.name, "data": row.data, "observed": "text", "n": got["n"]["test"], "metric": row.metric,
+                    **{m: round(100 * float(got["test"][m]), 2) for m in METRICS}, "target": "frozen MiniLM-L6 + LR",
+                    "C": got["C"], "val_by_C": got["val_by_C"], "seconds": round(time.time() - start, 1)})
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--release", default="emotion7", help="a shipped release's name or a checkpoint directory")
     p.add_argument("--subset", action="store_true", help="only the fixed CI subsets")
     p.add_argument("--write", action="store_true", help="score both and store them in the release's figures.json")
     p.add_argument("--rows", default=",".join(r.name for r in ROWS))
-    p.add_argument("--output", default="reports/release.json")
+    p.add_argument("--anchors", action="store_true",
+                   help="instead: the text rows' anchor, frozen MiniLM-L6 + logistic regression (needs no release)")
+    p.add_argument("--data-root", default=None, help="with --anchors (default: $BRIDGE_DATA_ROOT or ../shared/data)")
+    p.add_argument("--limit", type=int, default=None, help="with --anchors: at most N samples per split (quick runs)")
+    p.add_argument("--output", default=None, help="default: reports/release.json (--anchors: reports/release-anchors.json)")
     args = p.parse_args(argv)
     wanted = [r for r in ROWS if r.name in args.rows.split(",")]
+    if args.anchors:
+        got = anchors(wanted, args.data_root, args.limit)
+        print(table(got, "frozen MiniLM-L6 + logistic regression, test splits"))
+        out = Path(args.output or "reports/release-anchors.json")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(got, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {out}")
+        return 0
     modes = ("test", "subset") if args.write else (("subset",) if args.subset else ("test",))
     results = {}
     for mode in modes:
         results[mode] = [score(r, args.release, mode == "subset") for r in wanted]
         print(table(results[mode], f"{args.release}: {'CI subsets' if mode == 'subset' else 'test splits'}"))
         print()
-    out = Path(args.output)
+    out = Path(args.output or "reports/release.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2), encoding="utf-8")
     print(f"wrote {out}")

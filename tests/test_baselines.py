@@ -9,6 +9,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -233,3 +234,24 @@ def test_accuracy_benchmark_smoke_run_on_mosi(tmp_path, capsys):
     assert len(list((tmp_path / "ckpt" / "accuracy").glob("mosi-*/seed0/config.json"))) == 1
     assert "| mosi-av" in capsys.readouterr().out
     assert accuracy.main(["--rows", "nope"]) == 2
+
+
+def test_frozen_minilm_lr_anchor_embeds_normalised_and_picks_c_on_validation(tmp_path, capsys):
+    from bridge.baselines.text_lr import C_GRID, embed, text_lr
+    from bridge.data.paths import require_corpus
+
+    vectors = embed(["I am so happy today", "This is awful", "I am so happy today"], progress=False)
+    assert vectors.shape == (3, 384) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    assert np.allclose(vectors[0], vectors[2], atol=1e-5)  # sorting by length keeps each text's row
+    got = text_lr("synthetic", limit=60, progress=False)
+    assert got["C"] in C_GRID and got["C"] == max(C_GRID, key=lambda c: got["val_by_C"][str(c)])
+    assert all(0 < n <= 60 for n in got["n"].values())
+    assert got["test"]["macro_f1"] > 1.5 / len(got["labels"])  # the synthetic texts carry their emotion
+    try:  # the benchmark's anchor rows, on a few real MELD utterances (no figure is claimed)
+        require_corpus("meld")
+    except FileNotFoundError as e:
+        pytest.skip(f"real data absent: {e}")
+    assert _benchmark("release").main(["--anchors", "--rows", "text-meld,face", "--limit", "80", "--output", str(tmp_path / "a.json")]) == 0
+    rows = json.loads((tmp_path / "a.json").read_text())
+    assert [r["row"] for r in rows] == ["text-meld"] and rows[0]["n"] == 80 and 0 < rows[0]["weighted_f1"] <= 100
+    assert "frozen MiniLM-L6 + logistic regression" in capsys.readouterr().out
