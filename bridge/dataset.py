@@ -78,6 +78,27 @@ def feature_statistics(dataset: ExampleDataset, modality: Modality) -> tuple[Ten
     return values.mean(dim=0), values.std(dim=0)
 
 
+def corpus_parts(examples: Sequence[Example]) -> dict[str, list[int]]:
+    """Positions of a joined corpus's examples by part: the item id's prefix before its first ``/``
+    (``meld/...``, ``goemotions/...``; ids without one form the part ``""``)."""
+    parts: dict[str, list[int]] = {}
+    for i, ex in enumerate(examples):
+        parts.setdefault(ex.id.split("/", 1)[0] if "/" in ex.id else "", []).append(i)
+    return parts
+
+
+def balanced_indices(parts: dict[str, list[int]], seed: int) -> list[int]:
+    """As many positions from every part as the smallest part has, drawn without replacement
+    (the smallest part whole), parts in name order; the same ``seed`` gives the same draw."""
+    k = min(map(len, parts.values()))
+    generator = torch.Generator().manual_seed(seed)
+    out: list[int] = []
+    for name in sorted(parts):
+        pick = torch.randperm(len(parts[name]), generator=generator)[:k].sort().values
+        out += [parts[name][i] for i in pick.tolist()]
+    return out
+
+
 def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int, workers: int,
                 sampler: "Sampler | None" = None) -> DataLoader:
     if sampler is not None:  # a process's shard of a multi-process run (the sampler shuffles)

@@ -3,6 +3,8 @@ the top text layers, and MELD + GoEmotions read as one corpus."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -99,6 +101,37 @@ def test_meld_and_goemotions_join_split_by_split():
         assert len(joined) == sum(len(p) for p in parts)
         assert joined.label_names == parts[0].label_names == parts[1].label_names
         assert {s.id.split("/")[0] for s in joined.stubs} == {"meld", "goemotions"}
+
+
+def test_balanced_epochs_draw_every_part_equally_and_afresh():
+    from bridge.dataset import balanced_indices, corpus_parts
+    from bridge.preprocess import Example
+
+    ids = [f"big/{i}" for i in range(30)] + [f"small/{i}" for i in range(10)] + ["plain"]
+    parts = corpus_parts([Example({}, 0, i) for i in ids])
+    assert sorted(parts) == ["", "big", "small"] and len(parts["big"]) == 30 and parts[""] == [40]
+    del parts[""]
+    first, again, other = (balanced_indices(parts, s) for s in (1, 1, 2))
+    assert first == again and first != other  # seeded per epoch: resumable, and a fresh draw each epoch
+    for draw in (first, other):
+        assert len(draw) == len(set(draw)) == 20  # 10 of each part, no repeats
+        assert sorted(i for i in draw if i >= 30) == list(range(30, 40))  # the smallest part whole
+    assert len(set(first + other) & set(range(30))) > 10  # the large part is visited across epochs
+
+
+def test_balance_parts_trains_on_a_joined_corpus_and_refuses_a_single_one(tmp_path, capsys):
+    from bridge.commands.train import main
+    from bridge.data.paths import data_root
+
+    argv = ["--preset", "tiny", "--modalities", "text", "--epochs", "2", "--limit", "60", "--balance-parts",
+            "--no-cache"]
+    assert main(argv + ["--output", str(tmp_path / "one")]) == 2
+    assert "--balance-parts needs a joined corpus" in capsys.readouterr().err
+    if not ((data_root() / "meld").is_dir() and (data_root() / "goemotions").is_dir()):
+        pytest.skip("real data absent: MELD and GoEmotions")
+    assert main(argv + ["--data", "meld+goemotions", "--output", str(tmp_path / "joined")]) == 0
+    config = json.loads((tmp_path / "joined" / "config.json").read_text())
+    assert config["training"]["balance_parts"] is True
 
 
 def test_the_data_check_says_what_is_missing(tmp_path, capsys):

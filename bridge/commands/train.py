@@ -29,7 +29,7 @@ RESTORED = ("recipe", "data", "data_root", "preset", "modalities", "set", "init_
             "batch_size", "lr", "encoder_lr_scale", "weight_decay", "label_smoothing", "modality_dropout",
             "unimodal_weight", "translation_weight", "cycle_weight", "translation_loss", "distill_weight",
             "distill_temperature", "dropout_schedule", "fill",
-            "augment", "test_flip", "seed", "deterministic", "limit", "no_face_detection")
+            "augment", "balance_parts", "test_flip", "seed", "deterministic", "limit", "no_face_detection")
 STATE_FILE = "training_state.pt"
 CYCLES_FILE = "cycles.json"  # a run with warm restarts: its plan, and each finished cycle's best epoch
 # flags that belong to the whole cycled run, not to one cycle's train.py call
@@ -169,6 +169,9 @@ def _parser() -> _Parser:
     p.add_argument("--augment", action="store_true",
                    help="augment in training: face crops (flips, small rotations/shifts/zooms, random erasing) and "
                         "audio (level, noise, tempo)")
+    p.add_argument("--balance-parts", action="store_true",
+                   help="a joined corpus (e.g. meld+goemotions): each epoch draws as many training items from every "
+                        "part as the smallest part has, afresh per epoch")
     p.add_argument("--seed", type=int, default=TrainConfig.seed)
     p.add_argument("--deterministic", action="store_true", help="deterministic algorithms only (repeatable runs)")
     p.add_argument("--limit", type=int, default=None, help="at most this many samples per split (quick runs)")
@@ -498,7 +501,8 @@ def _run(args: argparse.Namespace, world, device: str, output: Path) -> int:
                                unimodal_weight=args.unimodal_weight, translation_weight=args.translation_weight,
                                cycle_weight=args.cycle_weight, translation_loss=args.translation_loss,
                                distill_weight=args.distill_weight, distill_temperature=args.distill_temperature,
-                               fill=args.fill, augment=args.augment, init_encoders=tuple(init_encoders),
+                               fill=args.fill, augment=args.augment, balance_parts=args.balance_parts,
+                               init_encoders=tuple(init_encoders),
                                mismatch=tuple(args.mismatch), select=args.select, test_flip=args.test_flip,
                                seed=args.seed, deterministic=args.deterministic,
                                num_workers=args.workers, device=device, memo_mb=args.memo_mb)

@@ -36,6 +36,9 @@ class TrainConfig:
     dropout_warmup_epochs: int = 3
     fill: Literal["reconstruct", "zero"] = "reconstruct"  # "zero": the early-fusion baseline, no translation
     augment: bool = False  # face crops: flips, warps, erasing; audio: level, noise, tempo (bridge.train.augment)
+    # a joined corpus (item ids PART/..., e.g. meld+goemotions): each epoch draws as many training items from
+    # every part as the smallest part has, afresh per epoch, so a large part does not outweigh a small one
+    balance_parts: bool = False
     init_encoders: tuple[str, ...] = ()  # "MODALITY=CHECKPOINT": start that encoder from a trained checkpoint
     mismatch: tuple[str, ...] = ()  # "MODALITY=RATE": that share of training samples take it from another label's
     select: Literal["all", "patterns"] = "all"  # keep the epoch best on all modalities, or on the mean over patterns

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from bridge.train.augment import AudioAugment, FaceAugment
@@ -30,7 +30,7 @@ from bridge.checkpoint import STATE_FILE, atomic_write_text, save_checkpoint, um
 from bridge.config import BridgeConfig, FeatureConfig
 from bridge.contract import Fill
 from bridge.data.sample import Sample
-from bridge.dataset import ExampleDataset, feature_statistics, make_loader
+from bridge.dataset import ExampleDataset, balanced_indices, corpus_parts, feature_statistics, make_loader
 from bridge.train.distributed import GlobalBatchSampler, World, barrier, gather_objects, gather_present
 from bridge.encoders.memo import TokenStateMemo
 from bridge.eval.protocols import pattern_predictions, subsets
@@ -213,15 +213,25 @@ class Trainer:
                 encoder = self.model.encoders[m.value]  # a FeatureEncoder
                 encoder.set_statistics(*(t.to(self.device) for t in feature_statistics(train_set, m)))
         batch_size = self.cfg.batch_size // world.size  # this process's share of the global batch
+        by_part = corpus_parts(train_set.examples) if self.cfg.balance_parts else None
+        if by_part is not None and len(by_part) < 2:
+            raise ValueError("--balance-parts needs a joined corpus (item ids PART/..., e.g. meld+goemotions); "
+                             f"this one has {len(by_part)} part")
+        epoch_size = len(by_part) * min(map(len, by_part.values())) if by_part else len(train_set)
+
+        def epoch_set(epoch_seed: int) -> Dataset:
+            return train_set if by_part is None else Subset(train_set, balanced_indices(by_part, epoch_seed))
+
         sampler = None
         if world.distributed:
-            sampler = GlobalBatchSampler(train_set, world.size, world.rank, shuffle=True, seed=self.cfg.seed * 1000)
+            sampler = GlobalBatchSampler(range(epoch_size), world.size, world.rank, shuffle=True,  # type: ignore[arg-type]
+                                         seed=self.cfg.seed * 1000)
             val_set = Subset(val_set, range(world.rank, len(val_set), world.size))  # type: ignore[assignment]
             # Every parameter gets a gradient every step unless a batch can lack a modality altogether
             # (its encoder then idles) or fill="zero" leaves the reconstruction unused.
             partial = any(m not in ex.inputs for ex in train_set.examples for m in self.model_config.modalities)
             self.step = DistributedDataParallel(self.step, find_unused_parameters=partial or self.cfg.fill == "zero")
-        steps = math.ceil(len(sampler or train_set) / batch_size)
+        steps = math.ceil((len(sampler) if sampler is not None else epoch_size) / batch_size)
         self._optimizer(steps)
         if resume:
             self._load_state()
@@ -235,7 +245,7 @@ class Trainer:
             if sampler is not None:
                 sampler.set_epoch(epoch)  # shuffles with epoch_seed, like the single-process loader
                 torch.manual_seed(epoch_seed + 1_000_003 * (world.rank + 1))  # layer dropout: per rank, resumable
-            loader = make_loader(train_set, batch_size, True, epoch_seed, self.cfg.num_workers, sampler)
+            loader = make_loader(epoch_set(epoch_seed), batch_size, True, epoch_seed, self.cfg.num_workers, sampler)
             aug_gen = torch.Generator().manual_seed(epoch_seed + 1_000_003 * (world.rank + 1) + 17)  # resumable
             train_stats = self._train_epoch(loader, epoch, drop_gen, aug_gen)
             val_stats = self._validate(val_loader)
