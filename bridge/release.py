@@ -269,7 +269,10 @@ def status(recipe_path: Path, checkpoints: Path) -> list[str]:
     recipe = read_release_recipe(recipe_path)
     root = Path(__file__).resolve().parents[1]
     pid = running_build(checkpoints)
-    lock = (Path(checkpoints) / BUILD_PID).read_text().split() if pid is not None else []
+    try:  # the stage the running build names (it may end between these two reads)
+        lock = (Path(checkpoints) / BUILD_PID).read_text().split() if pid is not None else []
+    except OSError:
+        lock, pid = [], None
     training = lock[1] if len(lock) > 1 else None
     lines = []
     for stage in recipe["stages"]:
