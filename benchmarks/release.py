@@ -135,7 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     wanted = [r for r in ROWS if r.name in args.rows.split(",")]
     if args.anchors:
-        got = anchors(wanted, args.data_root, args.limit)
+        try:
+            got = anchors(wanted, args.data_root, args.limit)
+        except (FileNotFoundError, ValueError) as e:
+            raise SystemExit(f"benchmarks/release.py --anchors: {e}") from None
         print(table(got, "frozen MiniLM-L6 + logistic regression, test splits"))
         out = Path(args.output or "reports/release-anchors.json")
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -255,3 +255,7 @@ def test_frozen_minilm_lr_anchor_embeds_normalised_and_picks_c_on_validation(tmp
     rows = json.loads((tmp_path / "a.json").read_text())
     assert [r["row"] for r in rows] == ["text-meld"] and rows[0]["n"] == 80 and 0 < rows[0]["weighted_f1"] <= 100
     assert "frozen MiniLM-L6 + logistic regression" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="--anchors: corpus 'meld' not found"):  # one line, no traceback
+        _benchmark("release").main(["--anchors", "--rows", "text-meld", "--data-root", str(tmp_path / "none"),
+                                    "--output", str(tmp_path / "b.json")])
+    assert not (tmp_path / "b.json").exists()
