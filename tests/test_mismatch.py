@@ -96,3 +96,53 @@ def test_train_with_mismatch_records_it_and_a_bad_spec_writes_nothing(tmp_path, 
     err = capsys.readouterr().err
     assert err.startswith("train.py: error: --mismatch 'text=0.2': this model has no text") and "Traceback" not in err
     assert not bad.exists()
+
+
+def test_auto_mismatch_is_measured_on_the_source_and_recorded_as_a_number(tmp_path, capsys):
+    import json
+
+    import evaluate
+
+    source = tmp_path / "face"
+    assert train.main(["--limit", "32", "--epochs", "1", "--batch-size", "16", "--modalities", "face",
+                       "--set", "face.stem=cnn", "--output", str(source)]) == 0
+    uar = {}
+    for split in ("train", "val"):  # what the rate is defined by, measured by hand
+        assert evaluate.main(["--checkpoint", str(source), "--split", split, "--limit", "32",
+                              "--protocols", "patterns", "--output", str(tmp_path / split)]) == 0
+        report = json.loads((tmp_path / split / "results.json").read_text())
+        uar[split] = report["results"]["face"]["reconstruct"]["uar"]
+    expected = f"{max(0.0, 1 - uar['val'] / uar['train']):.2f}"
+    capsys.readouterr()
+    out = tmp_path / "tri"
+    assert train.main(["--limit", "32", "--epochs", "1", "--batch-size", "16", "--modalities", "face,audio",
+                       "--output", str(out), "--init-encoder", f"face={source}",
+                       "--mismatch", "face=auto", "--mismatch", "audio=0.2"]) == 0
+    said = capsys.readouterr().out
+    assert f"mismatch face={expected}: 1 - validation / training UAR of {source} " in said
+    _, meta = load_checkpoint(out)
+    assert meta["training"]["mismatch"] == [f"face={expected}", "audio=0.2"]  # a resumed run keeps the number
+    state = torch.load(out / train.STATE_FILE, weights_only=True)
+    assert json.loads(state["run"])["mismatch"] == [f"face={expected}", "audio=0.2"]
+
+
+def test_auto_mismatch_without_a_source_for_it_is_one_line_before_anything_trains(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train.main(["--limit", "16", "--epochs", "1", "--no-cache", "--output", str(out),
+                       "--init-encoder", "face=recipe:recipes/fer2013.json", "--mismatch", "audio=auto"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("train.py: error: --mismatch 'audio=auto' measures the rate on the checkpoint "
+                          "--init-encoder audio=... starts from, and this run names none for audio")
+    assert "Traceback" not in err and not out.exists() and not (tmp_path / "checkpoints").exists()
+
+
+def test_resolve_auto_keeps_numbers_and_order():
+    from pathlib import Path
+
+    from bridge.train.mismatch import resolve_auto
+
+    lines = []
+    specs = resolve_auto(["audio=0.3", "face = auto"], {FACE: Path("src")}, None, lines.append,
+                         measure=lambda source, root: (0.123, 0.8, 0.7016))
+    assert specs == ["audio=0.3", "face=0.12"]
+    assert lines == ["mismatch face=0.12: 1 - validation / training UAR of src (70.2 / 80.0)"]

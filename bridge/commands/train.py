@@ -131,7 +131,8 @@ def _parser() -> _Parser:
     p.add_argument("--mismatch", action="append", default=[], metavar="MODALITY=RATE",
                    help="in that share of training samples, take the modality from a sample of another label, so the "
                         "fusion learns how often an encoder that saw the training items is wrong on new ones "
-                        "(e.g. audio=0.35; repeatable)")
+                        "(e.g. audio=0.35; repeatable); MODALITY=auto measures it on that modality's --init-encoder "
+                        "source: 1 - validation UAR / training UAR on its own corpus")
     p.add_argument("--select", choices=list(SELECT_KEYS), default=TrainConfig.select,
                    help="keep the epoch with the best validation macro F1 on all modalities, or on the mean over "
                         "every modality pattern (each subset observed, the rest filled as in training)")
@@ -475,16 +476,19 @@ def _run(args: argparse.Namespace, world, device: str, output: Path) -> int:
     from bridge.data.corpus import attach_decoder
     from bridge.media.decoder import MediaDecoder
     from bridge.recipes import model_config_for
-    from bridge.train.mismatch import parse_mismatch
+    from bridge.train.mismatch import auto_modalities, parse_mismatch, resolve_auto
     from bridge.runtime import use_deterministic_algorithms
     from bridge.train.trainer import Trainer
     from bridge.train.transfer import adopt_encoder_configs, parse_init_encoders, train_recipe_sources
 
     say = print if world.is_main else lambda *_: None  # rank 0 speaks for the run
+    auto_modalities(args.mismatch, parse_init_encoders(args.init_encoder))  # before any source is trained
     init_encoders = train_recipe_sources(args.init_encoder, args.data_root, main)  # recipe:X sources trained first
+    sources = parse_init_encoders(init_encoders)
+    # measured once, on a fresh run; the run records the numbers, so a resumed one keeps them
+    args.mismatch = resolve_auto(args.mismatch, sources, args.data_root, say)
     options = {"detect_faces": False} if args.no_face_detection else {}
     splits = load_splits(args.data, args.data_root, seed=args.seed, limit=args.limit, **options)
-    sources = parse_init_encoders(init_encoders)
     recorded = getattr(args, "model_config", None)
     if recorded:  # --resume: the model the run built, whatever the presets have become since
         model_config = BridgeConfig.from_dict(recorded)

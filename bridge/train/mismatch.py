@@ -3,12 +3,18 @@ so the fusion learns how often an encoder that saw the training items is wrong o
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Sequence
 
 import torch
 
 from bridge.batch import Batch
-from bridge.modality import Modality
+from bridge.modality import Modality, pattern_name
 
 
 def parse_mismatch(specs: Sequence[str], modalities: Sequence[Modality]) -> dict[Modality, float]:
@@ -34,6 +40,80 @@ def parse_mismatch(specs: Sequence[str], modalities: Sequence[Modality]) -> dict
             raise ValueError(f"--mismatch {spec!r}: the rate must be in [0, 1)")
         rates[modality] = rate
     return rates
+
+
+AUTO = "auto"
+
+
+def source_rate(source: Path, data_root: str | None) -> tuple[float, float, float]:
+    """The mismatch rate an encoder's source checkpoint calls for: 1 - validation UAR / training UAR
+    of that checkpoint on its own corpus (``evaluate.py --split train`` and ``--split val``), floored
+    at 0. UAR, not accuracy, so a corpus's majority class does not hide the gap.
+
+    Returns:
+        the rate, the training UAR and the validation UAR.
+    """
+    from bridge.commands import evaluate  # the evaluation evaluate.py runs, not a second copy of it
+
+    from bridge.checkpoint import read_meta
+
+    limit = read_meta(source).get("data", {}).get("limit")  # the items the encoder saw, not the whole corpus
+    uar = {}
+    with tempfile.TemporaryDirectory(prefix="bridge-mismatch-") as tmp:
+        for split in ("train", "val"):
+            argv = (["--checkpoint", str(source), "--split", split, "--protocols", "patterns", "--output",
+                     f"{tmp}/{split}"] + (["--data-root", data_root] if data_root else [])
+                    + (["--limit", str(limit)] if limit else []))
+            with contextlib.redirect_stdout(io.StringIO()):  # its tables; the caller says the one line that matters
+                if evaluate.main(argv) != 0:
+                    raise ValueError(f"--mismatch auto: evaluating {source} on its {split} split failed "
+                                     "(run the evaluate.py command above to see why)")
+            report = json.loads(Path(f"{tmp}/{split}/results.json").read_text(encoding="utf-8"))
+            full = pattern_name(frozenset(Modality(m) for m in report["modalities"]))
+            uar[split] = report["results"][full]["reconstruct"]["uar"]
+    return max(0.0, 1 - uar["val"] / uar["train"]) if uar["train"] > 0 else 0.0, uar["train"], uar["val"]
+
+
+def auto_modalities(specs: Sequence[str], started: Iterable[Modality]) -> list[Modality]:
+    """The modalities ``--mismatch MODALITY=auto`` names, each one an ``--init-encoder`` starts.
+
+    Raises:
+        ValueError: an unknown modality, or ``auto`` for a modality no ``--init-encoder`` starts.
+    """
+    started, out = set(started), []
+    for spec in specs:
+        name, _, value = spec.partition("=")
+        if value.strip() != AUTO:
+            continue
+        try:
+            modality = Modality(name.strip())
+        except ValueError:
+            raise ValueError(f"--mismatch {spec!r}: expected MODALITY=auto with a modality of "
+                             f"{', '.join(m.value for m in Modality)}") from None
+        if modality not in started:
+            raise ValueError(f"--mismatch {spec!r} measures the rate on the checkpoint --init-encoder "
+                             f"{modality.value}=... starts from, and this run names none for {modality.value}")
+        out.append(modality)
+    return out
+
+
+def resolve_auto(specs: Sequence[str], sources: dict[Modality, Path], data_root: str | None,
+                 say: Callable[[str], None] = print,
+                 measure: Callable[[Path, str | None], tuple[float, float, float]] = source_rate) -> list[str]:
+    """``--mismatch MODALITY=auto`` specs replaced by the rate measured on that modality's
+    ``--init-encoder`` source (:func:`source_rate`, two decimals); other specs pass through. The
+    run then records the numbers, so a resumed run keeps them without measuring again.
+
+    Raises:
+        ValueError: as :func:`auto_modalities`.
+    """
+    rates = {}
+    for modality in auto_modalities(specs, sources):
+        rate, train_uar, val_uar = measure(sources[modality], data_root)
+        say(f"mismatch {modality.value}={rate:.2f}: 1 - validation / training UAR of {sources[modality]} "
+            f"({100 * val_uar:.1f} / {100 * train_uar:.1f})")
+        rates[modality.value] = f"{modality.value}={rate:.2f}"
+    return [rates.get(spec.partition("=")[0].strip(), spec) for spec in specs]
 
 
 def mismatch_modalities(batch: Batch, rates: dict[Modality, float], generator: torch.Generator) -> Batch:
