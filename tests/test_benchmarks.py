@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 import cv2
+import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,6 +72,27 @@ def _history(run: Path, val_f1: list[float], patterns: bool = False) -> Path:
     run.mkdir(parents=True)
     (run / "history.json").write_text(json.dumps(rows))
     return run
+
+
+def test_train_step_quick_times_both_stem_layouts(tmp_path, capsys):
+    bench = _load("train_step")
+    out = tmp_path / "step.json"
+    threads = torch.get_num_threads()
+    try:
+        assert bench.main(["--quick", "--threads", "1", "--batch-size", "4", "--output", str(out)]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    report = json.loads(out.read_text())
+    assert report["recipe"] == "fer2013-chain.json" and report["batch_size"] == 4 and report["threads"] == 1
+    assert (report["face"]["stem"], report["face"]["img_size"], report["face"]["in_chans"]) == ("cnn", 48, 1)
+    assert [r["layout"] for r in report["rows"]] == ["contiguous", "channels-last"]
+    assert all(r["ms_p50"] > 0 and r["samples_per_s"] > 0 for r in report["rows"])
+    assert report["rows"][0]["speedup"] == 1.0
+    assert "channels-last" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        bench.main(["--recipe", str(tmp_path / "nope.json"), "--output", str(tmp_path / "x.json")])
+    assert e.value.code == 2 and "not a readable recipe" in capsys.readouterr().err
+    assert not (tmp_path / "x.json").exists()
 
 
 def test_curves_chain_best_epochs_and_plot(tmp_path, capsys):

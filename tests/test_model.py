@@ -290,6 +290,14 @@ def test_cnn_face_stem_makes_the_token_grid_and_round_trips_with_its_batch_norm(
     loaded = BridgeModel.from_pretrained(tmp_path / "ck")
     with torch.no_grad():
         assert torch.equal(model(batch).logits, loaded(batch).logits)
+    for m in (model, loaded):  # the stem stays channels-last (it is faster on CPU) through saving and loading
+        stem = m.encoders["face"].vit.patch_embed.proj
+        assert all(c.weight.is_contiguous(memory_format=torch.channels_last)
+                   for c in stem.modules() if isinstance(c, torch.nn.Conv2d))
+    contiguous = BridgeModel.from_pretrained(tmp_path / "ck")
+    contiguous.encoders["face"].vit.patch_embed.proj.to(memory_format=torch.contiguous_format)
+    with torch.no_grad():  # the layout changes the order of float sums, not the result
+        torch.testing.assert_close(contiguous(batch).logits, loaded(batch).logits, atol=1e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize("stem", ["conv", "cnn"])

@@ -78,6 +78,11 @@ class FaceEncoder(nn.Module):
         if config.stem != "patch":
             stem = conv_stem if config.stem == "conv" else cnn_stem
             self.vit.patch_embed.proj = stem(config.in_chans, self.vit.embed_dim, self.vit.patch_embed.patch_size[0])
+            if config.stem == "cnn":
+                # channels-last weights keep the VGG stem's activations channels-last in oneDNN, where its
+                # full-resolution convolutions, batch norm and pooling train faster on CPU; the GroupNorm
+                # conv stem gains nothing (benchmarks/train_step.py measures both)
+                self.vit.patch_embed.proj.to(memory_format=torch.channels_last)
         self.out_dim: int = self.vit.num_features
         self.temporal = nn.Parameter(torch.zeros(config.num_frames, self.out_dim))
         nn.init.trunc_normal_(self.temporal, std=0.02)
