@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace) -> int:
     from bridge.checkpoint import atomic_write_text
-    from bridge.serve import default_checkpoint
+    from bridge.release import locate
 
     if args.duration <= 0 or (args.live_duration is not None and args.live_duration <= 0):
         raise ValueError("--duration and --live-duration must be positive seconds")
@@ -262,7 +262,7 @@ def _main(args: argparse.Namespace) -> int:
                 raise ValueError("give --checkpoint or --preset, not both")
             checkpoint, name = random_checkpoint(args.preset, args.set, tmp / "model"), f"random-init {args.preset}"
         else:
-            checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint()
+            checkpoint = locate(args.checkpoint)  # None: the shipped model
             if not (checkpoint / "config.json").is_file():
                 raise FileNotFoundError(f"no checkpoint at {checkpoint}: pass --checkpoint DIR or --preset NAME")
             name = checkpoint.name

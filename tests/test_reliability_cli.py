@@ -397,7 +397,15 @@ def test_missing_counts_are_per_item_and_equal_on_a_warm_cache(tmp_path, capsys)
     assert train.main([*args, "--no-face-detection", "--output", str(tmp_path / "crops")]) == 0
     out = capsys.readouterr().out
     assert "no face detected" not in out and "[face, audio, text]" in out
-    assert json.loads((tmp_path / "crops" / "config.json").read_text())["data"]["face_detection"] is False
+    meta = json.loads((tmp_path / "crops" / "config.json").read_text())
+    assert meta["data"]["face_detection"] is False
+    # evaluate.py decodes the crops as training did (no detection), so it scores the kept epoch as training did
+    assert evaluate.main(["--checkpoint", str(tmp_path / "crops"), "--split", "val", "--protocols", "patterns",
+                          "--cache-dir", str(tmp_path / "cache"), "--output", str(tmp_path / "eval")]) == 0
+    report = json.loads((tmp_path / "eval" / "results.json").read_text())
+    scored = report["results"]["face+audio+text"]["reconstruct"]
+    assert (scored["accuracy"], scored["macro_f1"]) == pytest.approx((meta["best"]["val"]["accuracy"],
+                                                                      meta["best"]["val"]["macro_f1"]))
     assert train.main([*QUICK, "--no-face-detection", "--output", str(tmp_path / "x")]) == 2
     assert "--no-face-detection applies to manifest data" in _err(capsys)
 

@@ -388,7 +388,7 @@ def test_live_refuses_other_origins(client):
         assert ws.receive_json()["label"] is None
 
 
-def test_infer_serve_flags(trained_checkpoint, monkeypatch, capsys):
+def test_infer_serve_flags(trained_checkpoint, tmp_path, monkeypatch, capsys):
     import bridge.inference.predictor
     import bridge.serve
 
@@ -410,7 +410,11 @@ def test_infer_serve_flags(trained_checkpoint, monkeypatch, capsys):
            (["--host", "0.0.0.0", "--checkpoint", str(trained_checkpoint), "--text", "hi"], "--host needs --serve"),
            (["--serve", "--checkpoint", str(trained_checkpoint), "--port", "70000"], "--port must be 0-65535"),
            (["--serve", "--checkpoint", str(trained_checkpoint), "--max-upload-mb", "0"], "--max-upload-mb must be"),
-           (["--serve", "--checkpoint", "no/such/dir"], "--checkpoint no/such/dir does not exist"),
+           (["--serve", "--checkpoint", str(trained_checkpoint), "--text-file", "x.txt"],
+            "--text-file cannot be used with --serve"),
+           (["--serve", "--checkpoint", "no/such/dir"], "checkpoint directory no/such/dir does not exist"),
+           (["--serve", "--checkpoint", "nosuchrelease"], "nosuchrelease is neither a checkpoint directory nor a shipped"),
+           (["--serve"], "build it with `python -m bridge.release build`, or pass --checkpoint DIR"),
            (["--text", "hi"], "build it with `python -m bridge.release build`, or pass --checkpoint DIR")]
     import bridge.release
 
@@ -420,12 +424,11 @@ def test_infer_serve_flags(trained_checkpoint, monkeypatch, capsys):
         assert infer.main(argv) == 2, argv
         err = capsys.readouterr().err.strip()
         assert err.startswith("infer.py: error: ") and message in err and "\n" not in err
-    monkeypatch.setattr(bridge.serve, "default_checkpoint", lambda: Path("no/shipped/model"))
-    assert infer.main(["--serve"]) == 2
-    assert "no shipped model at no/shipped/model: build it with `python -m bridge.release build`, or pass --checkpoint DIR" \
-        in capsys.readouterr().err
-    monkeypatch.setattr(bridge.serve, "default_checkpoint", lambda: trained_checkpoint)
-    assert infer.main(["--serve"]) == 0 and len(calls) == 3
+    releases = tmp_path / "releases"  # a shipped model: the default, and a release by name
+    bridge.release.pack(trained_checkpoint, releases / bridge.release.DEFAULT_RELEASE, bridge.release.DEFAULT_RELEASE)
+    monkeypatch.setattr(bridge.release, "RELEASES", releases)
+    assert infer.main(["--serve"]) == 0 and infer.main(["--serve", "--checkpoint", "emotion7"]) == 0
+    assert len(calls) == 4 and [a[0] for a in loads[-2:]] == [[str(releases / "emotion7")]] * 2
 
 
 def test_benchmark_runs_on_loopback(trained_checkpoint, tmp_path, capsys):

@@ -306,8 +306,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     seed = meta.get("training", {}).get("seed", 0)
     if args.split != "test":
         check_member_splits(ckpts, metas, args.split)
-    splits = load_splits(data, args.data_root or data_meta.get("data_root"), seed=seed, limit=args.limit)
-    attach_decoder(splits, MediaDecoder.from_config(model.config))  # decode media as in training and inference
+    # a model trained on a manifest's ready-made face crops (train.py --no-face-detection) meets them so here too
+    detect = not (data.startswith("manifest:") and data_meta.get("face_detection") is False)
+    splits = load_splits(data, args.data_root or data_meta.get("data_root"), seed=seed, limit=args.limit,
+                         detect_faces=detect)
+    attach_decoder(splits, MediaDecoder.from_config(model.config, detect_faces=detect))  # as in training
     if tuple(splits.labels) != tuple(model.config.labels):
         raise ValueError(f"label mismatch: {data} has labels {list(splits.labels)}, "
                          f"the checkpoint {list(model.config.labels)}")

@@ -148,8 +148,8 @@ def _check_modes(args: argparse.Namespace) -> None:
         raise ValueError(f"--every must be at least 1, got {args.every}")
     serve_flags = ("host", "port", "max_upload_mb")
     if args.serve:
-        for flag in ("image", "video", "audio", "text", "json", "output", "window", "hop", "timeline_dir", "webcam",
-                     "save_video", "listen", "batch"):
+        for flag in ("image", "video", "audio", "text", "text_file", "json", "output", "window", "hop",
+                     "timeline_dir", "webcam", "save_video", "listen", "batch"):
             if getattr(args, flag) not in (None, False):
                 raise ValueError(f"--{flag.replace('_', '-')} cannot be used with --serve (the page and the API take "
                                  "the inputs)")
@@ -385,7 +385,7 @@ def _serve(args: argparse.Namespace) -> int:
     """The web app and HTTP API (bridge.serve) on one loaded model, until Ctrl-C."""
     import ipaddress
 
-    from bridge.serve import ServeLimits, default_checkpoint, serve
+    from bridge.serve import ServeLimits, serve
 
     host = args.host or "127.0.0.1"
     port = 8000 if args.port is None else args.port
@@ -397,15 +397,10 @@ def _serve(args: argparse.Namespace) -> int:
     max_seconds = SERVE_MAX_SECONDS if args.max_seconds is None else args.max_seconds
     if max_seconds < 0:
         raise ValueError(f"--max-seconds must be >= 0 (0: no limit), got {max_seconds:g}")
-    if args.checkpoint is None:
-        shipped = default_checkpoint()
-        if not (shipped / "config.json").is_file():
-            raise FileNotFoundError(f"no shipped model at {shipped}: build it with `python -m bridge.release build`, "
-                                    "or pass --checkpoint DIR (a checkpoint from train.py)")
-        args = argparse.Namespace(**{**vars(args), "checkpoint": [str(shipped)]})
-    for directory in args.checkpoint:
-        if not Path(directory).is_dir():
-            raise FileNotFoundError(f"--checkpoint {directory} does not exist")
+    from bridge.release import locate
+
+    # the shipped model without --checkpoint, a shipped release by name, or directories; as infer.py resolves them
+    args = argparse.Namespace(**{**vars(args), "checkpoint": [str(locate(c)) for c in args.checkpoint or [None]]})
     predictor = load_predictor(args)
     try:
         loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback

@@ -55,13 +55,6 @@ STATIC = Path(__file__).resolve().parent / "static"
 UPLOAD_FIELDS = ("image", "audio", "video", "text")
 
 
-def default_checkpoint() -> Path:
-    """The model ``infer.py --serve`` loads without ``--checkpoint``: the shipped one (:mod:`bridge.release`)."""
-    from bridge.release import DEFAULT_RELEASE, RELEASES
-
-    return RELEASES / DEFAULT_RELEASE
-
-
 @dataclass(frozen=True)
 class ServeLimits:
     """What one request may send.
@@ -471,4 +464,4 @@ def serve(predictor: Predictor, host: str = "127.0.0.1", port: int = 8000, limit
     uvicorn.run(app, host=host, port=port, log_level=log_level, ws_max_size=limits.max_frame_bytes + 64)
 
 
-__all__ = ["ServeLimits", "create_app", "default_checkpoint", "serve"]
+__all__ = ["ServeLimits", "create_app", "serve"]
