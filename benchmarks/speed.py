@@ -168,7 +168,7 @@ def face_path(predictor: Predictor, files: dict[str, Path], cnn: ReferenceCNN, r
               max_frames: int | None = None) -> list[dict]:
     """Frames/s of Haar detect + crop + encoder per frame (the reference paper's path), and of the encoders alone."""
     cfg = predictor.config.face
-    frames, _ = read_video_frames(files["video"], num_frames=max(cfg.num_frames * 2, 8))  # (t, 480, 640, 3)
+    frames, _ = read_video_frames(files["video"], num_frames=cfg.sampled_frames)  # (t, 480, 640, 3)
     frames = frames[:max_frames]
     detector = FaceDetector()
     size = cfg.img_size or 224

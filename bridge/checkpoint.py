@@ -88,7 +88,7 @@ def preprocessing_settings(config: BridgeConfig) -> dict[str, Any]:
             out[m.value] = {"crop_size": cfg.img_size, "channels": cfg.in_chans, "frames": cfg.num_frames,
                             "margin": cfg.margin, "mean": cfg.mean, "std": cfg.std, "detector": DEFAULT_DETECTOR,
                             "alignment": "eyes level, FER-2013 geometry (bridge/media/align.py)",
-                            "video_frames_sampled": max(cfg.num_frames * 2, 8)}
+                            "video_frames_sampled": cfg.sampled_frames}
         elif cfg.kind == "audio" and cfg.arch == "whisper":
             out[m.value] = {"sample_rate": cfg.sample_rate, "filterbank": "whisper-log-mel",
                             "mel_bins": cfg.num_mel_bins, "frame_shift_ms": 10, "window_ms": 25,

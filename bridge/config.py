@@ -41,6 +41,12 @@ class FaceConfig:
     std: float = 0.5
     freeze: bool = False  # keep the encoder's weights (and batch-norm statistics) fixed, e.g. after --init-encoder
 
+    @property
+    def sampled_frames(self) -> int:
+        """Frames decoded from a video clip for face crops: twice what the model keeps (a frame
+        without a face still leaves enough), at least 8."""
+        return max(self.num_frames * 2, 8)
+
 
 @dataclass(frozen=True)
 class AudioConfig:
@@ -75,6 +81,12 @@ class AudioConfig:
             raise ValueError(f"audio arch must be 'ast' or 'whisper', got {self.arch!r}")
         if self.arch == "whisper" and self.sample_rate != 16_000:
             raise ValueError(f"the whisper audio encoder needs sample_rate 16000, got {self.sample_rate}")
+
+    @property
+    def window_seconds(self) -> float:
+        """The sound the model hears at most: ``max_frames`` filterbank frames of 25 ms every 10 ms
+        (a longer clip is cropped to its centre)."""
+        return (self.max_frames - 1) * 0.010 + 0.025
 
 
 @dataclass(frozen=True)

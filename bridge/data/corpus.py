@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from bridge.data.sample import Sample
-from bridge.media import MediaError, audio_from_video, load_audio, load_image
+from bridge.media import MediaError, load_image
 from bridge.media.decoder import FaceDecoding, MediaDecoder
 from bridge.media.detectors import DEFAULT_DETECTOR
 from bridge.media.faces import DEFAULT_MAX_PIXELS, FaceDetector
@@ -294,8 +294,7 @@ class MediaLoader:
             problems.append("face: no face detected")
         if sound:
             try:
-                read = audio_from_video if info.get("audio_in_video") else load_audio
-                audio = read(sound, self.decoder.sample_rate)
+                audio = self.decoder.audio(sound, in_video=bool(info.get("audio_in_video")))
             except MediaError as e:
                 problems.append(f"audio: {_short(e.problem)}")
         return replace(stub, face=face, audio=audio, sample_rate=self.decoder.sample_rate), problems

@@ -73,7 +73,8 @@ def read_manifest(
         face_size: side of face crops.
         grayscale: gray crops ``(t, s, s)``, else RGB ``(t, s, s, 3)``.
         detect_faces: crop the largest face from images (else the whole image, resized).
-        detector: face detector (a default Haar cascade when None).
+        detector: a face detector to use instead of the default (BlazeFace); the model's decoder
+            replaces it when a model trains or evaluates on the corpus (attach_decoder).
         max_pixels: images with more pixels are refused (a missing face, counted).
 
     Raises:

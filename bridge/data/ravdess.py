@@ -131,7 +131,8 @@ def read_ravdess(
         face_frames: frames sampled evenly from a video for face crops.
         face_size: side of the face crops.
         grayscale: gray face crops ``(t, s, s)``, else RGB ``(t, s, s, 3)``.
-        detector: face detector (a default Haar cascade when None).
+        detector: a face detector to use instead of the default (BlazeFace); the model's decoder
+            replaces it when a model trains or evaluates on the corpus (attach_decoder).
         include_text: put the spoken statement in ``text`` (it carries no emotion).
         verify: read every file's header now and skip unreadable ones (slower listing);
             otherwise a bad file surfaces on access as a missing modality, counted.

@@ -283,7 +283,7 @@ def run_live(predictor: Predictor, source: str, every: int = 10, save_video: Pat
         audio = None
         if listen is not None:
             rate = predictor.config.audio.sample_rate
-            seconds = (predictor.config.audio.max_frames - 1) * 0.010 + 0.025  # what the filterbank keeps
+            seconds = predictor.config.audio.window_seconds
             if source.isdigit():  # before the camera: a missing microphone is the likelier problem
                 audio = stack.enter_context(MicrophoneAudio(_input_device(listen), seconds, rate))
         capture, name = open_capture(source)

@@ -93,9 +93,11 @@ class Predictor:
             :class:`~bridge.model.BridgeModel` or an :class:`~bridge.ensemble.Ensemble`).
         preprocessor: the matching :class:`~bridge.preprocess.Preprocessor`.
         device: where to run.
-        detect_faces: find and crop the largest face (False: images and frames are face crops).
+        detect_faces: find and crop a face (False: images and frames are face crops).
         max_seconds: refuse longer audio before decoding (None: no limit).
         test_flip: average each face with its mirror image (horizontal-flip test-time augmentation).
+        face_detector: the detector's name (:data:`~bridge.media.detectors.DEFAULT_DETECTOR`, BlazeFace).
+        face_index: which face where there are several, by size: 0 the largest, 1 the next, ...
 
     Raises:
         ValueError: ``test_flip`` with a model that has no raw-face encoder.
@@ -189,8 +191,6 @@ class Predictor:
     def sample(self, image=None, audio=None, text: str | None = None, video=None, sample_rate: int = 16_000,
                notes: list[str] | None = None) -> tuple[Sample, dict | None]:
         """Decode the given inputs into a :class:`Sample` (face detection included)."""
-        from bridge.media import MediaError, audio_from_video, load_audio
-
         notes = notes if notes is not None else []
         if image is None and audio is None and text is None and video is None:
             raise InputError("no input given: pass at least one of image, audio, text or video")
@@ -205,18 +205,13 @@ class Predictor:
                 face, face_info = (self._face_from_image(image, notes) if image is not None
                                    else self._face_from_video(video, notes))
         if video is not None and audio is None and isinstance(self.config.audio, AudioConfig):
-            try:
-                wave = audio_from_video(video, self.config.audio.sample_rate, self.max_seconds)
-                sample_rate = self.config.audio.sample_rate
-            except MediaError as e:
-                if "no audio stream" not in str(e):
-                    raise
+            wave, sample_rate = self._sound_track(video), self.decoder.sample_rate
+            if wave is None:
                 notes.append("the video has no sound track")
         if audio is not None:
             self._check(Modality.AUDIO)
             if isinstance(audio, (str, Path)):
-                wave = load_audio(audio, self.config.audio.sample_rate, self.max_seconds)
-                sample_rate = self.config.audio.sample_rate
+                wave, sample_rate = self.decoder.audio(audio, max_seconds=self.max_seconds), self.decoder.sample_rate
             else:
                 wave = np.asarray(audio, dtype=np.float32)
         if text is not None:
@@ -375,7 +370,7 @@ class Predictor:
         tracker = self.decoder.tracker()
         crops, found, times, interrupted = [], [], [], False
         try:
-            for t, frame in iter_video_frames(video, fps=max(cfg.num_frames * 2, 8) / window):
+            for t, frame in iter_video_frames(video, fps=cfg.sampled_frames / window):
                 if self.detect_faces:
                     face = tracker.update(frame)
                     crop = self.decoder.crop(frame, face) if face is not None else None
@@ -414,14 +409,7 @@ class Predictor:
 
     def _sound_track(self, video: str | Path) -> np.ndarray | None:
         """The whole sound track at the model's rate, or None for a silent video."""
-        from bridge.media import MediaError, audio_from_video
-
-        try:
-            return audio_from_video(video, self.config.audio.sample_rate, self.max_seconds)
-        except MediaError as e:
-            if "no audio stream" not in str(e):
-                raise
-            return None
+        return self.decoder.sound_track(video, self.max_seconds)
 
     def _encode(self, batch: Batch) -> tuple[Encoding, dict[Modality, torch.Tensor]]:
         """The batch encoded once, and which of the model's modalities each sample has."""

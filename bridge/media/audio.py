@@ -20,6 +20,7 @@ from bridge.media.errors import MediaError, check_file
 
 SOUNDFILE_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif"})
 DEFAULT_MAX_SECONDS = 600.0
+NO_AUDIO_STREAM = "no audio stream"  # MediaError.problem of a video without a sound track
 MIN_SECONDS = 0.25  # shorter sound holds no emotion to hear: the audio modality then counts as missing
 VOICE_DBFS = -45.0  # a clip whose loudest 25 ms frame is quieter than this has no voice activity
 
@@ -191,7 +192,7 @@ def _reason(error: Exception) -> str:
 
 def _audio_stream(container, path: Path):
     if not container.streams.audio:
-        raise MediaError(path, "no audio stream")
+        raise MediaError(path, NO_AUDIO_STREAM)
     return container.streams.best("audio")
 
 

@@ -21,6 +21,8 @@ import cv2
 import numpy as np
 
 from bridge.media.align import FER_GEOMETRY, aligned_crop
+from bridge.media.audio import DEFAULT_MAX_SECONDS, NO_AUDIO_STREAM, audio_from_video, load_audio
+from bridge.media.errors import MediaError
 from bridge.media.detectors import DEFAULT_DETECTOR, Face, create_detector, detect_faces
 from bridge.media.faces import DEFAULT_MAX_PIXELS, Box, to_gray
 
@@ -54,7 +56,7 @@ class FaceDecoding:
         """The decoding a :class:`~bridge.config.FaceConfig` implies (``overrides``: the
         detector's choice, ``face_index``, ``detect``)."""
         return cls(size=face_config.img_size or 224, grayscale=face_config.in_chans == 1, margin=face_config.margin,
-                   num_frames=max(face_config.num_frames * 2, 8), **overrides)
+                   num_frames=face_config.sampled_frames, **overrides)
 
 
 def _shift(a: Box, last: Box) -> float:
@@ -246,13 +248,25 @@ class MediaDecoder:
         return crops, times, found
 
     # --- sound -----------------------------------------------------------------------------
-    def audio(self, path: str | os.PathLike, in_video: bool = False, max_seconds: float | None = None) -> np.ndarray:
-        """Mono float32 at the model's rate from an audio file or a video's sound track."""
-        from bridge.media.audio import DEFAULT_MAX_SECONDS, audio_from_video, load_audio
+    def audio(self, path: str | os.PathLike, in_video: bool = False,
+              max_seconds: float | None = DEFAULT_MAX_SECONDS) -> np.ndarray:
+        """Mono float32 at the model's rate from an audio file or a video's sound track.
 
-        limit = DEFAULT_MAX_SECONDS if max_seconds is None else max_seconds
+        Raises:
+            MediaError: as :func:`~bridge.media.audio.load_audio` (longer than ``max_seconds``;
+                None: no limit), and a problem of ``NO_AUDIO_STREAM`` for a silent video.
+        """
         read = audio_from_video if in_video else load_audio
-        return read(Path(path), self.sample_rate, limit)
+        return read(Path(path), self.sample_rate, max_seconds)
+
+    def sound_track(self, video: str | os.PathLike, max_seconds: float | None = DEFAULT_MAX_SECONDS) -> np.ndarray | None:
+        """A video's whole sound track (as :meth:`audio`), or None when the video has none."""
+        try:
+            return self.audio(video, in_video=True, max_seconds=max_seconds)
+        except MediaError as e:
+            if e.problem != NO_AUDIO_STREAM:
+                raise
+            return None
 
 
 def _rgb(image: np.ndarray) -> np.ndarray:

@@ -55,8 +55,7 @@ class LiveSession:
         self.sample_rate = 16_000  # of incoming sound; the page asks its AudioContext for 16 kHz
         self.sound = None
         if isinstance(config.audio, AudioConfig):
-            seconds = (config.audio.max_frames - 1) * 0.010 + 0.025  # what the filterbank keeps
-            self.sound = SoundBuffer(seconds, config.audio.sample_rate, MIN_SOUND_SECONDS)
+            self.sound = SoundBuffer(config.audio.window_seconds, config.audio.sample_rate, MIN_SOUND_SECONDS)
 
     def control(self, message: str) -> None:
         """A JSON text message: ``{"text": str | null}`` sets the text, ``{"sample_rate": int}`` the sound's rate.
