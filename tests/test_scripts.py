@@ -203,3 +203,23 @@ def test_shipped_recipes_parse_from_any_directory(recipe, tmp_path, monkeypatch)
     args = train.parse_args(["--recipe", f"recipes/{recipe}"])
     assert args.data != "synthetic" and args.epochs >= 1
     override(create_config(args.preset), args.set)  # every override names a real field
+
+
+def test_every_training_option_reaches_the_train_config():
+    from dataclasses import fields
+
+    from bridge.train.config import TrainConfig
+
+    args = train.parse_args(["--epochs", "3", "--lr", "0.01", "--workers", "2", "--mismatch", "audio=0.2",
+                             "--balance-parts", "--translation-loss", "infonce", "--memo-mb", "8", "--seed", "5"])
+    config = train.train_config_from(args, ["face=run"], "cpu")
+    assert (config.num_workers, config.init_encoders, config.device, config.mismatch) == (2, ("face=run",), "cpu",
+                                                                                          ("audio=0.2",))
+    assert (config.epochs, config.lr, config.balance_parts, config.translation_loss, config.memo_mb, config.seed) == (
+        3, 0.01, True, "infonce", 8, 5)
+    resolved = {"num_workers", "init_encoders", "device", "mismatch"}
+    same_name = {f.name for f in fields(TrainConfig) if hasattr(args, f.name)} - resolved
+    assert {name for name in same_name if getattr(config, name) != getattr(args, name)} == set()
+    # the fields no option sets (a new option reaches the trainer by taking its field's name)
+    assert {f.name for f in fields(TrainConfig)} - same_name - resolved == {"warmup_epochs", "dropout_warmup_epochs",
+                                                                            "grad_clip"}

@@ -460,6 +460,18 @@ def _norm(value):
     return value
 
 
+def train_config_from(args: argparse.Namespace, init_encoders: list[str], device: str) -> TrainConfig:
+    """The :class:`TrainConfig` of train.py's arguments: each field from the option of its name
+    (``--workers`` sets ``num_workers``), a new option reaching the trainer by being named like its
+    field; ``init_encoders`` (recipe sources trained) and ``device`` come resolved."""
+    from dataclasses import fields
+
+    resolved = {"num_workers": args.workers, "init_encoders": tuple(init_encoders), "device": device,
+                "mismatch": tuple(args.mismatch)}
+    return TrainConfig(**{f.name: resolved[f.name] if f.name in resolved else getattr(args, f.name)
+                          for f in fields(TrainConfig) if f.name in resolved or hasattr(args, f.name)})
+
+
 def _train(args: argparse.Namespace, world, output: Path) -> int:
     from bridge.train.distributed import setup, teardown
 
@@ -498,18 +510,7 @@ def _run(args: argparse.Namespace, world, device: str, output: Path) -> int:
     parse_mismatch(args.mismatch, model_config.modalities)  # a bad spec fails before any model is built
     # decode media as the predictor will (pre-cropped faces: as infer.py --no-face-detection does)
     attach_decoder(splits, MediaDecoder.from_config(model_config, detect_faces=not args.no_face_detection))
-    train_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                               encoder_lr_scale=args.encoder_lr_scale,
-                               weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
-                               modality_dropout=args.modality_dropout, dropout_schedule=args.dropout_schedule,
-                               unimodal_weight=args.unimodal_weight, translation_weight=args.translation_weight,
-                               cycle_weight=args.cycle_weight, translation_loss=args.translation_loss,
-                               distill_weight=args.distill_weight, distill_temperature=args.distill_temperature,
-                               fill=args.fill, augment=args.augment, balance_parts=args.balance_parts,
-                               init_encoders=tuple(init_encoders),
-                               mismatch=tuple(args.mismatch), select=args.select, test_flip=args.test_flip,
-                               seed=args.seed, deterministic=args.deterministic,
-                               num_workers=args.workers, device=device, memo_mb=args.memo_mb)
+    train_config = train_config_from(args, init_encoders, device)
     if train_config.deterministic:
         use_deterministic_algorithms()  # process-wide: the script's choice, not the trainer's
     data_info = {**splits.info, "name": args.data, "corpus": splits.name, "data_root": args.data_root,
