@@ -270,16 +270,14 @@ def tokenizer_dir(directory: Path) -> Path | None:
 def run_state(output: Path, recipe: Path | None = None) -> str:
     """``"finished"`` (every epoch the recipe asks for is in ``history.json``; for a recipe with warm
     restarts, every cycle), ``"interrupted"`` (a training state or a cycle plan to resume) or ``"new"``."""
-    from bridge.train.config import recipe_epochs
-
-    spec = json.loads(Path(recipe).read_text(encoding="utf-8")) if recipe is not None else None
-    epochs, restarts, _ = recipe_epochs(spec or {})
-    if restarts:
+    spec = json.loads(Path(recipe).read_text(encoding="utf-8")) if recipe is not None else {}
+    if spec.get("restarts"):
         plan = Path(output) / "cycles.json"
         if not plan.is_file():
             return "new"
         return "finished" if json.loads(plan.read_text(encoding="utf-8")).get("finished") else "interrupted"
     history = Path(output) / "history.json"
-    if history.is_file() and spec is not None and len(json.loads(history.read_text(encoding="utf-8"))) >= epochs:
+    epochs = spec.get("epochs")
+    if history.is_file() and epochs is not None and len(json.loads(history.read_text(encoding="utf-8"))) >= epochs:
         return "finished"
     return "interrupted" if (Path(output) / "training_state.pt").is_file() else "new"

@@ -250,10 +250,10 @@ def stage_progress(output: Path, recipe: Path) -> dict[str, Any]:
     epochs done out of the recipe's (every cycle's, for warm restarts), the cycle in progress, and
     the best validation macro F1 so far."""
     from bridge.checkpoint import run_state
-    from bridge.train.config import recipe_epochs
 
-    epochs, restarts, restart_epochs = recipe_epochs(json.loads(Path(recipe).read_text(encoding="utf-8")))
-    total = epochs + restarts * restart_epochs
+    spec = json.loads(Path(recipe).read_text(encoding="utf-8"))
+    restarts = int(spec.get("restarts") or 0)
+    total = int(spec.get("epochs") or 0) + restarts * int(spec.get("restart_epochs") or 0)
     folders = ([Path(output) / "cycles" / str(k) for k in range(1, restarts + 2)] if restarts else [Path(output)])
     histories = [json.loads((f / "history.json").read_text(encoding="utf-8")) if (f / "history.json").is_file()
                  else [] for f in folders]

@@ -221,7 +221,6 @@ def test_status_says_how_far_each_stage_is(tmp_path, monkeypatch, capsys):
         return str(tmp_path / name)
 
     history(runs / "done", [0.5, 0.6])
-    history(runs / "defaults", [0.1] * 15)  # a recipe naming no epochs: train.py's default of 15
     history(runs / "chain" / "cycles" / "1", [0.3, 0.4, 0.45])
     history(runs / "chain" / "cycles" / "2", [0.5])
     (runs / "chain" / "cycles.json").write_text(json.dumps({"finished": False}))
@@ -229,13 +228,11 @@ def test_status_says_how_far_each_stage_is(tmp_path, monkeypatch, capsys):
     release = tmp_path / "release.json"
     release.write_text(json.dumps({"name": "tiny", "stages": [
         {"name": "done", "recipe": recipe("a.json", epochs=2)},
-        {"name": "defaults", "recipe": recipe("d.json", data="synthetic")},
         {"name": "chain", "recipe": recipe("b.json", epochs=3, restarts=2, restart_epochs=2)},
         {"name": "later", "recipe": recipe("c.json", epochs=4)}]}))
     assert bridge.release.main(["status", "--recipe", str(release), "--checkpoints", str(runs)]) == 0
     assert capsys.readouterr().out.splitlines() == [
         "done: finished, 2 of 2 epochs, best validation macro F1 60.0",
-        "defaults: finished, 15 of 15 epochs, best validation macro F1 10.0",
         "chain: interrupted, 4 of 7 epochs, cycle 2 of 3, best validation macro F1 50.0",
         "later: new, 0 of 4 epochs",
         "release tiny: not packed"]
@@ -252,11 +249,11 @@ def test_status_says_how_far_each_stage_is(tmp_path, monkeypatch, capsys):
     try:
         (runs / bridge.release.BUILD_PID).write_text(f"{other.pid}\n")
         assert bridge.release.main(["status", "--recipe", str(release), "--checkpoints", str(runs)]) == 0
-        assert capsys.readouterr().out.splitlines()[2] == (
+        assert capsys.readouterr().out.splitlines()[1] == (
             f"chain: training (build process {other.pid}), 4 of 7 epochs, cycle 2 of 3, best validation macro F1 50.0")
         (runs / bridge.release.BUILD_PID).write_text(f"{other.pid}\nlater\n")  # a build of chosen stages
         assert bridge.release.main(["status", "--recipe", str(release), "--checkpoints", str(runs)]) == 0
-        assert capsys.readouterr().out.splitlines()[2:4] == [
+        assert capsys.readouterr().out.splitlines()[1:3] == [
             "chain: interrupted, 4 of 7 epochs, cycle 2 of 3, best validation macro F1 50.0",
             f"later: training (build process {other.pid}), 0 of 4 epochs"]
         assert bridge.release.main(["build", "--recipe", str(release), "--checkpoints", str(runs)]) == 2
@@ -265,7 +262,7 @@ def test_status_says_how_far_each_stage_is(tmp_path, monkeypatch, capsys):
         other.kill()
         other.wait()
     assert bridge.release.main(["status", "--recipe", str(release), "--checkpoints", str(runs)]) == 0
-    assert capsys.readouterr().out.splitlines()[2].startswith("chain: interrupted")  # the process is gone
+    assert capsys.readouterr().out.splitlines()[1].startswith("chain: interrupted")  # the process is gone
     if Path("/proc/1/cmdline").is_file():  # a live process that got the id of a build long gone
         (runs / bridge.release.BUILD_PID).write_text("1\n")
         assert bridge.release.running_build(runs) is None

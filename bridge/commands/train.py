@@ -20,7 +20,7 @@ import os
 
 from bridge.cli import RunLock, check_writable, run_cli
 from bridge.config import PRESETS
-from bridge.train.config import RESTART_EPOCHS, SELECT_KEYS, TrainConfig
+from bridge.train.config import SELECT_KEYS, TrainConfig
 
 # Settings a resumed run keeps from its start (recorded in its training state and config.json);
 # --epochs may change (the schedule then spans the new count); the rest (output, cache, workers,
@@ -191,7 +191,7 @@ def _parser() -> _Parser:
                    help="warm restarts after the first cycle: each trains --restart-epochs more epochs with a fresh "
                         "warm-up and cosine decay peaking at --restart-lr, every encoder and summariser starting from "
                         "the previous cycle's kept checkpoint; cycle K is kept in OUTPUT/cycles/K, OUTPUT holds the last")
-    p.add_argument("--restart-epochs", type=int, default=RESTART_EPOCHS, help="epochs of each warm-restart cycle")
+    p.add_argument("--restart-epochs", type=int, default=30, help="epochs of each warm-restart cycle")
     p.add_argument("--restart-lr", type=float, default=None, help="peak learning rate of each warm-restart cycle "
                                                                   "(default: 0.3 x --lr)")
     p.add_argument("--resume", action="store_true",

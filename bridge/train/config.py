@@ -7,13 +7,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 SELECT_KEYS = {"all": "macro_f1", "patterns": "macro_f1_patterns"}  # --select: the validation score to maximise
-RESTART_EPOCHS = 30  # --restart-epochs: the epochs of each warm-restart cycle
-
-
-def recipe_epochs(spec: dict) -> tuple[int, int, int]:
-    """A recipe's ``(epochs, restarts, restart_epochs)``, with train.py's defaults where it names none."""
-    return (int(spec.get("epochs") or TrainConfig.epochs), int(spec.get("restarts") or 0),
-            int(spec.get("restart_epochs") or RESTART_EPOCHS))
 
 
 @dataclass(frozen=True)
