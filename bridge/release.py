@@ -136,8 +136,24 @@ def read_release_recipe(path: Path) -> dict[str, Any]:
             if source not in seen:
                 raise ValueError(f"release recipe {path}: stage {stage['name']} starts {modality} from "
                                  f"{source!r}, which is not an earlier stage")
+        try:
+            spec = json.loads(stage_recipe(stage).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise ValueError(f"release recipe {path}: stage {stage['name']}'s recipe cannot be read ({e})") from None
+        # the build and status count epochs from the recipe itself, so it states its whole schedule
+        unnamed = [k for k in ("epochs", *(("restart_epochs",) if spec.get("restarts") else ()))
+                   if not isinstance(spec.get(k), int) or spec[k] < 1]
+        if unnamed:
+            raise ValueError(f"release recipe {path}: stage {stage['name']}'s recipe {stage['recipe']} must name its "
+                             f"{' and '.join(unnamed)} (a positive number)")
         seen.add(stage["name"])
     return recipe
+
+
+def stage_recipe(stage: dict[str, Any]) -> Path:
+    """A release stage's train.py recipe: its path as given, else relative to the repository."""
+    given = Path(stage["recipe"])
+    return given if given.is_file() else Path(__file__).resolve().parents[1] / given
 
 
 BUILD_PID = "build.pid"  # in the checkpoints folder while a build runs there: its process id, then the stage it trains
@@ -209,8 +225,8 @@ def _build(recipe_path: Path, checkpoints: Path, data_root: str | None, pack_rel
     last, states = None, {}
     for stage in recipe["stages"]:
         output = checkpoints / stage["name"]
-        stage_recipe = Path(stage["recipe"]) if Path(stage["recipe"]).is_file() else root / stage["recipe"]
-        state = states[stage["name"]] = run_state(output, stage_recipe)
+        recipe_file = stage_recipe(stage)
+        state = states[stage["name"]] = run_state(output, recipe_file)
         last = output
         if state == "finished":
             print(f"release stage {stage['name']}: finished, in {output}")
@@ -223,7 +239,7 @@ def _build(recipe_path: Path, checkpoints: Path, data_root: str | None, pack_rel
             raise ValueError(f"release stage {stage['name']} starts from stage {', '.join(waiting)}, which is not "
                              "finished; build it first")
         (checkpoints / BUILD_PID).write_text(f"{os.getpid()}\n{stage['name']}\n")
-        argv = [sys.executable, "-m", "bridge.commands.train", "--recipe", str(stage_recipe), "--output", str(output)]
+        argv = [sys.executable, "-m", "bridge.commands.train", "--recipe", str(recipe_file), "--output", str(output)]
         argv += [a for m, src in stage.get("init", {}).items() for a in ("--init-encoder", f"{m}={checkpoints / src}")]
         argv += ["--data-root", data_root] if data_root else []
         argv += ["--resume"] if state == "interrupted" else []
@@ -233,7 +249,7 @@ def _build(recipe_path: Path, checkpoints: Path, data_root: str | None, pack_rel
         if done.returncode:
             raise ValueError(f"release stage {stage['name']} failed (train.py exit {done.returncode}); "
                              "run the same command again to resume it")
-        states[stage["name"]] = run_state(output, stage_recipe)
+        states[stage["name"]] = run_state(output, recipe_file)
     if pack_release and last is not None and all(state == "finished" for state in states.values()):
         output = RELEASES / recipe.get("name", DEFAULT_RELEASE)
         card_path = Path(recipe["card"]) if "card" in recipe else None
@@ -267,7 +283,6 @@ def stage_progress(output: Path, recipe: Path) -> dict[str, Any]:
 def status(recipe_path: Path, checkpoints: Path) -> list[str]:
     """One line per stage of a release build: where it stands (``python -m bridge.release status``)."""
     recipe = read_release_recipe(recipe_path)
-    root = Path(__file__).resolve().parents[1]
     pid = running_build(checkpoints)
     try:  # the stage the running build names (it may end between these two reads)
         lock = (Path(checkpoints) / BUILD_PID).read_text().split() if pid is not None else []
@@ -276,8 +291,7 @@ def status(recipe_path: Path, checkpoints: Path) -> list[str]:
     training = lock[1] if len(lock) > 1 else None
     lines = []
     for stage in recipe["stages"]:
-        stage_recipe = Path(stage["recipe"]) if Path(stage["recipe"]).is_file() else root / stage["recipe"]
-        p = stage_progress(checkpoints / stage["name"], stage_recipe)
+        p = stage_progress(checkpoints / stage["name"], stage_recipe(stage))
         # the running build's stage: the one it names, else (an older build) the first unfinished one
         if pid is not None and p["state"] != "finished" and training in (None, stage["name"]):
             p["state"], pid = f"training (build process {pid})", None

@@ -177,6 +177,14 @@ def test_build_trains_each_stage_resumably_then_packs(tmp_path, monkeypatch, cap
     bad.write_text(json.dumps({"stages": [{"name": "b", "recipe": str(stage), "init": {"face": "later"}}]}))
     with pytest.raises(ValueError, match="'later', which is not an earlier stage"):
         build(bad, tmp_path / "runs")
+    # a stage recipe that leaves its schedule to train.py's defaults: the build could not tell it finished
+    (tmp_path / "open.json").write_text(json.dumps({"limit": 40, "restarts": 1}))
+    bad.write_text(json.dumps({"stages": [{"name": "b", "recipe": str(tmp_path / "open.json")}]}))
+    with pytest.raises(ValueError, match="stage b's recipe .*open.json must name its epochs and restart_epochs"):
+        build(bad, tmp_path / "runs")
+    bad.write_text(json.dumps({"stages": [{"name": "b", "recipe": str(tmp_path / "gone.json")}]}))
+    with pytest.raises(ValueError, match="stage b's recipe cannot be read"):
+        build(bad, tmp_path / "runs")
 
 
 def test_build_can_train_chosen_stages_and_packs_once_all_are_finished(tmp_path, monkeypatch, capsys):
