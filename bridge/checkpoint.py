@@ -26,6 +26,7 @@ from safetensors.torch import load_model, save_model
 
 from torch import nn
 
+from bridge.cli import first_line
 from bridge.config import AudioConfig, BridgeConfig, TextConfig
 from bridge.modality import Modality
 from bridge.version import __version__
@@ -255,7 +256,7 @@ def load_weights(model: nn.Module, directory: Path, device: str | torch.device =
             name, saved, built = shapes[0]
             raise CheckpointError(f"{weights} does not match {CONFIG_FILE}: {len(shapes)} tensors of another shape, "
                                   f"e.g. {name} is {saved} in the weights but {built} in the config") from None
-        raise CheckpointError(f"{weights} cannot be loaded: {str(e).splitlines()[0]}") from None
+        raise CheckpointError(f"{weights} cannot be loaded: {first_line(e)}") from None
     if missing or unexpected:
         raise CheckpointError(f"{weights} does not match {CONFIG_FILE}: "
                               f"{len(missing)} missing and {len(unexpected)} unexpected tensors")

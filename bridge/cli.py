@@ -19,6 +19,14 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
 
 
+def first_line(error: BaseException, limit: int | None = None) -> str:
+    """An error's message as one line: its first line (at most ``limit`` characters), or the
+    exception's type name when the message is empty (``KeyError()``, a bare ``OSError``)."""
+    text = str(error).strip()
+    line = text.splitlines()[0] if text else type(error).__name__
+    return line[:limit] if limit else line
+
+
 def run_cli(prog: str, body: Callable[[], int | None]) -> int:
     """Run a script body; bad input (ValueError, OSError) becomes one line on stderr and exit code 2.
 
@@ -33,8 +41,7 @@ def run_cli(prog: str, body: Callable[[], int | None]) -> int:
         except (ValueError, OSError) as e:
             if os.environ.get("BRIDGE_DEBUG"):
                 traceback.print_exc()
-            message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            print(f"{prog}: error: {message}", file=sys.stderr)
+            print(f"{prog}: error: {first_line(e)}", file=sys.stderr)
             return EXIT_BAD_INPUT
         except KeyboardInterrupt:
             print(f"{prog}: interrupted", file=sys.stderr)

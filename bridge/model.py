@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from bridge.batch import Batch
+from bridge.cli import first_line
 from bridge.checkpoint import CheckpointError, encoder_config_dirs, model_config, read_meta, save_checkpoint, weights_file
 from bridge.checkpoint import load_weights as load_checkpoint_weights
 from bridge.config import BridgeConfig
@@ -318,7 +319,7 @@ def _load_release(folder: Path, device: str | torch.device = "cpu") -> tuple[Bri
     try:
         stored = load_file(str(weights))
     except (SafetensorError, OSError) as e:
-        raise ReleaseError(f"{weights} cannot be read: {str(e).splitlines()[0]}") from None
+        raise ReleaseError(f"{weights} cannot be read: {first_line(e)}") from None
     missing, unexpected = model.load_state_dict(stored, strict=False)  # float16 copied into float32
     missing = [k for k in missing if not any(k.startswith(p) for p in prefixes)]
     if missing or unexpected:

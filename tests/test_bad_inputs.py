@@ -470,3 +470,11 @@ def test_evaluate_output_that_cannot_be_written_is_one_line_exit_2(trained_check
     err = _fails(capfd, evaluate.main, _evaluate_args(trained_checkpoint, out), out, last_line=True)
     # Checked before the evaluation (issue 27), naming the output and the file in its way.
     assert err.startswith(f"cannot write {out} ") and err.endswith(f"({files / 'a-file'}: Not a directory)")
+
+
+def test_an_error_with_an_empty_message_is_still_one_line():
+    from bridge.cli import first_line
+
+    assert first_line(KeyError()) == "KeyError" and first_line(OSError()) == "OSError"
+    assert first_line(ValueError("  first\nsecond")) == "first"
+    assert first_line(ValueError("x" * 300), 120) == "x" * 120

@@ -18,7 +18,7 @@ from pathlib import Path
 import json
 import os
 
-from bridge.cli import RunLock, check_writable, run_cli
+from bridge.cli import RunLock, check_writable, first_line, run_cli
 from bridge.config import PRESETS
 from bridge.train.config import SELECT_KEYS, TrainConfig
 
@@ -298,7 +298,7 @@ def recorded_run(output: Path) -> tuple[dict, int, dict]:
         done = int(state["epoch"]) + 1
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, KeyError, TypeError, ValueError) as e:
         raise ValueError(f"cannot resume from {path}: not a loadable bridge training state "
-                         f"({str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__})") from None
+                         f"({first_line(e, 120)})") from None
     if "run" in state:
         run = json.loads(state["run"])
     else:  # a state written before runs recorded their settings: what config.json says

@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bridge.cli import first_line
+
 CHECKED = ("fer2013", "ravdess", "meld", "goemotions", "mosi")
 NEEDED_BY = {"fer2013": "face recipes, paired, the shipped model's face", "ravdess": "voice recipes, paired",
              "meld": "text recipes, paired", "goemotions": "the shipped model's text", "mosi": "mosi recipes"}
@@ -34,7 +36,7 @@ def check(root: str | None = None) -> list[dict]:
             if not row["ok"]:
                 row["problem"] = "a split lists no items"
         except (OSError, ValueError, KeyError) as e:
-            row["ok"], row["problem"] = False, str(e).splitlines()[0]
+            row["ok"], row["problem"] = False, first_line(e)
         rows.append(row)
     return rows
 

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from bridge.train.augment import AudioAugment, FaceAugment
 from bridge.checkpoint import STATE_FILE, atomic_write_text, save_checkpoint, umask
+from bridge.cli import first_line
 from bridge.config import BridgeConfig, FeatureConfig
 from bridge.contract import Fill
 from bridge.data.sample import Sample
@@ -170,7 +171,7 @@ class Trainer:
             state = torch.load(path, map_location=self.device, weights_only=True)
         except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as e:
             raise ValueError(f"cannot resume from {path}: not a loadable bridge training state "
-                             f"({str(e).strip().splitlines()[0][:120]})") from None
+                             f"({first_line(e, 120)})") from None
         self.model.load_state_dict(state["model"])
         self.criterion.load_state_dict(state["criterion"])
         self.optimizer.load_state_dict(state["optimizer"])
