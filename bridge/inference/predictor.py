@@ -76,6 +76,11 @@ class InputError(ValueError):
     """An input the predictor cannot use (no modality, a modality the checkpoint lacks, ...)."""
 
 
+class UnsupportedInput(InputError):
+    """An input this checkpoint cannot take: a modality it lacks, or raw media where it expects
+    pre-extracted features (the web app answers it with 422, not 400)."""
+
+
 class TimelineInterrupted(KeyboardInterrupt):
     """Ctrl-C (or SIGTERM) stopped :meth:`Predictor.timeline`: ``rows`` holds the windows finished
     (those whose frames were all searched), out of ``total``."""
@@ -158,9 +163,9 @@ class Predictor:
         cfg = self.config.encoders.get(modality)
         if cfg is None:
             have = ", ".join(m.value for m in self.config.modalities)
-            raise InputError(f"this checkpoint has no {modality.value} modality (it has {have})")
+            raise UnsupportedInput(f"this checkpoint has no {modality.value} modality (it has {have})")
         if raw and cfg.kind == "features":
-            raise InputError(f"this checkpoint takes {modality.value} as pre-extracted features, not raw media")
+            raise UnsupportedInput(f"this checkpoint takes {modality.value} as pre-extracted features, not raw media")
 
     def _face_from_image(self, image: str | Path | np.ndarray,
                          notes: list[str]) -> tuple[np.ndarray | None, dict | None]:
@@ -199,7 +204,7 @@ class Predictor:
         face, face_info, wave = None, None, None
         if image is not None or video is not None:
             if video is not None and self.config.face is None and self.config.audio is None:
-                raise InputError("this checkpoint has neither face nor audio, which a video provides")
+                raise UnsupportedInput("this checkpoint has neither face nor audio, which a video provides")
             if image is not None or self.config.face is not None:
                 self._check(Modality.FACE)
                 face, face_info = (self._face_from_image(image, notes) if image is not None
@@ -217,7 +222,7 @@ class Predictor:
         if text is not None:
             self._check(Modality.TEXT)
             if not isinstance(self.config.text, TextConfig):
-                raise InputError("this checkpoint takes text as pre-extracted features, not raw text")
+                raise UnsupportedInput("this checkpoint takes text as pre-extracted features, not raw text")
             if not text.strip():
                 raise InputError("text is empty")
         sample = Sample(id="input", label=0, face=face, audio=wave, sample_rate=sample_rate, text=text)

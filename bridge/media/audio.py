@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bridge.media.errors import MediaError, check_file
+from bridge.media.errors import MediaError, MediaTooLarge, check_file
 
 SOUNDFILE_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif"})
 DEFAULT_MAX_SECONDS = 600.0
@@ -162,7 +162,7 @@ def _finish(mono: np.ndarray, orig_sr: int, sample_rate: int) -> np.ndarray:
 
 def _check_duration(path: Path, duration: float | None, max_seconds: float | None) -> None:
     if max_seconds is not None and duration is not None and duration > max_seconds:
-        raise MediaError(path, f"too long: {duration:.1f} s > max_seconds={max_seconds:g}")
+        raise MediaTooLarge(path, f"too long: {duration:.1f} s > max_seconds={max_seconds:g}")
 
 
 def _soundfile_info(path: Path) -> AudioInfo:
@@ -228,7 +228,7 @@ def _load_av(path: Path, sample_rate: int, max_seconds: float | None) -> np.ndar
                         chunks.append(out.to_ndarray().mean(axis=0))  # (channels, n) -> (n,)
                         total += out.samples
                 if max_seconds is not None and native_sr and total / native_sr > max_seconds:
-                    raise MediaError(path, f"too long: more than max_seconds={max_seconds:g} s of audio")
+                    raise MediaTooLarge(path, f"too long: more than max_seconds={max_seconds:g} s of audio")
             for out in resampler.resample(None):
                 chunks.append(out.to_ndarray().mean(axis=0))
         except av.FFmpegError as e:

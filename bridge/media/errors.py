@@ -27,6 +27,11 @@ class MediaError(ValueError):
         return type(self), (self.path, self.problem)
 
 
+class MediaTooLarge(MediaError):
+    """A media file over a limit: longer than allowed, or an image of too many pixels (the web
+    app answers it with 413, not 422). The problem starts with ``too long`` or ``too large``."""
+
+
 def check_file(path: str | os.PathLike) -> Path:
     """``path`` as a ``Path`` if it is a non-empty regular file, else :class:`MediaError`."""
     path = Path(path)

@@ -17,7 +17,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from bridge.media.errors import MediaError, check_file
+from bridge.media.errors import MediaError, MediaTooLarge, check_file
 
 DEFAULT_CASCADE = "haarcascade_frontalface_default.xml"
 DEFAULT_MAX_PIXELS = 50_000_000
@@ -242,7 +242,8 @@ def load_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIX
     except MediaError:
         raise
     except Image.DecompressionBombError as e:  # "Image size (N pixels) exceeds limit of M pixels, could be ..."
-        raise MediaError(path, f"too large: {str(e).split(', could')[0]} (Pillow's decompression-bomb limit)") from None
+        raise MediaTooLarge(path, f"too large: {str(e).split(', could')[0]} "
+                                  "(Pillow's decompression-bomb limit)") from None
     except UnidentifiedImageError:
         pass  # not a format Pillow knows: OpenCV may
     except (OSError, ValueError, SyntaxError) as e:
@@ -263,7 +264,7 @@ def _check_pixels(path: Path, width: int, height: int, max_pixels: int | None) -
     if width <= 0 or height <= 0:
         raise MediaError(path, f"empty image ({width}x{height})")
     if max_pixels is not None and width * height > max_pixels:
-        raise MediaError(path, f"too large: {width}x{height} = {width * height} pixels > max_pixels={max_pixels}")
+        raise MediaTooLarge(path, f"too large: {width}x{height} = {width * height} pixels > max_pixels={max_pixels}")
 
 
 def _as_uint8(image: np.ndarray) -> np.ndarray:

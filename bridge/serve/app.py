@@ -47,7 +47,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from bridge.inference.predictor import InputError, Predictor
+from bridge.inference.predictor import InputError, Predictor, UnsupportedInput
 from bridge.serve.live import FRAME, SOUND, LiveError, LiveSession
 from bridge.version import __version__
 
@@ -362,7 +362,8 @@ def _save(upload: UploadFile, folder: Path, name: str) -> Path:
 
 def _check_durations(paths: dict[str, Path], max_seconds: float | None) -> None:
     """Refuse audio or video longer than ``max_seconds`` from their headers, before decoding."""
-    from bridge.media import MediaError, audio_info, video_info
+    from bridge.media import audio_info, video_info
+    from bridge.media.errors import MediaTooLarge
 
     if max_seconds is None:
         return
@@ -370,23 +371,24 @@ def _check_durations(paths: dict[str, Path], max_seconds: float | None) -> None:
         if name in paths:
             duration = info(paths[name]).duration
             if duration is not None and duration > max_seconds:
-                raise MediaError(paths[name], f"too long: {duration:.1f} s > the server's limit of {max_seconds:g} s")
+                raise MediaTooLarge(paths[name],
+                                    f"too long: {duration:.1f} s > the server's limit of {max_seconds:g} s")
 
 
 @contextlib.contextmanager
 def _as_api_errors(paths: dict[str, Path], uploads: dict[str, UploadFile]) -> Iterator[None]:
     """Predictor and media errors as 4xx :class:`ApiError`, naming the upload field, not the temp file."""
     from bridge.media import MediaError
+    from bridge.media.errors import MediaTooLarge
 
     try:
         yield
     except MediaError as e:
         field = next((n for n, p in paths.items() if p == e.path), None)
         where = f"{field} ({uploads[field].filename})" if field and uploads[field].filename else field or "upload"
-        raise ApiError(413 if e.problem.startswith("too long") or e.problem.startswith("too large") else 422,
-                       f"{where}: {e.problem}") from None
+        raise ApiError(413 if isinstance(e, MediaTooLarge) else 422, f"{where}: {e.problem}") from None
     except InputError as e:
-        status = 422 if "this checkpoint" in str(e) else 400
+        status = 422 if isinstance(e, UnsupportedInput) else 400
         raise ApiError(status, _scrub(str(e), paths)) from None
     except ValueError as e:  # a bad window or hop, an unreadable frame, ...
         raise ApiError(400, _scrub(str(e), paths) or type(e).__name__) from None
