@@ -53,9 +53,8 @@ def source_rate(source: Path, data_root: str | None) -> tuple[float, float, floa
     Returns:
         the rate, the training UAR and the validation UAR.
     """
-    from bridge.commands import evaluate  # the evaluation evaluate.py runs, not a second copy of it
-
     from bridge.checkpoint import read_meta
+    from bridge.commands import evaluate  # the evaluation evaluate.py runs, not a second copy of it
 
     limit = read_meta(source).get("data", {}).get("limit")  # the items the encoder saw, not the whole corpus
     uar = {}
@@ -67,7 +66,7 @@ def source_rate(source: Path, data_root: str | None) -> tuple[float, float, floa
             with contextlib.redirect_stdout(io.StringIO()):  # its tables; the caller says the one line that matters
                 if evaluate.main(argv) != 0:
                     raise ValueError(f"--mismatch auto: evaluating {source} on its {split} split failed "
-                                     "(run the evaluate.py command above to see why)")
+                                     "(evaluate.py's error is on the line above)")
             report = json.loads(Path(f"{tmp}/{split}/results.json").read_text(encoding="utf-8"))
             full = pattern_name(frozenset(Modality(m) for m in report["modalities"]))
             uar[split] = report["results"][full]["reconstruct"]["uar"]
