@@ -99,9 +99,10 @@ def check_writable(path: str | os.PathLike, what: str, directory: bool = True) -
 class RunLock:
     """An exclusive lock on a run folder (``.lock`` inside it, ``flock``), held while a run writes there.
 
-    The lock file names the holder's process id, so a second run into the same folder is
-    refused with a message naming it. The operating system releases the lock when the
-    holder exits, however it exits, so a killed run never leaves a stale lock behind.
+    The lock file names the holder's process id (then, after :meth:`note`, what it is doing), so
+    a second run into the same folder is refused with a message naming it, and :meth:`holder`
+    tells who holds a folder. The operating system releases the lock when the holder exits,
+    however it exits, so a killed run never leaves a stale lock behind.
 
     Args:
         folder: the run folder (created if needed).
@@ -113,7 +114,7 @@ class RunLock:
 
     NAME = ".lock"
 
-    def __init__(self, folder: str | os.PathLike, what: str = "--output"):
+    def __init__(self, folder: str | os.PathLike, what: str = "--output", kind: str = "training run"):
         self.path = Path(folder) / self.NAME
         self._file = None
         self._created = not Path(folder).exists()  # a run that fails before writing leaves no folder behind
@@ -131,15 +132,42 @@ class RunLock:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             f.seek(0)
-            holder = f.read().strip() or "unknown"
+            holder = (f.read().split() or ["unknown"])[0]
             f.close()
-            raise OSError(f"{what} {folder} is in use by another training run (process {holder}); wait for it "
+            raise OSError(f"{what} {folder} is in use by another {kind} (process {holder}); wait for it "
                           f"to finish or choose another {what}") from None
-        f.seek(0)
-        f.truncate()
-        f.write(str(os.getpid()))
-        f.flush()
         self._file = f
+        self.note("")
+
+    def note(self, doing: str) -> None:
+        """Say in the lock file what the holder is doing now (one word, after its process id)."""
+        if self._file is not None:
+            self._file.seek(0)
+            self._file.truncate()
+            self._file.write(f"{os.getpid()} {doing}".strip())
+            self._file.flush()
+
+    @classmethod
+    def holder(cls, folder: str | os.PathLike) -> tuple[str, str] | None:
+        """``(process id, what it is doing)`` of the process that holds ``folder``'s lock, or None
+        when none does (no lock file, or one a finished or killed run left). Without ``flock``
+        (not POSIX), None."""
+        try:
+            f = open(Path(folder) / cls.NAME, encoding="utf-8")
+        except OSError:
+            return None
+        with f:
+            try:
+                import fcntl
+            except ImportError:
+                return None
+            try:  # shared and at once: a held lock refuses it; a free one is released at once
+                fcntl.flock(f.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                words = f.read().split()
+                return (words[0] if words else "unknown"), " ".join(words[1:])
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+            return None
 
     def release(self) -> None:
         if self._file is not None:

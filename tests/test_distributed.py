@@ -94,3 +94,21 @@ def test_a_global_batch_that_does_not_split_evenly_is_refused(monkeypatch, capsy
     monkeypatch.setenv("LOCAL_RANK", "0")
     assert train.main(["--batch-size", "8"]) == 2
     assert "--batch-size 8 is the global batch and must be divisible by the 3 processes" in capsys.readouterr().err
+
+
+def test_merge_ranks_sums_numbers_joins_arrays_and_merges_keys_only_some_ranks_have():
+    import numpy as np
+
+    from bridge.train.distributed import World, _merge, merge_ranks
+
+    alone = ({"ce": 1.0}, 3, np.arange(3))
+    assert merge_ranks(alone, World()) is alone  # one process: its own values, untouched
+    parts = [({"ce": 1.0, "cycle": 0.5}, 2, np.array([0, 1])),
+             ({"ce": 2.0}, 1, np.array([2]))]
+    sums, n, labels = _merge(parts)
+    assert sums == {"ce": 3.0, "cycle": 0.5} and n == 3 and labels.tolist() == [0, 1, 2]
+    by_pattern = _merge([{"face": (np.array([1]), np.array([0]))},
+                         {"face": (np.array([2]), np.array([1])), "text": (np.array([3]), np.array([3]))}])
+    assert list(by_pattern) == ["face", "text"] and by_pattern["face"][0].tolist() == [1, 2]
+    with pytest.raises(TypeError, match="cannot merge a Tensor"):
+        _merge([torch.zeros(1), torch.zeros(1)])

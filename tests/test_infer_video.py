@@ -258,8 +258,9 @@ def test_webcam_listen_on_a_camera_uses_the_microphone(trained_checkpoint, media
     def memos(predictor) -> set:  # the memos the model's encoders write to (None: not memoising)
         return {getattr(e, "memo", None) for e in predictor.model.encoders.values()}
 
-    memo_during, real_update = [], bridge.inference.live._update
-    monkeypatch.setattr(bridge.inference.live, "_update", lambda *a, **k: memo_during.append(memos(a[0])) or real_update(*a, **k))
+    memo_during, real_predict = [], bridge.inference.live._predict
+    monkeypatch.setattr(bridge.inference.live, "_predict",
+                        lambda *a, **k: memo_during.append(memos(a[0])) or real_predict(*a, **k))
     saved = tmp_path / "annotated.mp4"
     rc = infer.main(["--checkpoint", str(trained_checkpoint), "--webcam", "0", "--listen", "2", "--every", "5",
                      "--save-video", str(saved)])
@@ -272,17 +273,17 @@ def test_webcam_listen_on_a_camera_uses_the_microphone(trained_checkpoint, media
 
 
 def test_live_update_predicts_from_the_audio_window(trained_checkpoint, media):
-    from bridge.inference.live import _update
+    from bridge.inference.live import _predict
     from bridge.inference.predictor import Predictor
 
     predictor = Predictor.from_pretrained(trained_checkpoint)
-    blank = np.full((120, 160, 3), 90, np.uint8)  # no face
+    blank = np.full((120, 160, 3), 90, np.uint8)  # no face found in it
     wave = np.random.default_rng(2).normal(0, 0.1, RATE).astype(np.float32)
-    box, prediction, observed = _update(predictor, blank, predictor.config.face, None, None, wave, RATE)
-    assert box is None and observed == ["audio"] == prediction.observed
+    prediction, observed = _predict(predictor, blank, None, None, None, wave, RATE)
+    assert observed == ["audio"] == prediction.observed
     expected = predictor.predict(audio=wave, sample_rate=RATE)
     assert prediction.probabilities == pytest.approx(expected.probabilities, abs=1e-6)
-    assert _update(predictor, blank, predictor.config.face, None, prediction) == (None, prediction, [])
+    assert _predict(predictor, blank, None, None, prediction) == (prediction, [])  # nothing new: the last kept
 
 
 def test_webcam_listen_on_a_video_file_plays_its_sound_track(trained_checkpoint, media, tmp_path, capsys):

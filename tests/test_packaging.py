@@ -28,7 +28,7 @@ def wheel(tmp_path_factory) -> Path:
 
 def test_the_wheel_holds_the_library_and_the_shipped_model(wheel):
     names = zipfile.ZipFile(wheel).namelist()
-    assert "bridge/__init__.py" in names and "bridge/release.py" in names
+    assert "bridge/__init__.py" in names and "bridge/release/__init__.py" in names
     shipped = ROOT / "bridge" / "pretrained"
     for path in shipped.rglob("*"):
         if path.is_file():

@@ -4,17 +4,18 @@ card's figures reproduced on fixed subsets of the real test splits."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import bridge.release.build
 import evaluate
 import infer
+from bridge.cli import RunLock
+from bridge.commands.release import main as release_cli
 from bridge.release import DEFAULT_RELEASE, MANIFEST, RELEASES, ReleaseError, locate, pack, verify
 
 SHIPPED = RELEASES / DEFAULT_RELEASE
@@ -156,7 +157,7 @@ def test_the_model_card_figures_reproduce_on_real_subsets(row, tmp_path):
 
 def test_build_trains_each_stage_resumably_then_packs(tmp_path, monkeypatch, capsys):
     import bridge.release
-    from bridge.release import build
+    from bridge.release.build import build
 
     monkeypatch.setattr(bridge.release, "RELEASES", tmp_path / "releases")
     stage = tmp_path / "stage.json"
@@ -172,7 +173,7 @@ def test_build_trains_each_stage_resumably_then_packs(tmp_path, monkeypatch, cap
     assert (tmp_path / "releases" / "tiny" / "MODEL_CARD.md").read_text() == "# card\n"
     build(recipe, tmp_path / "runs")  # finished stages are not trained again
     assert "release stage one: finished" in capsys.readouterr().out
-    assert not (tmp_path / "runs" / bridge.release.BUILD_PID).exists()  # the lock goes with the build
+    assert not (tmp_path / "runs" / RunLock.NAME).exists()  # the lock goes with the build
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"stages": [{"name": "b", "recipe": str(stage), "init": {"face": "later"}}]}))
     with pytest.raises(ValueError, match="'later', which is not an earlier stage"):
@@ -189,7 +190,7 @@ def test_build_trains_each_stage_resumably_then_packs(tmp_path, monkeypatch, cap
 
 def test_build_can_train_chosen_stages_and_packs_once_all_are_finished(tmp_path, monkeypatch, capsys):
     import bridge.release
-    from bridge.release import build
+    from bridge.release.build import build
 
     monkeypatch.setattr(bridge.release, "RELEASES", tmp_path / "releases")
     stage = tmp_path / "stage.json"
@@ -207,7 +208,7 @@ def test_build_can_train_chosen_stages_and_packs_once_all_are_finished(tmp_path,
     out = capsys.readouterr().out
     assert "release stage one: new, not trained now (--stages)" in out and "release stage two: training" in out
     assert not (tmp_path / "releases" / "tiny").exists()  # not every stage is finished: nothing is packed
-    assert [line.split(",")[0] for line in bridge.release.status(recipe, runs)[:3]] == [
+    assert [line.split(",")[0] for line in bridge.release.build.status(recipe, runs)[:3]] == [
         "one: new", "two: finished", "three: new"]
     build(recipe, runs, stages=["one", "three"])
     verify(tmp_path / "releases" / "tiny")  # the last missing stages trained: the release is packed
@@ -238,42 +239,48 @@ def test_status_says_how_far_each_stage_is(tmp_path, monkeypatch, capsys):
         {"name": "done", "recipe": recipe("a.json", epochs=2)},
         {"name": "chain", "recipe": recipe("b.json", epochs=3, restarts=2, restart_epochs=2)},
         {"name": "later", "recipe": recipe("c.json", epochs=4)}]}))
-    assert bridge.release.main(["status", "--recipe", str(release), "--checkpoints", str(runs)]) == 0
+    assert release_cli(["status", "--recipe", str(release), "--checkpoints", str(runs)]) == 0
     assert capsys.readouterr().out.splitlines() == [
         "done: finished, 2 of 2 epochs, best validation macro F1 60.0",
         "chain: interrupted, 4 of 7 epochs, cycle 2 of 3, best validation macro F1 50.0",
         "later: new, 0 of 4 epochs",
         "release tiny: not packed"]
-    # while a build runs there, its stage says so, and a second build is refused
+    # while a build runs there, the stage it trains says so, and a second build is refused
     import subprocess
     import sys
 
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "bridge.release", "build"])
-    for _ in range(100):  # until its command line is readable (an interpreter may exec itself first)
-        if not Path(f"/proc/{other.pid}/cmdline").is_file() or b"bridge.release" in Path(
-                f"/proc/{other.pid}/cmdline").read_bytes():
-            break
-        time.sleep(0.05)
+    holder = ("import sys, time; from bridge.cli import RunLock; "
+              "build = RunLock(sys.argv[1]); build.note(sys.argv[2]); "
+              "stage = RunLock(sys.argv[3]) if sys.argv[3] != '-' else None; print('held', flush=True); time.sleep(60)")
+
+    def hold(stage: str, training: bool) -> subprocess.Popen:
+        other = subprocess.Popen([sys.executable, "-c", holder, str(runs), stage, str(runs / stage) if training else "-"],
+                                 stdout=subprocess.PIPE, text=True)
+        assert other.stdout.readline().strip() == "held"
+        return other
+
+    other = hold("chain", training=True)
     try:
-        (runs / bridge.release.BUILD_PID).write_text(f"{other.pid}\n")
-        assert bridge.release.main(["status", "--recipe", str(release), "--checkpoints", str(runs)]) == 0
+        assert release_cli(["status", "--recipe", str(release), "--checkpoints", str(runs)]) == 0
         assert capsys.readouterr().out.splitlines()[1] == (
-            f"chain: training (build process {other.pid}), 4 of 7 epochs, cycle 2 of 3, best validation macro F1 50.0")
-        (runs / bridge.release.BUILD_PID).write_text(f"{other.pid}\nlater\n")  # a build of chosen stages
-        assert bridge.release.main(["status", "--recipe", str(release), "--checkpoints", str(runs)]) == 0
-        assert capsys.readouterr().out.splitlines()[1:3] == [
-            "chain: interrupted, 4 of 7 epochs, cycle 2 of 3, best validation macro F1 50.0",
-            f"later: training (build process {other.pid}), 0 of 4 epochs"]
-        assert bridge.release.main(["build", "--recipe", str(release), "--checkpoints", str(runs)]) == 2
-        assert f"already running in {runs} (process {other.pid})" in capsys.readouterr().err
+            f"chain: training (process {other.pid}), 4 of 7 epochs, cycle 2 of 3, best validation macro F1 50.0")
+        assert release_cli(["build", "--recipe", str(release), "--checkpoints", str(runs)]) == 2
+        assert f"{runs} is in use by another release build (process {other.pid})" in capsys.readouterr().err
     finally:
         other.kill()
         other.wait()
-    assert bridge.release.main(["status", "--recipe", str(release), "--checkpoints", str(runs)]) == 0
-    assert capsys.readouterr().out.splitlines()[1].startswith("chain: interrupted")  # the process is gone
-    if Path("/proc/1/cmdline").is_file():  # a live process that got the id of a build long gone
-        (runs / bridge.release.BUILD_PID).write_text("1\n")
-        assert bridge.release.running_build(runs) is None
+    other = hold("later", training=False)  # a build of chosen stages, before its train.py run takes the folder
+    try:
+        assert release_cli(["status", "--recipe", str(release), "--checkpoints", str(runs)]) == 0
+        assert capsys.readouterr().out.splitlines()[1:3] == [
+            "chain: interrupted, 4 of 7 epochs, cycle 2 of 3, best validation macro F1 50.0",
+            f"later: starting (build process {other.pid}), 0 of 4 epochs"]
+    finally:
+        other.kill()
+        other.wait()
+    assert release_cli(["status", "--recipe", str(release), "--checkpoints", str(runs)]) == 0
+    assert capsys.readouterr().out.splitlines()[1:3] == [  # the process is gone, and so is its lock
+        "chain: interrupted, 4 of 7 epochs, cycle 2 of 3, best validation macro F1 50.0", "later: new, 0 of 4 epochs"]
 
 
 def test_pack_refuses_to_overwrite_a_folder_that_is_not_a_release(trained_checkpoint, tmp_path):

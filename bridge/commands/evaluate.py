@@ -22,6 +22,7 @@ import hashlib
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -268,33 +269,73 @@ def report_root(checkpoint: Path) -> Path:
     return Path("reports") / checkpoint.name if is_release(checkpoint) else checkpoint
 
 
+@dataclass
+class Evaluation:
+    """What one run of evaluate.py scores: a model (or an ensemble) and one split, decoded and
+    preprocessed as in training."""
+
+    checkpoints: list[Path]
+    metas: list[dict[str, Any]]
+    model: Any  # BridgeModel, or an ensemble of them
+    device: Any
+    data: str  # the corpus's name as its reader gives it
+    split: str
+    dataset: Any  # ExampleDataset
+    preprocessor: Any
+    modalities: tuple  # the modalities that may be observed
+    test_flip: bool
+
+
+@dataclass
+class Scores:
+    """The protocols' results (each empty when not run) and how long they took."""
+
+    patterns: dict[str, Any]
+    robustness: dict[str, Any]
+    field: dict[str, Any]
+    seconds: float
+
+
+PROTOCOL_TEXT = ("patterns: fixed modality subsets; missing: each (sample, modality) dropped with probability eta, "
+                 "one kept; noise: input corruption per modality and on all; field: weighted F1 averaged over the "
+                 "fixed patterns with one modality or more missing and over eta 0.1-0.7 (CyIN, IMDer), text only, "
+                 "no text; missing modalities reconstructed by translation or zero-filled")
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     check_args(args)
-    from bridge.checkpoint import atomic_write_text, tokenizer_dir, wants_test_flip
-    from bridge.data.corpora import load_splits
-    from bridge.data.corpus import attach_decoder
-    from bridge.ensemble import load_models
-    from bridge.eval.protocols import evaluate_field, evaluate_patterns, evaluate_robustness, field_patterns
-    from bridge.media.decoder import MediaDecoder
-    from bridge.modality import pattern_name
-    from bridge.model import require_face_encoder
-    from bridge.plots import plot_confusion, plot_patterns
-    from bridge.preprocess import Preprocessor
-    from bridge.recipes import corpus_modalities
-    from bridge.eval.robustness import noise_context
-    from bridge.eval.robustness_plots import plot_missing, plot_noise
-    from bridge.dataset import ExampleDataset, make_loader
-    from bridge.runtime import pick_device
-
     protocols = parse_protocols(args.protocols)
     etas = parse_levels(args.etas, "missing rate", upper_open=True) if "missing" in protocols else ()
     levels = parse_levels(args.noise_levels, "noise level", upper_open=False) if "noise" in protocols else ()
-    if args.seeds < 1:
-        raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
+    run = prepare(args, field="field" in protocols)
+    scores = score(run, protocols, etas, levels, args.seeds, args.batch_size)
+    write_report(run, scores, protocols, args.output, args.json)
+    return 0
+
+
+def prepare(args: argparse.Namespace, field: bool = False) -> Evaluation:
+    """Load the checkpoint(s) and the split, decoded by the model's own decoder and preprocessed
+    (through the cache) as in training.
+
+    Raises:
+        ValueError: labels or modalities the checkpoint and the corpus do not share; validation
+            scores of an ensemble whose members split the data differently; no usable sample.
+    """
+    from bridge.cache import default_cache_dir
+    from bridge.checkpoint import tokenizer_dir, wants_test_flip
+    from bridge.data.corpora import load_splits
+    from bridge.data.corpus import attach_decoder
+    from bridge.dataset import ExampleDataset
+    from bridge.ensemble import load_models
+    from bridge.eval.protocols import field_patterns
+    from bridge.media.decoder import MediaDecoder
+    from bridge.model import require_face_encoder
+    from bridge.preprocess import Preprocessor
+    from bridge.recipes import corpus_modalities
     from bridge.release import locate
+    from bridge.runtime import pick_device
 
     ckpts = [locate(c) for c in (args.checkpoint or [None])]
-    ckpt = ckpts[0]
     device = pick_device(args.device)
     model, metas = load_models(ckpts, device)
     meta = metas[0]
@@ -303,87 +344,100 @@ def _evaluate(args: argparse.Namespace) -> int:
         require_face_encoder(model.config)
     data_meta = meta.get("data", {})
     data = args.data or data_meta.get("name") or "synthetic"
-    seed = meta.get("training", {}).get("seed", 0)
     if args.split != "test":
         check_member_splits(ckpts, metas, args.split)
     # a model trained on a manifest's ready-made face crops (train.py --no-face-detection) meets them so here too
     detect = not (data.startswith("manifest:") and data_meta.get("face_detection") is False)
-    splits = load_splits(data, args.data_root or data_meta.get("data_root"), seed=seed, limit=args.limit,
-                         detect_faces=detect)
+    splits = load_splits(data, args.data_root or data_meta.get("data_root"),
+                         seed=meta.get("training", {}).get("seed", 0), limit=args.limit, detect_faces=detect)
     attach_decoder(splits, MediaDecoder.from_config(model.config, detect_faces=detect))  # as in training
     if tuple(splits.labels) != tuple(model.config.labels):
         raise ValueError(f"label mismatch: {data} has labels {list(splits.labels)}, "
                          f"the checkpoint {list(model.config.labels)}")
     samples = splits.split(args.split)
     modalities = evaluated_modalities(args.modalities, model.modalities, corpus_modalities(samples), data)
-    if "field" in protocols:
+    if field:
         field_patterns(modalities)  # one modality: a one-line error before anything is encoded
-    preprocessor = Preprocessor(model.config, tokenizer_dir(ckpt))
-    from bridge.cache import default_cache_dir
-
+    preprocessor = Preprocessor(model.config, tokenizer_dir(ckpts[0]))
     cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
     dataset = ExampleDataset(samples, preprocessor, f"preprocess {args.split}", cache_dir)
     if not len(dataset):
         raise ValueError(f"no usable samples in {data} {args.split}")
-    loader = make_loader(dataset, args.batch_size, False, 0, 0)
+    return Evaluation(ckpts, metas, model, device, splits.name, args.split, dataset, preprocessor, modalities,
+                      test_flip)
+
+
+def score(run: Evaluation, protocols: tuple[str, ...], etas: tuple[float, ...], levels: tuple[float, ...],
+          seeds: int, batch_size: int) -> Scores:
+    """Run the protocols on the prepared split."""
+    from bridge.dataset import make_loader
+    from bridge.eval.protocols import evaluate_field, evaluate_patterns, evaluate_robustness
+    from bridge.eval.robustness import noise_context
+
+    loader = make_loader(run.dataset, batch_size, False, 0, 0)
+    shared = {"modalities": run.modalities, "test_flip": run.test_flip}
     start = time.time()
-    results = (evaluate_patterns(model, loader, device, modalities=modalities, test_flip=test_flip)
-               if "patterns" in protocols else {})
+    patterns = evaluate_patterns(run.model, loader, run.device, **shared) if "patterns" in protocols else {}
     robustness = {}
     if etas or levels:
-        context = noise_context(model, preprocessor) if levels else None
-        robustness = evaluate_robustness(model, loader, device, etas, levels, args.seeds, context,
-                                         modalities=modalities, test_flip=test_flip)
-    field = (evaluate_field(model, loader, device, args.seeds, modalities=modalities, test_flip=test_flip)
-             if "field" in protocols else {})
-    seconds = time.time() - start
-    full = pattern_name(modalities)
+        context = noise_context(run.model, run.preprocessor) if levels else None
+        robustness = evaluate_robustness(run.model, loader, run.device, etas, levels, seeds, context, **shared)
+    field = evaluate_field(run.model, loader, run.device, seeds, **shared) if "field" in protocols else {}
+    return Scores(patterns, robustness, field, time.time() - start)
+
+
+def write_report(run: Evaluation, scores: Scores, protocols: tuple[str, ...], output: str | None,
+                 as_json: bool) -> Path:
+    """Write results.json, results.md and the figures; print the Markdown (or the JSON). Returns the
+    report folder: ``output``, else the default under the (first) checkpoint."""
+    from bridge.checkpoint import atomic_write_text
+    from bridge.eval.robustness_plots import plot_missing, plot_noise
+    from bridge.modality import pattern_name
+    from bridge.plots import plot_confusion, plot_patterns
+
+    ckpts, labels = run.checkpoints, run.model.config.labels
     hashes = [checkpoint_hash(c) for c in ckpts]
     suffix = "" if len(ckpts) == 1 else "-ensemble-" + hashlib.sha256("".join(hashes).encode()).hexdigest()[:8]
-    out_dir = Path(args.output or report_root(ckpt) / f"eval-{splits.name}-{args.split}{suffix}")
+    out_dir = Path(output or report_root(ckpts[0]) / f"eval-{run.data}-{run.split}{suffix}")
     members = {} if len(ckpts) == 1 else {"ensemble": [{"checkpoint": str(c), "checkpoint_sha256": h}
                                                        for c, h in zip(ckpts, hashes)]}
-    report = {"checkpoint": str(ckpt), "checkpoint_sha256": hashes[0], **members, "data": splits.name,
-              "split": args.split, "n": len(dataset), "modalities": [m.value for m in modalities],
-              "skipped": dataset.skipped, "labels": list(model.config.labels),
-              "test_flip": test_flip, "protocols": list(protocols),
-              "protocol": "patterns: fixed modality subsets; missing: each (sample, modality) dropped with "
-                          "probability eta, one kept; noise: input corruption per modality and on all; "
-                          "field: weighted F1 averaged over the fixed patterns with one modality or more missing and "
-                          "over eta 0.1-0.7 (CyIN, IMDer), text only, no text; "
-                          "missing modalities reconstructed by translation or zero-filled",
-              "seconds": round(seconds, 2), "results": results, "robustness": robustness,
-              **({"field": field} if field else {})}
-    what = (f"checkpoint {ckpt}" if len(ckpts) == 1 else
+    report = {"checkpoint": str(ckpts[0]), "checkpoint_sha256": hashes[0], **members, "data": run.data,
+              "split": run.split, "n": len(run.dataset), "modalities": [m.value for m in run.modalities],
+              "skipped": run.dataset.skipped, "labels": list(labels), "test_flip": run.test_flip,
+              "protocols": list(protocols), "protocol": PROTOCOL_TEXT, "seconds": round(scores.seconds, 2),
+              "results": scores.patterns, "robustness": scores.robustness,
+              **({"field": scores.field} if scores.field else {})}
+    what = (f"checkpoint {ckpts[0]}" if len(ckpts) == 1 else
             f"ensemble of {len(ckpts)} checkpoints ({', '.join(map(str, ckpts))})")
-    title = f"{splits.name} {args.split} (n={len(dataset)}), {what}"
+    title = f"{run.data} {run.split} (n={len(run.dataset)}), {what}"
     md, figures = "", []
-    if results:
-        md = markdown_table(results, title)
-        if full in results:
-            md += f"\n### Per class, {full}, reconstruct\n\n" + per_class_table(results[full]["reconstruct"])
-            plot_confusion(results[full]["reconstruct"]["confusion"], model.config.labels, out_dir / "confusion.png",
-                           f"{splits.name} {args.split}: {full}")
+    if scores.patterns:
+        md = markdown_table(scores.patterns, title)
+        full = pattern_name(run.modalities)
+        if full in scores.patterns:
+            md += f"\n### Per class, {full}, reconstruct\n\n" + per_class_table(scores.patterns[full]["reconstruct"])
+            plot_confusion(scores.patterns[full]["reconstruct"]["confusion"], labels, out_dir / "confusion.png",
+                           f"{run.data} {run.split}: {full}")
             figures.append("confusion.png")
-        plot_patterns(results, out_dir / "patterns.png")
+        plot_patterns(scores.patterns, out_dir / "patterns.png")
         figures.append("patterns.png")
-    md += robustness_markdown(robustness, title)
-    if field:
-        md += field_markdown(field, title)
-    if "missing" in robustness:
-        plot_missing(robustness["missing"], out_dir / "missing.png")
+    md += robustness_markdown(scores.robustness, title)
+    if scores.field:
+        md += field_markdown(scores.field, title)
+    if "missing" in scores.robustness:
+        plot_missing(scores.robustness["missing"], out_dir / "missing.png")
         figures.append("missing.png")
-    if "noise" in robustness:
-        plot_noise(robustness["noise"], out_dir / "noise.png")
+    if "noise" in scores.robustness:
+        plot_noise(scores.robustness["noise"], out_dir / "noise.png")
         figures.append("noise.png")
     atomic_write_text(out_dir / "results.json", json.dumps(report, indent=2))
     atomic_write_text(out_dir / "results.md", md)
-    if args.json:
+    if as_json:
         print(json.dumps(report, indent=2))
     else:
         print(md)
-        print(f"wrote {out_dir}/results.json, results.md, {', '.join(figures)} ({seconds:.1f}s)")
-    return 0
+        print(f"wrote {out_dir}/results.json, results.md, {', '.join(figures)} ({scores.seconds:.1f}s)")
+    return out_dir
 
 
 if __name__ == "__main__":

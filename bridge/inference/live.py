@@ -294,7 +294,6 @@ def run_live(predictor: Predictor, source: str, every: int = 10, save_video: Pat
             audio = stack.enter_context(TrackAudio(source, fps, seconds, rate, predictor.max_seconds))
         writer, tmp = None, None
         prediction, box, count, stale = None, None, 0, False
-        cfg = predictor.config.face
         tracker = predictor.decoder.tracker(every=detect_every)
         smoother = Smoother(smoothing or Smoothing())
         try:
@@ -309,9 +308,8 @@ def run_live(predictor: Predictor, source: str, every: int = 10, save_video: Pat
                     # A file's first frames hear its first MIN_SECONDS, the least that counts as sound
                     # (a microphone's window ignores the frame index).
                     wave = audio.window(max(count, math.ceil(MIN_SECONDS * fps) - 1)) if audio is not None else None
-                    _, prediction, observed = _update(predictor, frame, cfg, text, prediction, wave,
-                                                      audio.sample_rate if audio is not None else 16_000,
-                                                      face=face, rgb=rgb, smoother=smoother)
+                    prediction, observed = _predict(predictor, rgb, face, text, prediction, wave,
+                                                    audio.sample_rate if audio is not None else 16_000, smoother)
                     stale = prediction is not None and not observed  # nothing new to predict from: the last one kept
                     seen = ", ".join(["face found" if box is not None else "no face"]
                                      + [m for m in observed if m != "face"])
@@ -351,27 +349,23 @@ def run_live(predictor: Predictor, source: str, every: int = 10, save_video: Pat
     return count
 
 
-_DETECT = object()  # _update's default: find the face in this frame alone
+def live_sample(predictor: Predictor, rgb: np.ndarray | None, face, audio: np.ndarray | None, sample_rate: int,
+                text: str | None) -> Sample | None:
+    """The sample of one live update (here and in the web app's live stream), or None when there is
+    nothing to predict from.
 
-
-def _update(predictor: Predictor, frame_bgr: np.ndarray, cfg, text: str | None, last: Prediction | None,
-            audio: np.ndarray | None = None, sample_rate: int = 16_000, face=_DETECT, rgb: np.ndarray | None = None,
-            smoother: Smoother | None = None):
-    """The face box, a new prediction (the last one kept when there is nothing to predict from) and
-    the modalities it observed (none when the last one was kept).
-
-    ``face``: the tracked :class:`~bridge.media.detectors.Face` (or None); by default the face is
-    detected in this frame alone. ``rgb``: the frame already in RGB. ``smoother``: smooths over time.
-    """
-    from bridge.media.detectors import detect_faces
-
-    rgb = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB) if rgb is None else rgb
-    if face is _DETECT:
-        faces = detect_faces(predictor.detector, rgb)
-        index = predictor.decoder.faces.face_index
-        face = faces[index] if len(faces) > index else None
-    prediction, observed = _predict(predictor, rgb, face, text, last, audio, sample_rate, smoother)
-    return (face.box if face is not None else None), prediction, observed
+    Its face is the crop of ``face`` (the tracked :class:`~bridge.media.detectors.Face` in the RGB
+    frame ``rgb``, None: no face found) by the model's decoder, as in training; a predictor that
+    does not detect faces takes the whole frame as the crop. ``audio``: the latest sound."""
+    crop = None
+    if rgb is not None and isinstance(predictor.config.face, FaceConfig):
+        if face is not None:
+            crop = predictor.decoder.crop(rgb, face)[None]
+        elif not predictor.detect_faces:
+            crop = predictor.decoder.whole(rgb)[None]
+    if crop is None and audio is None and text is None:
+        return None
+    return Sample(id="live", label=0, face=crop, audio=audio, sample_rate=sample_rate, text=text)
 
 
 def _predict(predictor: Predictor, rgb: np.ndarray, face, text: str | None, last: Prediction | None,
@@ -379,10 +373,9 @@ def _predict(predictor: Predictor, rgb: np.ndarray, face, text: str | None, last
     """A new prediction from the face (a :class:`~bridge.media.detectors.Face` in ``rgb``, or None),
     the sound and the text, smoothed over time by ``smoother``; the last one when there is nothing
     to predict from. Returns it and the modalities it observed (none when the last one was kept)."""
-    crop = predictor.decoder.crop(rgb, face)[None] if face is not None else None
-    if crop is None and audio is None and text is None:
+    sample = live_sample(predictor, rgb, face, audio, sample_rate, text)
+    if sample is None:
         return last, []
-    sample = Sample(id="live", label=0, face=crop, audio=audio, sample_rate=sample_rate, text=text)
     try:
         prediction = predictor.predict_sample(sample)
     except InputError:

@@ -17,8 +17,7 @@ import cv2
 import numpy as np
 
 from bridge.config import AudioConfig, FaceConfig
-from bridge.data.sample import Sample
-from bridge.inference.live import SoundBuffer
+from bridge.inference.live import SoundBuffer, live_sample
 from bridge.inference.predictor import InputError, Predictor
 from bridge.media.decoder import FaceTracker
 
@@ -139,14 +138,11 @@ def predict_frame(predictor: Predictor, tracker: FaceTracker | None, rgb: np.nda
     ``tracker`` (the model's decoder's) finds the face in ``rgb``; None: the frame is the face crop
     (a predictor without face detection), or the model has no raw face modality."""
     box, face, notes, face_info = None, None, [], None
-    if rgb is not None and tracker is None and predictor.config.face is not None and not predictor.detect_faces:
-        face = predictor.decoder.whole(rgb)[None]
-    elif rgb is not None and tracker is not None:
-        found = tracker.update(rgb)
-        face_info = {"searched": 1, "with_face": int(found is not None)}
-        if found is not None:
-            box = found.box
-            face = predictor.decoder.crop(rgb, found)[None]
+    if rgb is not None and tracker is not None:
+        face = tracker.update(rgb)
+        face_info = {"searched": 1, "with_face": int(face is not None)}
+        if face is not None:
+            box = face.box
         else:
             notes.append("no face found in the frame")
     result: dict[str, Any] = {"box": list(box) if box is not None else None,
@@ -154,9 +150,9 @@ def predict_frame(predictor: Predictor, tracker: FaceTracker | None, rgb: np.nda
                               "height": int(rgb.shape[0]) if rgb is not None else None}
     empty = {"label": None, "probabilities": {}, "observed": [], "reconstructed": [], "notes": notes,
              "face_frames": None, "explanation": {}}
-    if face is None and audio is None and text is None:
+    sample = live_sample(predictor, rgb, face, audio, sample_rate, text)
+    if sample is None:
         return {**result, **empty}
-    sample = Sample(id="live", label=0, face=face, audio=audio, sample_rate=sample_rate, text=text)
     try:
         prediction = predictor.predict_sample(sample, notes, face_info)
     except InputError as e:

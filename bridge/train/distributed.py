@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Iterator
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from einops import rearrange
@@ -93,6 +94,29 @@ def gather_objects(obj: Any, world: World) -> list[Any]:
     out: list[Any] = [None] * world.size
     dist.all_gather_object(out, obj)
     return out
+
+
+def merge_ranks(values: Any, world: World) -> Any:
+    """Every process's ``values`` combined, the same on every process: numbers summed, arrays
+    concatenated in rank order, tuples element by element, dicts key by key (a key only some
+    processes have is merged over those). A single process gets its ``values`` back."""
+    if not world.distributed:
+        return values
+    return _merge(gather_objects(values, world))
+
+
+def _merge(parts: list[Any]) -> Any:
+    first = parts[0]
+    if isinstance(first, dict):
+        keys = dict.fromkeys(k for part in parts for k in part)
+        return {k: _merge([part[k] for part in parts if k in part]) for k in keys}
+    if isinstance(first, tuple):
+        return tuple(_merge(list(column)) for column in zip(*parts))
+    if isinstance(first, np.ndarray):
+        return np.concatenate(parts)
+    if isinstance(first, (int, float)):
+        return sum(parts)
+    raise TypeError(f"merge_ranks cannot merge a {type(first).__name__}")
 
 
 def shuffled_order(n: int, seed: int) -> list[int]:

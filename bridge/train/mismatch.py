@@ -3,10 +3,6 @@ so the fusion learns how often an encoder that saw the training items is wrong o
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Sequence
@@ -14,6 +10,7 @@ from typing import Sequence
 import torch
 
 from bridge.batch import Batch
+from bridge.cli import first_line
 from bridge.modality import Modality, pattern_name
 
 
@@ -58,18 +55,17 @@ def source_rate(source: Path, data_root: str | None) -> tuple[float, float, floa
 
     limit = read_meta(source).get("data", {}).get("limit")  # the items the encoder saw, not the whole corpus
     uar = {}
-    with tempfile.TemporaryDirectory(prefix="bridge-mismatch-") as tmp:
-        for split in ("train", "val"):
-            argv = (["--checkpoint", str(source), "--split", split, "--protocols", "patterns", "--output",
-                     f"{tmp}/{split}"] + (["--data-root", data_root] if data_root else [])
-                    + (["--limit", str(limit)] if limit else []))
-            with contextlib.redirect_stdout(io.StringIO()):  # its tables; the caller says the one line that matters
-                if evaluate.main(argv) != 0:
-                    raise ValueError(f"--mismatch auto: evaluating {source} on its {split} split failed "
-                                     "(evaluate.py's error is on the line above)")
-            report = json.loads(Path(f"{tmp}/{split}/results.json").read_text(encoding="utf-8"))
-            full = pattern_name(frozenset(Modality(m) for m in report["modalities"]))
-            uar[split] = report["results"][full]["reconstruct"]["uar"]
+    for split in ("train", "val"):
+        args = evaluate.parse_args(["--checkpoint", str(source), "--split", split, "--protocols", "patterns"]
+                                   + (["--data-root", data_root] if data_root else [])
+                                   + (["--limit", str(limit)] if limit else []))
+        try:
+            run = evaluate.prepare(args)
+        except (OSError, ValueError) as e:
+            raise ValueError(f"--mismatch auto: cannot evaluate {source} on its {split} split "
+                             f"({first_line(e, 200)})") from None
+        scores = evaluate.score(run, ("patterns",), (), (), args.seeds, args.batch_size)
+        uar[split] = scores.patterns[pattern_name(run.modalities)]["reconstruct"]["uar"]
     return max(0.0, 1 - uar["val"] / uar["train"]) if uar["train"] > 0 else 0.0, uar["train"], uar["val"]
 
 

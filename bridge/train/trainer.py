@@ -16,7 +16,7 @@ import pickle
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -32,7 +32,7 @@ from bridge.config import BridgeConfig, FeatureConfig
 from bridge.contract import Fill
 from bridge.data.sample import Sample
 from bridge.dataset import ExampleDataset, balanced_indices, corpus_parts, feature_statistics, make_loader
-from bridge.train.distributed import GlobalBatchSampler, World, barrier, gather_objects, gather_present
+from bridge.train.distributed import GlobalBatchSampler, World, barrier, gather_present, merge_ranks
 from bridge.encoders.memo import TokenStateMemo
 from bridge.eval.protocols import pattern_predictions, subsets
 from bridge.freeze import memoise_frozen, train_mode
@@ -197,6 +197,37 @@ class Trainer:
         torch.set_rng_state(self._rng_after_init)  # as if the model had been built just now
         if not world.is_main:
             log = _quiet
+        train_set, val_set = self._datasets(train, val, cache_dir, log)
+        draw = EpochDraw(train_set, self.cfg, world)
+        if world.distributed:
+            val_set = Subset(val_set, range(world.rank, len(val_set), world.size))  # type: ignore[assignment]
+            # Every parameter gets a gradient every step unless a batch can lack a modality altogether
+            # (its encoder then idles) or fill="zero" leaves the reconstruction unused.
+            partial = any(m not in ex.inputs for ex in train_set.examples for m in self.model_config.modalities)
+            self.step = DistributedDataParallel(self.step, find_unused_parameters=partial or self.cfg.fill == "zero")
+        self._optimizer(draw.steps)
+        if resume:
+            self._load_state()
+            log(f"resumed at epoch {self.start_epoch + 1}")
+        val_loader = make_loader(val_set, draw.batch_size * 2, False, 0, self.cfg.num_workers)
+        drop_gen = torch.Generator().manual_seed(self.cfg.seed + 1)
+        for epoch in range(self.start_epoch, self.cfg.epochs):
+            seed = draw.seed(epoch)
+            drop_gen.manual_seed(seed)  # modality dropout: the same stream on every rank, drawn globally
+            start = time.time()
+            loader = draw.loader(epoch)
+            aug_gen = torch.Generator().manual_seed(seed + 1_000_003 * (world.rank + 1) + 17)  # resumable
+            train_stats = self._train_epoch(loader, epoch, drop_gen, aug_gen)
+            val_stats = self._validate(val_loader)
+            self._end_epoch(epoch, train_stats, val_stats, time.time() - start, log)
+        barrier(world)  # when fit returns, on any rank, rank 0's files are complete
+        return self.history
+
+    def _datasets(self, train: Sequence[Sample], val: Sequence[Sample], cache_dir: str | Path | None,
+                  log) -> tuple[ExampleDataset, ExampleDataset]:
+        """The splits preprocessed (through the cache, filled by rank 0 first); the feature encoders'
+        normalisation statistics set from the training split."""
+        world = self.world
         if cache_dir and not world.is_main:
             barrier(world)  # rank 0 fills the cache first; the others then read it
         train_set = ExampleDataset(train, self.preprocessor, "preprocess train", cache_dir, world.is_main)
@@ -213,64 +244,30 @@ class Trainer:
             if isinstance(enc_cfg, FeatureConfig) and enc_cfg.normalize and m not in self.init_sources:
                 encoder = self.model.encoders[m.value]  # a FeatureEncoder
                 encoder.set_statistics(*(t.to(self.device) for t in feature_statistics(train_set, m)))
-        batch_size = self.cfg.batch_size // world.size  # this process's share of the global batch
-        by_part = corpus_parts(train_set.examples) if self.cfg.balance_parts else None
-        if by_part is not None and len(by_part) < 2:
-            raise ValueError("--balance-parts needs a joined corpus (item ids PART/..., e.g. meld+goemotions); "
-                             f"this one has {len(by_part)} part")
-        epoch_size = len(by_part) * min(map(len, by_part.values())) if by_part else len(train_set)
+        return train_set, val_set
 
-        def epoch_set(epoch_seed: int) -> Dataset:
-            return train_set if by_part is None else Subset(train_set, balanced_indices(by_part, epoch_seed))
-
-        sampler = None
-        if world.distributed:
-            sampler = GlobalBatchSampler(range(epoch_size), world.size, world.rank, shuffle=True,  # type: ignore[arg-type]
-                                         seed=self.cfg.seed * 1000)
-            val_set = Subset(val_set, range(world.rank, len(val_set), world.size))  # type: ignore[assignment]
-            # Every parameter gets a gradient every step unless a batch can lack a modality altogether
-            # (its encoder then idles) or fill="zero" leaves the reconstruction unused.
-            partial = any(m not in ex.inputs for ex in train_set.examples for m in self.model_config.modalities)
-            self.step = DistributedDataParallel(self.step, find_unused_parameters=partial or self.cfg.fill == "zero")
-        steps = math.ceil((len(sampler) if sampler is not None else epoch_size) / batch_size)
-        self._optimizer(steps)
-        if resume:
-            self._load_state()
-            log(f"resumed at epoch {self.start_epoch + 1}")
-        val_loader = make_loader(val_set, batch_size * 2, False, 0, self.cfg.num_workers)
-        drop_gen = torch.Generator().manual_seed(self.cfg.seed + 1)
-        for epoch in range(self.start_epoch, self.cfg.epochs):
-            epoch_seed = self.cfg.seed * 1000 + epoch
-            drop_gen.manual_seed(epoch_seed)  # modality dropout: the same stream on every rank, drawn globally
-            start = time.time()
-            if sampler is not None:
-                sampler.set_epoch(epoch)  # shuffles with epoch_seed, like the single-process loader
-                torch.manual_seed(epoch_seed + 1_000_003 * (world.rank + 1))  # layer dropout: per rank, resumable
-            loader = make_loader(epoch_set(epoch_seed), batch_size, True, epoch_seed, self.cfg.num_workers, sampler)
-            aug_gen = torch.Generator().manual_seed(epoch_seed + 1_000_003 * (world.rank + 1) + 17)  # resumable
-            train_stats = self._train_epoch(loader, epoch, drop_gen, aug_gen)
-            val_stats = self._validate(val_loader)
-            row = {"epoch": epoch + 1, "train": train_stats, "val": val_stats, "seconds": round(time.time() - start, 2),
-                   "lr": self.scheduler.get_last_lr()[0]}
-            self.history.append(row)
-            score = val_stats[SELECT_KEYS[self.cfg.select]]
-            improved = score > self.best_score  # the same on every rank: metrics are gathered
-            if improved:
-                self.best_score = score
-                if world.is_main:
-                    self._save_best(row)
-            parts = ", ".join(f"{k} {train_stats[k]:.4f}" for k in ("ce", "translation", "cycle", "distill", "unimodal")
-                              if k in train_stats)
-            log(f"epoch {epoch + 1}/{self.cfg.epochs}  train loss {train_stats['loss']:.4f} ({parts})  "
-                f"val loss {val_stats['loss']:.4f} acc {val_stats['accuracy']:.3f} "
-                f"macro-F1 {val_stats['macro_f1']:.3f}"
-                + (f" (patterns {score:.3f})" if self.cfg.select == "patterns" else "")
-                + f"{'  *best' if improved else ''}  [{row['seconds']:.0f}s]")
-            if world.is_main:
-                self._save_state(epoch)
-                self._write_history()
-        barrier(world)  # when fit returns, on any rank, rank 0's files are complete
-        return self.history
+    def _end_epoch(self, epoch: int, train_stats: dict[str, float], val_stats: dict[str, float], seconds: float,
+                   log) -> None:
+        """Record the epoch, keep the model if it is the best so far, log one line, save the state."""
+        row = {"epoch": epoch + 1, "train": train_stats, "val": val_stats, "seconds": round(seconds, 2),
+               "lr": self.scheduler.get_last_lr()[0]}
+        self.history.append(row)
+        score = val_stats[SELECT_KEYS[self.cfg.select]]
+        improved = score > self.best_score  # the same on every rank: metrics are gathered
+        if improved:
+            self.best_score = score
+            if self.world.is_main:
+                self._save_best(row)
+        parts = ", ".join(f"{k} {train_stats[k]:.4f}" for k in ("ce", "translation", "cycle", "distill", "unimodal")
+                          if k in train_stats)
+        log(f"epoch {epoch + 1}/{self.cfg.epochs}  train loss {train_stats['loss']:.4f} ({parts})  "
+            f"val loss {val_stats['loss']:.4f} acc {val_stats['accuracy']:.3f} "
+            f"macro-F1 {val_stats['macro_f1']:.3f}"
+            + (f" (patterns {score:.3f})" if self.cfg.select == "patterns" else "")
+            + f"{'  *best' if improved else ''}  [{row['seconds']:.0f}s]")
+        if self.world.is_main:
+            self._save_state(epoch)
+            self._write_history()
 
     def _train_epoch(self, loader: DataLoader, epoch: int, drop_gen: torch.Generator,
                      aug_gen: torch.Generator) -> dict[str, float]:
@@ -306,13 +303,9 @@ class Trainer:
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + v.item() * b
             bar.set_postfix(loss=f"{sums['loss'] / n:.3f}", drop=f"{p:.2f}")
-        y_true, y_pred = torch.cat(labels).numpy(), torch.cat(preds).numpy()
-        if self.world.distributed:  # every rank's share of the epoch (padding samples included)
-            parts = gather_objects((sums, n, y_true, y_pred), self.world)
-            keys = dict.fromkeys(k for q in parts for k in q[0])  # a term may exist on some ranks only
-            sums = {k: sum(q[0].get(k, 0.0) for q in parts) for k in keys}
-            n = sum(q[1] for q in parts)
-            y_true, y_pred = np.concatenate([q[2] for q in parts]), np.concatenate([q[3] for q in parts])
+        # every rank's share of the epoch (padding samples included); a term may exist on some ranks only
+        sums, n, y_true, y_pred = merge_ranks((sums, n, torch.cat(labels).numpy(), torch.cat(preds).numpy()),
+                                              self.world)
         # Accuracy and macro F1 on the training batches as trained: with modality dropout applied.
         report = classification_report(y_true, y_pred, self.model_config.labels)
         return {**{k: v / n for k, v in sums.items()}, "accuracy": report["accuracy"], "macro_f1": report["macro_f1"]}
@@ -341,11 +334,8 @@ class Trainer:
             labels.append(batch.labels.cpu())
         if not probs:  # a rank whose share of a tiny validation set is empty
             probs, labels = [torch.zeros(0, len(self.model_config.labels))], [torch.zeros(0, dtype=torch.long)]
-        y_pred, y_true = torch.cat(probs).argmax(-1).numpy(), torch.cat(labels).numpy()
-        if self.world.distributed:
-            parts = gather_objects((loss, n, y_true, y_pred), self.world)
-            loss, n = sum(q[0] for q in parts), sum(q[1] for q in parts)
-            y_true, y_pred = np.concatenate([q[2] for q in parts]), np.concatenate([q[3] for q in parts])
+        loss, n, y_true, y_pred = merge_ranks((loss, n, torch.cat(labels).numpy(),
+                                               torch.cat(probs).argmax(-1).numpy()), self.world)
         report = classification_report(y_true, y_pred, self.model_config.labels)
         stats = {"loss": loss / n, "accuracy": report["accuracy"], "macro_f1": report["macro_f1"]}
         if self.cfg.select == "patterns":
@@ -360,11 +350,7 @@ class Trainer:
                                     test_flip=self.cfg.test_flip)
         mine = {pattern_name(p): (preds[(p, self.cfg.fill)]["labels"], preds[(p, self.cfg.fill)]["probs"].argmax(-1))
                 for p in patterns if (p, self.cfg.fill) in preds}
-        if self.world.distributed:
-            parts = gather_objects(mine, self.world)
-            mine = {k: (np.concatenate([q[k][0] for q in parts if k in q]),
-                        np.concatenate([q[k][1] for q in parts if k in q]))
-                    for k in sorted({k for q in parts for k in q})}
+        mine = merge_ranks(mine, self.world)
         scores = {f"macro_f1/{k}": classification_report(t, p, self.model_config.labels)["macro_f1"]
                   for k, (t, p) in mine.items()}
         return {**scores, "macro_f1_patterns": float(np.mean(list(scores.values())))}
@@ -381,6 +367,42 @@ class Trainer:
         key = SELECT_KEYS[self.cfg.select]
         kept = max(self.history, key=lambda r: r["val"][key])["epoch"] if self.history else None  # first of equals
         plot_curves(self.history, self.output / "curves.png", kept=kept)
+
+
+class EpochDraw:
+    """Which training samples each epoch visits, in which order, in batches of what size: every
+    sample shuffled by the epoch's seed, or (``--balance-parts``) an equal draw from each part of a
+    joined corpus; in a multi-process run, this process's columns of the global batches
+    (:class:`GlobalBatchSampler`), each process taking ``batch_size / N`` samples a step.
+
+    Raises:
+        ValueError: ``--balance-parts`` on a corpus with one part.
+    """
+
+    def __init__(self, train_set: ExampleDataset, cfg: TrainConfig, world: World):
+        self.train_set, self.cfg, self.world = train_set, cfg, world
+        self.batch_size = cfg.batch_size // world.size  # this process's share of the global batch
+        self.by_part = corpus_parts(train_set.examples) if cfg.balance_parts else None
+        if self.by_part is not None and len(self.by_part) < 2:
+            raise ValueError("--balance-parts needs a joined corpus (item ids PART/..., e.g. meld+goemotions); "
+                             f"this one has {len(self.by_part)} part")
+        size = len(self.by_part) * min(map(len, self.by_part.values())) if self.by_part else len(train_set)
+        self.sampler = (GlobalBatchSampler(range(size), world.size, world.rank, shuffle=True,  # type: ignore[arg-type]
+                                           seed=cfg.seed * 1000) if world.distributed else None)
+        self.steps = math.ceil((len(self.sampler) if self.sampler is not None else size) / self.batch_size)
+
+    def seed(self, epoch: int) -> int:
+        """The epoch's seed: its shuffle, its balanced draw, its modality dropout and augmentation."""
+        return self.cfg.seed * 1000 + epoch
+
+    def loader(self, epoch: int) -> DataLoader:
+        seed = self.seed(epoch)
+        if self.sampler is not None:
+            self.sampler.set_epoch(epoch)  # shuffles with the epoch's seed, like the single-process loader
+            torch.manual_seed(seed + 1_000_003 * (self.world.rank + 1))  # layer dropout: per rank, resumable
+        data: Dataset = (self.train_set if self.by_part is None
+                         else Subset(self.train_set, balanced_indices(self.by_part, seed)))
+        return make_loader(data, self.batch_size, True, seed, self.cfg.num_workers, self.sampler)
 
 
 def _quiet(*args: Any, **kwargs: Any) -> None:
