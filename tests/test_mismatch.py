@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
 import train
 from bridge.batch import Batch
-from bridge.train.mismatch import mismatch_modalities, parse_mismatch
+from bridge.train.mismatch import mismatch_modalities, parse_mismatch, resolve_auto
 from bridge.modality import Modality
 from bridge.model import load_checkpoint
 
@@ -134,6 +136,11 @@ def test_auto_mismatch_without_a_source_for_it_is_one_line_before_anything_train
     assert err.startswith("train.py: error: --mismatch 'audio=auto' measures the rate on the checkpoint "
                           "--init-encoder audio=... starts from, and this run names none for audio")
     assert "Traceback" not in err and not out.exists() and not (tmp_path / "checkpoints").exists()
+    measured = []  # a modality named twice: refused before any rate is measured
+    with pytest.raises(ValueError, match="--mismatch names face twice"):
+        resolve_auto(["face=auto", "face=0.1"], {FACE: Path("src")}, None,
+                     measure=lambda source, root: measured.append(source) or (0.1, 0.8, 0.72))
+    assert measured == []
 
 
 def test_resolve_auto_keeps_numbers_and_order():

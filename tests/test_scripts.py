@@ -169,6 +169,17 @@ def test_recipe_file_sets_defaults_and_flags_win(tmp_path):
     assert args.set == ["fusion.depth=1", "dim=32"]  # the recipe's overrides, then the command line's
 
 
+def test_a_flag_given_again_replaces_the_recipes_entry_for_that_key(tmp_path):
+    recipe = tmp_path / "r.json"
+    recipe.write_text(json.dumps({"set": ["fusion.depth=1", "dim=32"], "mismatch": ["face=auto", "text=auto"],
+                                  "init-encoder": ["face=a", "text=b"]}))
+    args = train.parse_args(["--recipe", str(recipe), "--mismatch", "face=0.1", "--set", "fusion.depth=2",
+                             "--init-encoder", "text=c"])
+    assert args.mismatch == ["text=auto", "face=0.1"]  # face's rate from the command line, not measured
+    assert args.set == ["dim=32", "fusion.depth=2"] and args.init_encoder == ["face=a", "text=c"]
+    assert train.parse_args(["--recipe", str(recipe)]).mismatch == ["face=auto", "text=auto"]
+
+
 def test_train_set_overrides_reach_the_checkpoint(tmp_path):
     out = tmp_path / "ck"
     assert train.main(["--limit", "24", "--epochs", "1", "--modalities", "text", "--set", "fusion.depth=1",

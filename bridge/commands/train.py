@@ -41,11 +41,27 @@ _SPEED_FLAGS = {"--data-root": True, "--cache-dir": True, "--no-cache": False, "
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The options: the command line's, over a ``--recipe``'s, over the defaults.
+
+    The repeatable options (``--set FIELD=VALUE``, ``--init-encoder MODALITY=...``,
+    ``--mismatch MODALITY=...``) are merged key by key: the recipe's entries, less those whose key
+    the command line gives again, then the command line's."""
     p = _parser()
     first, _ = p.parse_known_args(argv)
-    if first.recipe:
-        p.set_defaults(**read_recipe(first.recipe, p))
-    return p.parse_args(argv)
+    recipe = read_recipe(first.recipe, p) if first.recipe else {}
+    p.set_defaults(**{k: v for k, v in recipe.items() if not isinstance(v, list)})
+    args = p.parse_args(argv)
+    for dest, entries in recipe.items():
+        if isinstance(entries, list):
+            given = getattr(args, dest)
+            again = {_entry_key(e) for e in given}
+            setattr(args, dest, [e for e in entries if _entry_key(e) not in again] + given)
+    return args
+
+
+def _entry_key(entry: str) -> str:
+    """``"face=auto"`` -> ``"face"``: what a repeatable option's entry sets."""
+    return entry.partition("=")[0].strip()
 
 
 def given_flags(argv: list[str] | None) -> set[str]:

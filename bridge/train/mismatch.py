@@ -73,11 +73,15 @@ def auto_modalities(specs: Sequence[str], started: Iterable[Modality]) -> list[M
     """The modalities ``--mismatch MODALITY=auto`` names, each one an ``--init-encoder`` starts.
 
     Raises:
-        ValueError: an unknown modality, or ``auto`` for a modality no ``--init-encoder`` starts.
+        ValueError: an unknown modality, a modality named twice, or ``auto`` for a modality no
+            ``--init-encoder`` starts.
     """
-    started, out = set(started), []
+    started, out, named = set(started), [], set()
     for spec in specs:
         name, _, value = spec.partition("=")
+        if name.strip() in named:  # before anything is measured, not after
+            raise ValueError(f"--mismatch names {name.strip()} twice")
+        named.add(name.strip())
         if value.strip() != AUTO:
             continue
         try:
