@@ -107,12 +107,14 @@ class RunLock:
     Args:
         folder: the run folder (created if needed).
         what: how the user named it, for the message.
+        kind: what holds such a folder, for the message ("training run", "release build").
 
     Raises:
         OSError: the folder is locked by another process, or cannot be written.
     """
 
     NAME = ".lock"
+    WAIT = 0.5  # seconds a run tries for the lock before it says who holds it (a status probe holds it an instant)
 
     def __init__(self, folder: str | os.PathLike, what: str = "--output", kind: str = "training run"):
         self.path = Path(folder) / self.NAME
@@ -128,9 +130,7 @@ class RunLock:
         except ImportError:  # not POSIX: no lock
             self._file = f
             return
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        if not _try_flock(f, fcntl.LOCK_EX, self.WAIT):
             f.seek(0)
             holder = (f.read().split() or ["unknown"])[0]
             f.close()
@@ -150,8 +150,9 @@ class RunLock:
     @classmethod
     def holder(cls, folder: str | os.PathLike) -> tuple[str, str] | None:
         """``(process id, what it is doing)`` of the process that holds ``folder``'s lock, or None
-        when none does (no lock file, or one a finished or killed run left). Without ``flock``
-        (not POSIX), None."""
+        when none does (no lock file, or the one a killed run left). Without ``flock`` (not
+        POSIX), None. The probe holds a shared lock for an instant; a run that takes the lock
+        meanwhile waits for it (:data:`WAIT`)."""
         try:
             f = open(Path(folder) / cls.NAME, encoding="utf-8")
         except OSError:
@@ -161,9 +162,7 @@ class RunLock:
                 import fcntl
             except ImportError:
                 return None
-            try:  # shared and at once: a held lock refuses it; a free one is released at once
-                fcntl.flock(f.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except OSError:
+            if not _try_flock(f, fcntl.LOCK_SH):  # a held lock refuses it; a free one is released at once
                 words = f.read().split()
                 return (words[0] if words else "unknown"), " ".join(words[1:])
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
@@ -183,3 +182,19 @@ class RunLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def _try_flock(f, kind: int, wait: float = 0.0) -> bool:
+    """Take ``flock`` ``kind`` on ``f`` without blocking, trying again for ``wait`` seconds."""
+    import fcntl
+    import time
+
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(f.fileno(), kind | fcntl.LOCK_NB)
+            return True
+        except OSError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)

@@ -141,6 +141,9 @@ def test_auto_mismatch_without_a_source_for_it_is_one_line_before_anything_train
         resolve_auto(["face=auto", "face=0.1"], {FACE: Path("src")}, None,
                      measure=lambda source, root: measured.append(source) or (0.1, 0.8, 0.72))
     assert measured == []
+    from bridge.train.mismatch import auto_modalities
+
+    assert auto_modalities(["0.1", "0.1"], ()) == []  # not MODALITY=RATE: parse_mismatch's message, not "twice"
 
 
 def test_resolve_auto_keeps_numbers_and_order():

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import bridge.release.build
+import bridge.release.builder
 import evaluate
 import infer
 from bridge.cli import RunLock
@@ -157,7 +157,7 @@ def test_the_model_card_figures_reproduce_on_real_subsets(row, tmp_path):
 
 def test_build_trains_each_stage_resumably_then_packs(tmp_path, monkeypatch, capsys):
     import bridge.release
-    from bridge.release.build import build
+    from bridge.release.builder import build
 
     monkeypatch.setattr(bridge.release, "RELEASES", tmp_path / "releases")
     stage = tmp_path / "stage.json"
@@ -190,7 +190,7 @@ def test_build_trains_each_stage_resumably_then_packs(tmp_path, monkeypatch, cap
 
 def test_build_can_train_chosen_stages_and_packs_once_all_are_finished(tmp_path, monkeypatch, capsys):
     import bridge.release
-    from bridge.release.build import build
+    from bridge.release.builder import build
 
     monkeypatch.setattr(bridge.release, "RELEASES", tmp_path / "releases")
     stage = tmp_path / "stage.json"
@@ -208,7 +208,7 @@ def test_build_can_train_chosen_stages_and_packs_once_all_are_finished(tmp_path,
     out = capsys.readouterr().out
     assert "release stage one: new, not trained now (--stages)" in out and "release stage two: training" in out
     assert not (tmp_path / "releases" / "tiny").exists()  # not every stage is finished: nothing is packed
-    assert [line.split(",")[0] for line in bridge.release.build.status(recipe, runs)[:3]] == [
+    assert [line.split(",")[0] for line in bridge.release.builder.status(recipe, runs)[:3]] == [
         "one: new", "two: finished", "three: new"]
     build(recipe, runs, stages=["one", "three"])
     verify(tmp_path / "releases" / "tiny")  # the last missing stages trained: the release is packed

@@ -285,6 +285,27 @@ def test_a_second_run_into_a_busy_folder_is_refused(tmp_path, capsys):
     assert train.main([*QUICK, "--epochs", "1", "--output", str(run)]) == 0
 
 
+def test_a_lock_says_who_holds_it_and_a_probe_never_makes_a_run_refuse_its_folder(tmp_path):
+    import fcntl
+    import threading
+
+    from bridge.cli import RunLock
+
+    folder = tmp_path / "run"
+    with RunLock(folder) as lock:
+        lock.note("face")
+        assert RunLock.holder(folder) == (str(os.getpid()), "face")
+    assert RunLock.holder(folder) is None and not folder.exists()  # nothing written: no folder left
+    folder.mkdir()
+    (folder / RunLock.NAME).write_text("999999 face")  # the lock file a killed run left
+    assert RunLock.holder(folder) is None
+    probe = open(folder / RunLock.NAME)  # a status probe at the moment a run takes the folder
+    fcntl.flock(probe.fileno(), fcntl.LOCK_SH)
+    threading.Timer(0.1, probe.close).start()
+    with RunLock(folder):  # waits out the probe instead of refusing
+        assert RunLock.holder(folder)[0] == str(os.getpid())
+
+
 def test_a_replaced_model_never_keeps_the_previous_evaluation(trained_checkpoint, tmp_path, capsys):
     run = tmp_path / "run"
     assert train.main([*QUICK, "--epochs", "1", "--output", str(run)]) == 0

@@ -307,15 +307,15 @@ def _evaluate(args: argparse.Namespace) -> int:
     protocols = parse_protocols(args.protocols)
     etas = parse_levels(args.etas, "missing rate", upper_open=True) if "missing" in protocols else ()
     levels = parse_levels(args.noise_levels, "noise level", upper_open=False) if "noise" in protocols else ()
-    run = prepare(args, field="field" in protocols)
+    run = prepare(args, check_field="field" in protocols)
     scores = score(run, protocols, etas, levels, args.seeds, args.batch_size)
     write_report(run, scores, protocols, args.output, args.json)
     return 0
 
 
-def prepare(args: argparse.Namespace, field: bool = False) -> Evaluation:
+def prepare(args: argparse.Namespace, check_field: bool = False) -> Evaluation:
     """Load the checkpoint(s) and the split, decoded by the model's own decoder and preprocessed
-    (through the cache) as in training.
+    (through the cache) as in training. ``check_field``: refuse now what the field protocol cannot score.
 
     Raises:
         ValueError: labels or modalities the checkpoint and the corpus do not share; validation
@@ -356,7 +356,7 @@ def prepare(args: argparse.Namespace, field: bool = False) -> Evaluation:
                          f"the checkpoint {list(model.config.labels)}")
     samples = splits.split(args.split)
     modalities = evaluated_modalities(args.modalities, model.modalities, corpus_modalities(samples), data)
-    if field:
+    if check_field:
         field_patterns(modalities)  # one modality: a one-line error before anything is encoded
     preprocessor = Preprocessor(model.config, tokenizer_dir(ckpts[0]))
     cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())

@@ -44,11 +44,11 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         if args.command == "build":
-            from bridge.release.build import build
+            from bridge.release.builder import build
 
             build(Path(args.recipe), Path(args.checkpoints), args.data_root, not args.no_pack, args.stages)
         elif args.command == "status":
-            from bridge.release.build import status
+            from bridge.release.builder import status
 
             print("\n".join(status(Path(args.recipe), Path(args.checkpoints))))
         elif args.command == "pack":

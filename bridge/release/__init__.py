@@ -12,7 +12,7 @@ the tokenizer) plus ``manifest.json`` and ``MODEL_CARD.md``:
   extra weight file is refused with a one-line :class:`ReleaseError` before anything is built.
 
 ``python -m bridge.release pack CHECKPOINT --name NAME`` writes a release folder from a checkpoint
-(``python -m bridge.release build`` trains one first: :mod:`bridge.release.build`; the command
+(``python -m bridge.release build`` trains one first: :mod:`bridge.release.builder`; the command
 line is :mod:`bridge.commands.release`);
 :func:`locate` turns ``None``, a release name or a directory into the folder to load.
 """

@@ -61,10 +61,10 @@ def source_rate(source: Path, data_root: str | None) -> tuple[float, float, floa
                                    + (["--limit", str(limit)] if limit else []))
         try:
             run = evaluate.prepare(args)
+            scores = evaluate.score(run, ("patterns",), (), (), args.seeds, args.batch_size)
         except (OSError, ValueError) as e:
             raise ValueError(f"--mismatch auto: cannot evaluate {source} on its {split} split "
                              f"({first_line(e, 200)})") from None
-        scores = evaluate.score(run, ("patterns",), (), (), args.seeds, args.batch_size)
         uar[split] = scores.patterns[pattern_name(run.modalities)]["reconstruct"]["uar"]
     return max(0.0, 1 - uar["val"] / uar["train"]) if uar["train"] > 0 else 0.0, uar["train"], uar["val"]
 
@@ -79,16 +79,18 @@ def auto_modalities(specs: Sequence[str], started: Iterable[Modality]) -> list[M
     started, out, named = set(started), [], set()
     for spec in specs:
         name, _, value = spec.partition("=")
-        if name.strip() in named:  # before anything is measured, not after
-            raise ValueError(f"--mismatch names {name.strip()} twice")
-        named.add(name.strip())
-        if value.strip() != AUTO:
-            continue
         try:
             modality = Modality(name.strip())
         except ValueError:
+            if value.strip() != AUTO:
+                continue  # parse_mismatch says what is wrong with it
             raise ValueError(f"--mismatch {spec!r}: expected MODALITY=auto with a modality of "
                              f"{', '.join(m.value for m in Modality)}") from None
+        if modality in named:  # before anything is measured, not after
+            raise ValueError(f"--mismatch names {modality.value} twice")
+        named.add(modality)
+        if value.strip() != AUTO:
+            continue
         if modality not in started:
             raise ValueError(f"--mismatch {spec!r} measures the rate on the checkpoint --init-encoder "
                              f"{modality.value}=... starts from, and this run names none for {modality.value}")

@@ -16,7 +16,7 @@ import pickle
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -212,7 +212,7 @@ class Trainer:
         val_loader = make_loader(val_set, draw.batch_size * 2, False, 0, self.cfg.num_workers)
         drop_gen = torch.Generator().manual_seed(self.cfg.seed + 1)
         for epoch in range(self.start_epoch, self.cfg.epochs):
-            seed = draw.seed(epoch)
+            seed = draw.epoch_seed(epoch)
             drop_gen.manual_seed(seed)  # modality dropout: the same stream on every rank, drawn globally
             start = time.time()
             loader = draw.loader(epoch)
@@ -224,7 +224,7 @@ class Trainer:
         return self.history
 
     def _datasets(self, train: Sequence[Sample], val: Sequence[Sample], cache_dir: str | Path | None,
-                  log) -> tuple[ExampleDataset, ExampleDataset]:
+                  log: Callable[[str], None]) -> tuple[ExampleDataset, ExampleDataset]:
         """The splits preprocessed (through the cache, filled by rank 0 first); the feature encoders'
         normalisation statistics set from the training split."""
         world = self.world
@@ -247,7 +247,7 @@ class Trainer:
         return train_set, val_set
 
     def _end_epoch(self, epoch: int, train_stats: dict[str, float], val_stats: dict[str, float], seconds: float,
-                   log) -> None:
+                   log: Callable[[str], None]) -> None:
         """Record the epoch, keep the model if it is the best so far, log one line, save the state."""
         row = {"epoch": epoch + 1, "train": train_stats, "val": val_stats, "seconds": round(seconds, 2),
                "lr": self.scheduler.get_last_lr()[0]}
@@ -351,6 +351,7 @@ class Trainer:
         mine = {pattern_name(p): (preds[(p, self.cfg.fill)]["labels"], preds[(p, self.cfg.fill)]["probs"].argmax(-1))
                 for p in patterns if (p, self.cfg.fill) in preds}
         mine = merge_ranks(mine, self.world)
+        mine = {k: mine[k] for k in map(pattern_name, patterns) if k in mine}  # the patterns' order, on any rank
         scores = {f"macro_f1/{k}": classification_report(t, p, self.model_config.labels)["macro_f1"]
                   for k, (t, p) in mine.items()}
         return {**scores, "macro_f1_patterns": float(np.mean(list(scores.values())))}
@@ -391,12 +392,12 @@ class EpochDraw:
                                            seed=cfg.seed * 1000) if world.distributed else None)
         self.steps = math.ceil((len(self.sampler) if self.sampler is not None else size) / self.batch_size)
 
-    def seed(self, epoch: int) -> int:
+    def epoch_seed(self, epoch: int) -> int:
         """The epoch's seed: its shuffle, its balanced draw, its modality dropout and augmentation."""
         return self.cfg.seed * 1000 + epoch
 
     def loader(self, epoch: int) -> DataLoader:
-        seed = self.seed(epoch)
+        seed = self.epoch_seed(epoch)
         if self.sampler is not None:
             self.sampler.set_epoch(epoch)  # shuffles with the epoch's seed, like the single-process loader
             torch.manual_seed(seed + 1_000_003 * (self.world.rank + 1))  # layer dropout: per rank, resumable

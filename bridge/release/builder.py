@@ -81,7 +81,11 @@ def build(recipe_path: Path, checkpoints: Path, data_root: str | None = None, pa
         OSError: another build is running in ``checkpoints``.
         ValueError: an unknown stage name; a stage that starts from an unfinished one; a stage failed.
     """
-    with RunLock(checkpoints, "--checkpoints", kind="release build") as lock:
+    try:
+        lock = RunLock(checkpoints, "--checkpoints", kind="release build")
+    except OSError as e:
+        raise OSError(f"{e}; `python -m bridge.release status` follows it") from None
+    with lock:
         return _build(recipe_path, Path(checkpoints), data_root, pack_release, stages, lock)
 
 
