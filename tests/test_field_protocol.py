@@ -9,7 +9,7 @@ import json
 import pytest
 import torch
 
-from bridge.eval.protocols import FIELD_ETAS, evaluate_field, field_patterns
+from bridge.eval.protocols import FIELD_ETAS, evaluate_field, evaluate_patterns, field_patterns
 from bridge.modality import ALL_MODALITIES, Modality
 from bridge.presence import drop_modalities
 
@@ -66,6 +66,12 @@ def test_evaluate_field_shape_and_repeatability(tiny_loader):
     rec = a["results"]["reconstruct"]
     assert set(rec["summary"]) == {"fixed_average", "random_average", "text_only", "no_text", "all"}
     assert rec["named"] == {"text_only": "text", "no_text": "face+audio", "all": "face+audio+text"}
+    by_pattern = evaluate_patterns(model, loader, torch.device("cpu"), progress=False)  # scored the other way
+    for fill in ("reconstruct", "zero"):
+        for p in a["patterns"]:
+            assert a["results"][fill]["fixed"][p]["weighted_f1"] == pytest.approx(
+                by_pattern[p][fill]["weighted_f1"]), (fill, p)
+    assert rec["summary"]["text_only"]["weighted_f1"]["mean"] == pytest.approx(rec["fixed"]["text"]["weighted_f1"])
     fixed = rec["summary"]["fixed_average"]["weighted_f1"]["mean"]
     assert fixed == pytest.approx(sum(rec["fixed"][p]["weighted_f1"] for p in a["patterns"]) / 6)
     assert len(rec["random"]["weighted_f1"]["mean"]) == 7

@@ -319,8 +319,10 @@ def test_a_replaced_model_never_keeps_the_previous_evaluation(trained_checkpoint
 
 
 def test_a_cache_save_interrupted_anywhere_never_mixes_items(tmp_path, monkeypatch):
+    import csv
     import shutil
 
+    import bridge.cache
     from bridge.config import create_config
     from bridge.data.manifest import read_manifest
     from bridge.preprocess import Preprocessor
@@ -331,29 +333,35 @@ def test_a_cache_save_interrupted_anywhere_never_mixes_items(tmp_path, monkeypat
     # Later: the same items in the opposite order (each in another slot of the shard) and one text edited.
     header, *rows = first
     second = [header, *reversed(rows)]
-    second[1] = second[1].rsplit(",", 1)[0] + ',"an edited transcript"'
+    edited = next(i for i, row in enumerate(second) if ",train," in row)  # a training item: read, so preprocessed
+    second[edited] = ",".join(next(csv.reader([second[edited]]))[:5]) + ',"an edited transcript"'
     pre, cache = Preprocessor(create_config("tiny")), tmp_path / "cache"
     load = lambda: read_manifest(manifest, "train", detect_faces=False)  # noqa: E731
-    real_replace = os.replace
-    for crash_at in (1, 2):
+    real_replace, real_save = os.replace, bridge.cache.save_file
+    for crash in ("while writing", "before the rename"):
         shutil.rmtree(cache, ignore_errors=True)
         manifest.write_text("\n".join(first) + "\n")
         ExampleDataset(load(), pre, cache_dir=cache)
         manifest.write_text("\n".join(second) + "\n")
-        calls = []
 
-        def replace(src, dst, calls=calls, crash_at=crash_at):
-            calls.append(dst)
-            if len(calls) == crash_at:
-                raise KeyboardInterrupt("killed between renames")
-            return real_replace(src, dst)
+        def half_written(tensors, path, metadata=None):
+            real_save(tensors, path, metadata=metadata)
+            with open(path, "r+b") as f:
+                f.truncate(Path(path).stat().st_size // 2)
+            raise KeyboardInterrupt("killed while writing the shard")
 
-        monkeypatch.setattr(os, "replace", replace)
-        try:
-            ExampleDataset(load(), pre, cache_dir=cache)  # preprocesses the edited item, saves the shard
-        except KeyboardInterrupt:
-            pass
+        def no_rename(src, dst):
+            raise KeyboardInterrupt("killed before the rename")
+
+        if crash == "while writing":
+            monkeypatch.setattr(bridge.cache, "save_file", half_written)
+        else:
+            monkeypatch.setattr(os, "replace", no_rename)
+        with pytest.raises(KeyboardInterrupt):  # preprocesses the edited item, dies saving the shard
+            ExampleDataset(load(), pre, cache_dir=cache)
         monkeypatch.setattr(os, "replace", real_replace)
+        monkeypatch.setattr(bridge.cache, "save_file", real_save)
+        assert not list(cache.rglob("*.tmp")), crash  # the half-written file went with the crash
         fresh = {e.id: e for e in ExampleDataset(load(), pre).examples}
         again = ExampleDataset(load(), pre, cache_dir=cache)
         assert len(again) == 12

@@ -27,6 +27,8 @@ def test_restarts_chain_cycles_and_resume_only_what_is_missing(tmp_path, capsys)
     assert len(json.loads((out / "cycles" / "1" / "history.json").read_text())) == 1
     second = json.loads((out / "cycles" / "2" / "history.json").read_text())
     assert len(second) == 2 and second[0]["lr"] <= 5e-4
+    assert plan["restart_lr"] == 5e-4  # not the default, 0.3 x --lr = 3e-4
+    assert json.loads((out / "cycles" / "2" / "config.json").read_text())["training"]["lr"] == 5e-4
     # OUTPUT holds the last cycle's checkpoint, loadable like any other
     assert (out / "model.safetensors").read_bytes() == (out / "cycles" / "2" / "model.safetensors").read_bytes()
     model, _ = load_checkpoint(out)

@@ -68,8 +68,12 @@ def test_evaluate_reports_every_pattern_and_fill(trained_checkpoint, tmp_path, c
     assert "face+audio+text" in capsys.readouterr().out
 
 
-def test_evaluate_test_flip_follows_the_checkpoint_unless_told(trained_checkpoint, tmp_path):
-    flags = {}
+def test_evaluate_test_flip_follows_the_checkpoint_unless_told(trained_checkpoint, tmp_path, monkeypatch):
+    import bridge.eval.protocols
+
+    flags, used, real = {}, [], bridge.eval.protocols.evaluate_patterns
+    monkeypatch.setattr(bridge.eval.protocols, "evaluate_patterns",
+                        lambda *a, **k: used.append(k["test_flip"]) or real(*a, **k))
     for choice in ("checkpoint", "on"):
         out = tmp_path / choice
         assert evaluate.main(["--checkpoint", str(trained_checkpoint), "--limit", "30", "--output", str(out),
@@ -77,7 +81,7 @@ def test_evaluate_test_flip_follows_the_checkpoint_unless_told(trained_checkpoin
         report = json.loads((out / "results.json").read_text())
         assert set(report["results"]) == {"face"}
         flags[choice] = report["test_flip"]
-    assert flags == {"checkpoint": False, "on": True}
+    assert flags == {"checkpoint": False, "on": True} and used == [False, True]  # what the scoring did, not just said
 
 
 @pytest.mark.parametrize("inputs", [

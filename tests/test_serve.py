@@ -6,11 +6,8 @@ its flags and loads the model once."""
 
 from __future__ import annotations
 
-import io
 import json
-import os
 import struct
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,6 +16,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+import bridge
 import infer
 from bridge.media import write_video
 from bridge.inference.predictor import Predictor
@@ -121,7 +119,7 @@ def _approx(a, b):
 def test_healthz_and_page(client, predictor):
     r = client.get("/healthz")
     assert r.status_code == 200
-    assert r.json() == {"status": "ok", "version": r.json()["version"], "labels": list(predictor.config.labels),
+    assert r.json() == {"status": "ok", "version": bridge.__version__, "labels": list(predictor.config.labels),
                         "modalities": ["face", "audio", "text"], "inputs": ["image", "video", "audio", "text"]}
     page = client.get("/")
     assert page.status_code == 200 and 'id="live-view"' in page.text and 'id="files-form"' in page.text

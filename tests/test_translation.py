@@ -10,7 +10,6 @@ import torch
 from bridge import Modality, create_model
 from bridge.fusion import OBSERVED, RECONSTRUCTED, ZERO_FILLED, ConfidenceGate
 from bridge.train.losses import BridgeLoss, contrastive_translation, distillation
-from bridge.modality import ALL_MODALITIES
 from bridge.preprocess import Preprocessor, collate
 
 
@@ -124,12 +123,21 @@ def test_confidence_model_learns_the_gate_and_round_trips(batch, tmp_path):
 
 
 @pytest.mark.parametrize("flags", [["--translation-loss", "infonce"], ["--distill-weight", "1"]])
-def test_train_main_with_each_objective(tmp_path, flags):
+def test_train_main_with_each_objective(tmp_path, flags, monkeypatch):
     import train
+    from bridge.train.losses import BridgeLoss
 
+    built, real_init = [], BridgeLoss.__init__
+
+    def spy(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        built.append((self.kind, self.distill_weight))
+
+    monkeypatch.setattr(BridgeLoss, "__init__", spy)
     out = tmp_path / "run"
     rc = train.main(["--limit", "40", "--epochs", "2", "--batch-size", "16", "--output", str(out), *flags])
     assert rc == 0
+    assert built == [("infonce", 0.0) if "infonce" in flags else ("mse", 1.0)]  # the loss that trained
     import json
 
     history = json.loads((out / "history.json").read_text())
