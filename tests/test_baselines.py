@@ -108,7 +108,12 @@ def test_robustness_benchmark_trains_and_compares_every_system(tmp_path, capsys)
     assert set(report["summary"]["missing"]) == systems
     assert set(report["summary"]["patterns"]["face+audio+text"]) == systems - {"face alone", "audio alone",
                                                                                "text alone"}
-    assert report["summary"]["missing"]["late fusion"]["macro_f1"]["effective_robustness"]["mean"] == 0
+    assert report["summary"]["missing"]["late fusion"]["macro_f1"]["effective_robustness"]["mean"] == 0  # its baseline
+    from bridge.eval.robustness import effective_robustness
+
+    expected = [effective_robustness(s["missing"]["bridge"]["macro_f1"], s["missing"]["late fusion"]["macro_f1"])
+                for s in report["per_seed"]]  # bridge's, against late fusion, from the per-seed curves
+    assert report["summary"]["missing"]["bridge"]["macro_f1"]["effective_robustness"]["values"] == pytest.approx(expected)
     # the field's protocol, for the systems with several modalities, mean ± std over the 2 seeds
     field = report["summary"]["field"]
     assert set(field) == {"bridge", "bridge, zero-filled", "early fusion (zero-fill)", "late fusion", bench.FILL_GAIN}

@@ -80,15 +80,24 @@ def test_timeline_prints_and_writes_csv_json_png(trained_checkpoint, media, tmp_
     assert {p.name for p in out.iterdir()} == {"timeline.csv", "timeline.json", "timeline.png"}
 
 
-def test_timeline_windows_see_only_their_own_frames(trained_checkpoint, media, capsys):
-    """Detected faces per window: each 1 s window gets its own frames, and the text is in every window."""
-    rc = infer.main(["--checkpoint", str(trained_checkpoint), "--video", str(media / "astronaut.mp4"),
+def test_timeline_windows_see_only_their_own_frames(trained_checkpoint, media, tmp_path, capsys):
+    """Detected faces per window: each 1 s window gets its own frames (no face in the first second,
+    the astronaut in the second), and the text is in every window."""
+    from skimage.data import astronaut
+
+    photo = cv2.resize(astronaut(), (256, 256))
+    frames = np.stack([np.full_like(photo, 90)] * FPS + [np.roll(photo, 2 * k, axis=1) for k in range(FPS)])
+    write_video(tmp_path / "later.mp4", frames, fps=FPS)
+    rc = infer.main(["--checkpoint", str(trained_checkpoint), "--video", str(tmp_path / "later.mp4"),
                      "--window", "1", "--text", "what a wonderful day", "--json"])
     assert rc == 0
     rows = json.loads(capsys.readouterr().out)["timeline"]
     assert [r["start"] for r in rows] == [0, 0.5, 1.0]  # the hop defaults to half the window
-    for row in rows:
-        assert row["face_frames"]["searched"] == 8 and row["face_frames"]["with_face"] >= 6
+    assert [r["face_frames"]["searched"] for r in rows] == [8, 8, 8]
+    first, middle, last = (r["face_frames"]["with_face"] for r in rows)
+    assert first == 0 and 0 < middle < 8 and last >= 6  # the face is found only where it is
+    assert rows[0]["observed"] == ["text"] and rows[0]["reconstructed"] == ["face", "audio"]
+    for row in rows[1:]:
         assert row["observed"] == ["face", "text"] and row["reconstructed"] == ["audio"]
 
 

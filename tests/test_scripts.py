@@ -152,6 +152,14 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, trained_checkpoin
     err = capsys.readouterr().err.strip()
     assert rc == 2
     assert err.startswith("infer.py: error: ") and "\n" not in err and "Traceback" not in err
+    expected = {"missing file": "nope.png does not exist",
+                "unreadable image": "broken.png: unreadable image or unsupported format",
+                "unreadable audio": "broken.wav: unreadable audio",
+                "empty text": "text is empty",
+                "not a checkpoint": "is not a bridge checkpoint: no config.json",
+                "no modality": "no input given: pass at least one of --image, --video, --audio, --text",
+                "modality not in checkpoint": "this checkpoint has no audio modality (it has text)"}[case]
+    assert expected in err, err
     assert not out.exists()
 
 
