@@ -226,9 +226,10 @@ def test_status_says_how_far_each_stage_is(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(bridge.release, "RELEASES", tmp_path / "releases")
     runs = tmp_path / "runs"
 
-    def history(folder: Path, scores: list[float]) -> None:
+    def history(folder: Path, scores: list[float], seconds: float | None = None) -> None:
         folder.mkdir(parents=True)
-        (folder / "history.json").write_text(json.dumps([{"epoch": i + 1, "val": {"macro_f1": f}}
+        (folder / "history.json").write_text(json.dumps([{"epoch": i + 1, "val": {"macro_f1": f},
+                                                           **({"seconds": seconds} if seconds else {})}
                                                           for i, f in enumerate(scores)]))
 
     def recipe(name: str, **spec) -> str:
@@ -236,8 +237,8 @@ def test_status_says_how_far_each_stage_is(tmp_path, monkeypatch, capsys):
         return str(tmp_path / name)
 
     history(runs / "done", [0.5, 0.6])
-    history(runs / "chain" / "cycles" / "1", [0.3, 0.4, 0.45])
-    history(runs / "chain" / "cycles" / "2", [0.5])
+    history(runs / "chain" / "cycles" / "1", [0.3, 0.4, 0.45], seconds=100)
+    history(runs / "chain" / "cycles" / "2", [0.5], seconds=400)  # a slow epoch: the median of the last five counts
     (runs / "chain" / "cycles.json").write_text(json.dumps({"finished": False}))
     (runs / "chain" / "cycles" / "2" / "training_state.pt").write_bytes(b"")
     release = tmp_path / "release.json"
@@ -246,9 +247,11 @@ def test_status_says_how_far_each_stage_is(tmp_path, monkeypatch, capsys):
         {"name": "chain", "recipe": recipe("b.json", epochs=3, restarts=2, restart_epochs=2)},
         {"name": "later", "recipe": recipe("c.json", epochs=4)}]}))
     assert release_cli(["status", "--recipe", str(release), "--checkpoints", str(runs)]) == 0
+    chain = ("4 of 7 epochs, cycle 2 of 3, best validation macro F1 50.0; "
+             "about 5 min of training left at its last epochs' pace")  # 3 epochs at the median 100 s
     assert capsys.readouterr().out.splitlines() == [
         "done: finished, 2 of 2 epochs, best validation macro F1 60.0",
-        "chain: interrupted, 4 of 7 epochs, cycle 2 of 3, best validation macro F1 50.0",
+        f"chain: interrupted, {chain}",
         "later: new, 0 of 4 epochs",
         "release tiny: not packed"]
     # while a build runs there, the stage it trains says so, and a second build is refused
@@ -269,7 +272,7 @@ def test_status_says_how_far_each_stage_is(tmp_path, monkeypatch, capsys):
     try:
         assert release_cli(["status", "--recipe", str(release), "--checkpoints", str(runs)]) == 0
         assert capsys.readouterr().out.splitlines()[1] == (
-            f"chain: training (process {other.pid}), 4 of 7 epochs, cycle 2 of 3, best validation macro F1 50.0")
+            f"chain: training (process {other.pid}), {chain}")
         assert release_cli(["build", "--recipe", str(release), "--checkpoints", str(runs)]) == 2
         assert f"{runs} is in use by another release build (process {other.pid})" in capsys.readouterr().err
     finally:
@@ -279,14 +282,14 @@ def test_status_says_how_far_each_stage_is(tmp_path, monkeypatch, capsys):
     try:
         assert release_cli(["status", "--recipe", str(release), "--checkpoints", str(runs)]) == 0
         assert capsys.readouterr().out.splitlines()[1:3] == [
-            "chain: interrupted, 4 of 7 epochs, cycle 2 of 3, best validation macro F1 50.0",
+            f"chain: interrupted, {chain}",
             f"later: starting (build process {other.pid}), 0 of 4 epochs"]
     finally:
         other.kill()
         other.wait()
     assert release_cli(["status", "--recipe", str(release), "--checkpoints", str(runs)]) == 0
     assert capsys.readouterr().out.splitlines()[1:3] == [  # the process is gone, and so is its lock
-        "chain: interrupted, 4 of 7 epochs, cycle 2 of 3, best validation macro F1 50.0", "later: new, 0 of 4 epochs"]
+        f"chain: interrupted, {chain}", "later: new, 0 of 4 epochs"]
 
 
 def test_pack_refuses_to_overwrite_a_folder_that_is_not_a_release(trained_checkpoint, tmp_path):

@@ -14,6 +14,7 @@ the train.py run that trains it. :func:`status` reads both locks.
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -154,9 +155,11 @@ def stage_progress(output: Path, recipe: Path) -> dict[str, Any]:
                  else [] for f in folders]
     scores = [e["val"]["macro_f1"] for h in histories for e in h if "macro_f1" in e.get("val", {})]
     started = [k for k, h in enumerate(histories, 1) if h]
+    recent = [e["seconds"] for h in histories for e in h if isinstance(e.get("seconds"), (int, float))][-5:]
     return {"state": run_state(output, recipe), "epochs_done": sum(len(h) for h in histories), "epochs": total,
             "cycle": (started[-1] if started else 1) if restarts else None, "cycles": restarts + 1 if restarts else None,
-            "best_val_macro_f1": max(scores) if scores else None}
+            "best_val_macro_f1": max(scores) if scores else None,
+            "seconds_per_epoch": float(statistics.median(recent)) if recent else None}
 
 
 def status(recipe_path: Path, checkpoints: Path) -> list[str]:
@@ -179,8 +182,18 @@ def status(recipe_path: Path, checkpoints: Path) -> list[str]:
                  if p["cycles"] and p["state"] not in ("finished", "new") else "")
         best = (f", best validation macro F1 {100 * p['best_val_macro_f1']:.1f}"
                 if p["best_val_macro_f1"] is not None else "")
-        lines.append(f"{stage['name']}: {p['state']}, {p['epochs_done']} of {p['epochs']} epochs{cycle}{best}")
+        left = ""
+        if p["state"] not in ("finished", "new") and p["seconds_per_epoch"] and p["epochs"] > p["epochs_done"]:
+            left = (f"; about {_duration((p['epochs'] - p['epochs_done']) * p['seconds_per_epoch'])} of training "
+                    "left at its last epochs' pace")
+        lines.append(f"{stage['name']}: {p['state']}, {p['epochs_done']} of {p['epochs']} epochs{cycle}{best}{left}")
     name = recipe.get("name", release.DEFAULT_RELEASE)
     packed = (release.RELEASES / name / release.MANIFEST).is_file()
     lines.append(f"release {name}: {'packed' if packed else 'not packed'}")
     return lines
+
+
+def _duration(seconds: float) -> str:
+    """``"5 h 20 min"``, ``"12 min"``."""
+    minutes = max(1, round(seconds / 60))
+    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
