@@ -258,7 +258,7 @@ def _check_values(cls: type, data: dict[str, Any]) -> None:
 
 
 def _tiny() -> BridgeConfig:
-    # About 0.4M parameters: for tests and the CPU quick start.
+    # About 1.1M parameters: for tests and the CPU quick start.
     return BridgeConfig()
 
 

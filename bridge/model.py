@@ -3,7 +3,7 @@
 Encode each present modality and summarise it into ``k`` latent tokens; translate every
 modality's latent into every other's; rebuild a missing modality's latent from the
 translations of the present ones; fuse observed and reconstructed latents with a
-Transformer; classify. Follows the MERT design in ``DESIGN.md``, drawing on MCTN
+Transformer; classify. Follows the MERT design in ``docs/contract.md``, drawing on MCTN
 (Pham et al., 2019), MMIN (Zhao et al., 2021) and MulT (Tsai et al., 2019).
 """
 

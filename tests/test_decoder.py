@@ -74,6 +74,25 @@ def test_training_and_inference_decode_identical_tensors(media, settings):
     assert audio in clip_train.inputs and face in photo_train.inputs
 
 
+def test_a_label_paired_corpus_decodes_its_voices_with_the_models_decoder():
+    from bridge.data.corpus import Corpus
+    from bridge.data.paired import compose_paired
+    from bridge.data.sample import Sample
+    from bridge.modality import EMOTIONS
+
+    def corpus(name: str, loader=None) -> Corpus:
+        stubs = [Sample(id=f"{name}/{i}", label=i % 7, split="train") for i in range(14)]
+        return Corpus(name, "train", EMOTIONS, stubs, loader, [{} for _ in stubs] if loader else None)
+
+    from bridge.data.splits import Splits
+
+    voices = MediaLoader()  # the reader's own decoder, as read_ravdess makes it
+    paired = compose_paired(corpus("faces"), corpus("voices", voices), corpus("texts"), split="train")
+    splits = Splits("paired", paired, [], [], EMOTIONS, {})  # as train.py and evaluate.py hand it over
+    decoder = MediaDecoder.from_config(override(create_config("tiny"), ["audio.sample_rate=8000"]))
+    assert attach_decoder(splits, decoder) == 1 and voices.decoder is decoder and voices.sample_rate == 8000
+
+
 def test_a_preprocessing_setting_changes_the_cache_key():
     loader = MediaLoader()
     before = _describe(loader)

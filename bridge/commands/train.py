@@ -132,7 +132,8 @@ def _parser() -> _Parser:
     p.add_argument("--recipe", default=None, metavar="FILE",
                    help="JSON file of these options (recipes/*.json); flags on the command line win")
     p.add_argument("--data", default="synthetic", help="corpus name (synthetic, fer2013, ravdess, ravdess8, meld, goemotions, "
-                                                      "goemotions-original, mosi, paired, manifest:PATH)")
+                                                      "goemotions-original, meld+goemotions, mosi, paired, "
+                                                      "manifest:PATH)")
     p.add_argument("--data-root", default=None, help="data root (default: $BRIDGE_DATA_ROOT or ../shared/data)")
     p.add_argument("--preset", default="tiny", choices=sorted(PRESETS), help="model size")
     p.add_argument("--modalities", default=None, help="comma-separated subset of the corpus's modalities")

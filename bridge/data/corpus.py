@@ -308,7 +308,7 @@ def attach_decoder(splits: Any, decoder: MediaDecoder) -> int:
     loaders: list[MediaLoader] = []
 
     def visit(obj: Any, depth: int = 0) -> None:
-        if obj is None or id(obj) in seen or depth > 4:
+        if obj is None or id(obj) in seen or depth > 8:  # splits > corpus > loader > parts > corpus > loader
             return
         seen.add(id(obj))
         if isinstance(obj, MediaLoader):

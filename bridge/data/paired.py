@@ -155,6 +155,11 @@ class _PairedLoader:
     voice: Sequence[Sample]
     text: Sequence[Sample]
 
+    @property
+    def parts(self) -> tuple[Sequence[Sample], ...]:
+        """The source corpora (what :func:`~bridge.data.corpus.attach_decoder` follows)."""
+        return self.face, self.voice, self.text
+
     def __call__(self, stub: Sample, info: dict[str, Any]) -> tuple[Sample, list[str]]:
         face = self.face[info[Modality.FACE.value]]
         voice = self.voice[info[Modality.AUDIO.value]]
