@@ -143,8 +143,8 @@ def _build(recipe_path: Path, checkpoints: Path, data_root: str | None, pack_rel
 
 def stage_progress(output: Path, recipe: Path) -> dict[str, Any]:
     """How far one stage of a release build is: its state (:func:`~bridge.checkpoint.run_state`),
-    epochs done out of the recipe's (every cycle's, for warm restarts), the cycle in progress, and
-    the best validation macro F1 so far."""
+    epochs done out of the recipe's (every cycle's, for warm restarts), the cycle in progress, the
+    best validation macro F1 so far, and the median wall time of its last five epochs."""
     from bridge.checkpoint import run_state
 
     spec = json.loads(Path(recipe).read_text(encoding="utf-8"))
