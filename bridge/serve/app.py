@@ -35,7 +35,7 @@ import re
 import tempfile
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -150,6 +150,22 @@ ERRORS = {code: {"model": ErrorOut, "description": why} for code, why in (
 # --- the app -----------------------------------------------------------------------------------
 
 
+@dataclass
+class _Server:
+    """What every route shares: the predictor, the limits, where uploads go, and two locks.
+
+    Decoding with face detection (not every detector is thread-safe) takes ``decode``, the model
+    takes ``model``. ``/v1/predict`` holds them one after the other, so one request decodes while
+    another predicts; calls that interleave both (a timeline, a live frame) take both, always in
+    this order."""
+
+    predictor: Predictor
+    limits: ServeLimits
+    temp_dir: str | Path | None
+    decode: threading.Lock = field(default_factory=threading.Lock)
+    model: threading.Lock = field(default_factory=threading.Lock)
+
+
 def create_app(predictor: Predictor, limits: ServeLimits = ServeLimits(), temp_dir: str | Path | None = None) -> FastAPI:
     """The FastAPI app serving ``predictor``.
 
@@ -161,18 +177,19 @@ def create_app(predictor: Predictor, limits: ServeLimits = ServeLimits(), temp_d
     app = FastAPI(title="bridge", version=__version__,
                   description="Emotion from any subset of a face, a voice and a text. The JSON of `POST /v1/predict` "
                               "is that of `infer.py --json` (docs/infer-json.md).")
-    # Two locks: decoding with face detection (not every detector is thread-safe), and the model.
-    # /v1/predict holds them one after the other, so one request decodes while another predicts;
-    # calls that interleave both (a timeline, a live frame) take both, always in this order.
-    decode_lock = threading.Lock()
-    lock = threading.Lock()
-    config = predictor.config
-    modalities = [m.value for m in config.modalities]
-    raw_inputs = _raw_inputs(predictor)
-    if predictor.detect_faces and "image" in raw_inputs:
+    server = _Server(predictor, limits, temp_dir)
+    if predictor.detect_faces and "image" in _raw_inputs(predictor):
         predictor.detector  # made once, now: a missing detector package fails at start, not at a request
-
     app.add_middleware(_BodyLimit, max_bytes=limits.max_upload_bytes)
+    _error_handlers(app, limits)
+    _page_and_health(app, predictor)
+    _file_routes(app, server)
+    _live_route(app, server)
+    return app
+
+
+def _error_handlers(app: FastAPI, limits: ServeLimits) -> None:
+    """Every error is one line of JSON, ``{"error": ...}``, with a 4xx (500 for a bug)."""
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -195,6 +212,13 @@ def create_app(predictor: Predictor, limits: ServeLimits = ServeLimits(), temp_d
     async def _internal_error(request: Request, exc: Exception) -> JSONResponse:  # a bug: still one line of JSON
         return JSONResponse({"error": f"internal error ({type(exc).__name__}); see the server's log"}, status_code=500)
 
+
+def _page_and_health(app: FastAPI, predictor: Predictor) -> None:
+    """``GET /``, the static files and ``GET /healthz``."""
+    config = predictor.config
+    modalities = [m.value for m in config.modalities]
+    raw_inputs = _raw_inputs(predictor)
+
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
         return FileResponse(STATIC / "index.html")
@@ -206,6 +230,11 @@ def create_app(predictor: Predictor, limits: ServeLimits = ServeLimits(), temp_d
         """The server is up; the model's labels, modalities and the inputs it takes."""
         return {"status": "ok", "version": __version__, "labels": list(config.labels), "modalities": modalities,
                 "inputs": raw_inputs}
+
+
+def _file_routes(app: FastAPI, server: _Server) -> None:
+    """``POST /v1/predict`` and ``POST /v1/timeline``: uploads in a temporary folder per request."""
+    predictor, limits, temp_dir = server.predictor, server.limits, server.temp_dir
 
     @app.post("/v1/predict", response_model=PredictionOut, responses=ERRORS)
     async def predict(
@@ -225,10 +254,10 @@ def create_app(predictor: Predictor, limits: ServeLimits = ServeLimits(), temp_d
                 with _as_api_errors(paths, uploads):
                     _check_durations(paths, limits.max_seconds)
                     notes: list[str] = []
-                    with decode_lock:  # decoding and face detection overlap another request's model call
+                    with server.decode:  # decoding and face detection overlap another request's model call
                         sample, faces = predictor.sample(image=paths.get("image"), audio=paths.get("audio"),
                                                          video=paths.get("video"), text=text, notes=notes)
-                    with lock:
+                    with server.model:
                         result = predictor.predict_sample(sample, notes, faces)
             return result.to_dict()
 
@@ -251,22 +280,26 @@ def create_app(predictor: Predictor, limits: ServeLimits = ServeLimits(), temp_d
         if not _given(video):
             raise ApiError(400, "no video given")
         step = window / 2 if hop is None else hop
+        labels = predictor.config.labels
 
         def work() -> str:
             with _request_folder(temp_dir) as folder:
                 paths = {"video": _save(video, folder, "video")}
                 with _as_api_errors(paths, {"video": video}):
                     _check_durations(paths, limits.max_seconds)
-                    with decode_lock, lock:  # decodes and detects as it goes
+                    with server.decode, server.model:  # decodes and detects as it goes
                         rows = predictor.timeline(paths["video"], window, step, text=text)
-            return timeline_csv(rows, config.labels) if format == "csv" else timeline_json(rows, config.labels,
-                                                                                          window, step)
+            return timeline_csv(rows, labels) if format == "csv" else timeline_json(rows, labels, window, step)
 
         body = await run_in_threadpool(work)
         if format == "csv":
             return Response(body, media_type="text/csv",
                             headers={"Content-Disposition": 'attachment; filename="timeline.csv"'})
         return Response(body, media_type="application/json")
+
+
+def _live_route(app: FastAPI, server: _Server) -> None:
+    """``WS /v1/live``: one :class:`~bridge.serve.live.LiveSession` per connection."""
 
     @app.websocket("/v1/live")
     async def live(ws: WebSocket) -> None:
@@ -277,7 +310,7 @@ def create_app(predictor: Predictor, limits: ServeLimits = ServeLimits(), temp_d
             return
         await ws.accept()
         try:
-            session = LiveSession(predictor, limits.max_frame_bytes, limits.max_text_chars)
+            session = LiveSession(server.predictor, server.limits.max_frame_bytes, server.limits.max_text_chars)
         except InputError as e:
             await ws.send_json({"error": str(e)})
             await ws.close(code=1003)
@@ -298,7 +331,7 @@ def create_app(predictor: Predictor, limits: ServeLimits = ServeLimits(), temp_d
                         seq, rgb = session.decode_frame(data[1:])
 
                         def work(rgb=rgb):
-                            with decode_lock, lock:  # detects, then predicts
+                            with server.decode, server.model:  # detects, then predicts
                                 return session.predict(rgb)
 
                         update = await run_in_threadpool(work)
@@ -309,8 +342,6 @@ def create_app(predictor: Predictor, limits: ServeLimits = ServeLimits(), temp_d
                     await ws.send_json({"error": str(e)})
         except WebSocketDisconnect:
             pass
-
-    return app
 
 
 def _raw_inputs(predictor: Predictor) -> list[str]:
