@@ -292,8 +292,8 @@ def run_live(predictor: Predictor, source: str, every: int = 10, save_video: Pat
         fps = fps if 1.0 <= fps <= 240.0 else 25.0
         if listen is not None and audio is None:
             audio = stack.enter_context(TrackAudio(source, fps, seconds, rate, predictor.max_seconds))
-        writer, tmp = None, None
-        prediction, box, count, stale = None, None, 0, False
+        output = _Output(save_video, name, fps)
+        prediction, count, stale = None, 0, False
         tracker = predictor.decoder.tracker(every=detect_every)
         smoother = Smoother(smoothing or Smoothing())
         try:
@@ -318,35 +318,55 @@ def run_live(predictor: Predictor, source: str, every: int = 10, save_video: Pat
                            f"({seen})")
                 annotate(frame, box, prediction, stale=stale)
                 count += 1
-                if save_video is not None:
-                    if writer is None:
-                        writer, tmp = _open_writer(save_video, fps, frame.shape[1], frame.shape[0])
-                    writer.write(frame)
-                else:
-                    cv2.imshow(f"bridge: {name} (q to quit)", frame)
-                    if cv2.waitKey(1) & 0xFF == ord("q"):
-                        break
+                if not output.show(frame):
+                    break
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: how a headless session on a camera ends
-            report(f"interrupted after {count} frames" + (f": finishing {save_video}" if tmp is not None else ""))
+            report(f"interrupted after {count} frames" + (f": finishing {save_video}" if output.writing else ""))
         except BaseException:
-            if writer is not None:
-                writer.release()
-                writer = None
-            if tmp is not None:
-                tmp.unlink(missing_ok=True)
+            output.close(keep=False)
             raise
-        finally:
-            if writer is not None:
-                writer.release()
-            if save_video is None:
-                cv2.destroyAllWindows()
+        output.close(keep=count > 0)
     if count == 0:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
         raise OSError(f"no frame could be read from {name}")
-    if tmp is not None:
-        os.replace(tmp, save_video)
     return count
+
+
+class _Output:
+    """Where annotated frames go: a window (``q`` quits), or, with ``save_video``, an ``.mp4`` written
+    to a temporary file and renamed into place when the feed ends (removed on an error)."""
+
+    def __init__(self, save_video: Path | None, name: str, fps: float):
+        self.save_video, self.name, self.fps = save_video, name, fps
+        self.writer: cv2.VideoWriter | None = None
+        self.tmp: Path | None = None
+
+    @property
+    def writing(self) -> bool:
+        return self.tmp is not None
+
+    def show(self, frame_bgr: np.ndarray) -> bool:
+        """Show or write one frame; False when the viewer asked to quit."""
+        if self.save_video is None:
+            cv2.imshow(f"bridge: {self.name} (q to quit)", frame_bgr)
+            return cv2.waitKey(1) & 0xFF != ord("q")
+        if self.writer is None:
+            self.writer, self.tmp = _open_writer(self.save_video, self.fps, frame_bgr.shape[1], frame_bgr.shape[0])
+        self.writer.write(frame_bgr)
+        return True
+
+    def close(self, keep: bool) -> None:
+        """Finish the video (``keep``: rename it into place, else remove it) or close the window."""
+        if self.writer is not None:
+            self.writer.release()
+            self.writer = None
+        if self.save_video is None:
+            cv2.destroyAllWindows()
+        if self.tmp is not None:
+            if keep:
+                os.replace(self.tmp, self.save_video)
+            else:
+                self.tmp.unlink(missing_ok=True)
+            self.tmp = None
 
 
 def live_sample(predictor: Predictor, rgb: np.ndarray | None, face, audio: np.ndarray | None, sample_rate: int,
