@@ -499,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
                         "blazeface-onelook: without the second look in tiles")
     p.add_argument("--faces", type=int, default=None, help="FER-2013 faces per run (default 300; --calibrate 2000; "
                                                            "--agreement 1000)")
-    p.add_argument("--data-root", default=None, help="holds fer2013/ (default: $BRIDGE_DATA or ../shared/data)")
+    p.add_argument("--data-root", default=None, help="holds fer2013/ (default: $BRIDGE_DATA_ROOT or ../shared/data)")
     p.add_argument("--threads", type=int, default=1, help="torch and OpenCV threads (1: a detector per core)")
     p.add_argument("--calibrate", action="store_true", help="measure the FER-2013 crop geometry per detector")
     p.add_argument("--check-port", action="store_true",
