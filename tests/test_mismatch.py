@@ -139,11 +139,11 @@ def test_auto_mismatch_without_a_source_for_it_is_one_line_before_anything_train
     measured = []  # a modality named twice: refused before any rate is measured
     with pytest.raises(ValueError, match="--mismatch names face twice"):
         resolve_auto(["face=auto", "face=0.1"], {FACE: Path("src")}, None,
-                     measure=lambda source, root: measured.append(source) or (0.1, 0.8, 0.72))
+                     measure=lambda source, root, corpus: measured.append(source) or (0.1, 0.8, 0.72))
     assert measured == []
     from bridge.train.mismatch import auto_modalities
 
-    assert auto_modalities(["0.1", "0.1"], ()) == []  # not MODALITY=RATE: parse_mismatch's message, not "twice"
+    assert auto_modalities(["0.1", "0.1"], ()) == {}  # not MODALITY=RATE: parse_mismatch's message, not "twice"
 
 
 def test_resolve_auto_keeps_numbers_and_order():
@@ -151,8 +151,28 @@ def test_resolve_auto_keeps_numbers_and_order():
 
     from bridge.train.mismatch import resolve_auto
 
-    lines = []
-    specs = resolve_auto(["audio=0.3", "face = auto"], {FACE: Path("src")}, None, lines.append,
-                         measure=lambda source, root: (0.123, 0.8, 0.7016))
-    assert specs == ["audio=0.3", "face=0.12"]
-    assert lines == ["mismatch face=0.12: 1 - validation / training UAR of src (70.2 / 80.0)"]
+    lines, asked = [], []
+
+    def measure(source, root, corpus):
+        asked.append((str(source), corpus))
+        return 0.123, 0.8, 0.7016
+
+    specs = resolve_auto(["audio=0.3", "face = auto", "text=auto:meld"], {FACE: Path("src"), TEXT: Path("txt")},
+                         None, lines.append, measure=measure)
+    assert specs == ["audio=0.3", "face=0.12", "text=0.12"] and asked == [("src", None), ("txt", "meld")]
+    assert lines == ["mismatch face=0.12: 1 - validation / training UAR of src (70.2 / 80.0)",
+                     "mismatch text=0.12: 1 - validation / training UAR of txt on meld (70.2 / 80.0)"]
+    with pytest.raises(ValueError, match="no corpus 'nope'"):  # before anything is measured
+        resolve_auto(["text=auto:nope"], {TEXT: Path("txt")}, None, measure=measure)
+    assert len(asked) == 2
+
+
+def test_a_rate_measured_on_another_corpus_reads_that_corpus_whole(trained_checkpoint, monkeypatch):
+    from bridge.commands import evaluate
+    from bridge.train.mismatch import source_rate
+
+    seen, real = [], evaluate.prepare
+    monkeypatch.setattr(evaluate, "prepare", lambda args, **k: seen.append((args.data, args.limit)) or real(args, **k))
+    rate, train_uar, val_uar = source_rate(trained_checkpoint, None, "synthetic")
+    assert seen == [("synthetic", None)] * 2  # not the source's --limit: that counted the items of its own corpus
+    assert 0 <= rate < 1 and 0 < train_uar <= 1 and rate == pytest.approx(max(0.0, 1 - val_uar / train_uar))

@@ -149,7 +149,8 @@ def _parser() -> _Parser:
                    help="in that share of training samples, take the modality from a sample of another label, so the "
                         "fusion learns how often an encoder that saw the training items is wrong on new ones "
                         "(e.g. audio=0.35; repeatable); MODALITY=auto measures it on that modality's --init-encoder "
-                        "source: 1 - validation UAR / training UAR on its own corpus")
+                        "source: 1 - validation UAR / training UAR on its own corpus (MODALITY=auto:CORPUS: on "
+                        "that corpus)")
     p.add_argument("--select", choices=list(SELECT_KEYS), default=TrainConfig.select,
                    help="keep the epoch with the best validation macro F1 on all modalities, or on the mean over "
                         "every modality pattern (each subset observed, the rest filled as in training)")

@@ -42,10 +42,16 @@ def parse_mismatch(specs: Sequence[str], modalities: Sequence[Modality]) -> dict
 AUTO = "auto"
 
 
-def source_rate(source: Path, data_root: str | None) -> tuple[float, float, float]:
+def source_rate(source: Path, data_root: str | None, corpus: str | None = None) -> tuple[float, float, float]:
     """The mismatch rate an encoder's source checkpoint calls for: 1 - validation UAR / training UAR
-    of that checkpoint on its own corpus (``evaluate.py --split train`` and ``--split val``), floored
-    at 0. UAR, not accuracy, so a corpus's majority class does not hide the gap.
+    of that checkpoint (``evaluate.py --split train`` and ``--split val``), floored at 0. UAR, not
+    accuracy, so a corpus's majority class does not hide the gap.
+
+    Args:
+        corpus: the corpus to measure on (``--data``); None: the source's own, with the
+            ``--limit`` it trained with. Name the corpus the fusion draws that modality from when
+            it is not the source's own (the shipped text encoder trains on MELD and GoEmotions; the
+            label-paired fusion reads MELD).
 
     Returns:
         the rate, the training UAR and the validation UAR.
@@ -53,55 +59,76 @@ def source_rate(source: Path, data_root: str | None) -> tuple[float, float, floa
     from bridge.checkpoint import read_meta
     from bridge.commands import evaluate  # the evaluation evaluate.py runs, not a second copy of it
 
-    limit = read_meta(source).get("data", {}).get("limit")  # the items the encoder saw, not the whole corpus
+    limit = read_meta(source).get("data", {}).get("limit") if corpus is None else None  # the items it saw
+    where = f"{source}" + (f" on {corpus}" if corpus else "")
     uar = {}
     for split in ("train", "val"):
         args = evaluate.parse_args(["--checkpoint", str(source), "--split", split, "--protocols", "patterns"]
+                                   + (["--data", corpus] if corpus else [])
                                    + (["--data-root", data_root] if data_root else [])
                                    + (["--limit", str(limit)] if limit else []))
         try:
             run = evaluate.prepare(args)
             scores = evaluate.score(run, ("patterns",), (), (), args.seeds, args.batch_size)
         except (OSError, ValueError) as e:
-            raise ValueError(f"--mismatch auto: cannot evaluate {source} on its {split} split "
+            raise ValueError(f"--mismatch auto: cannot evaluate {where} on its {split} split "
                              f"({first_line(e, 200)})") from None
         uar[split] = scores.patterns[pattern_name(run.modalities)]["reconstruct"]["uar"]
     return max(0.0, 1 - uar["val"] / uar["train"]) if uar["train"] > 0 else 0.0, uar["train"], uar["val"]
 
 
-def auto_modalities(specs: Sequence[str], started: Iterable[Modality]) -> list[Modality]:
-    """The modalities ``--mismatch MODALITY=auto`` names, each one an ``--init-encoder`` starts.
+def _auto(value: str) -> tuple[bool, str | None]:
+    """``"auto"`` -> (True, None); ``"auto:meld"`` -> (True, "meld"); a rate -> (False, None)."""
+    value = value.strip()
+    if value == AUTO:
+        return True, None
+    if value.startswith(AUTO + ":") and value[len(AUTO) + 1:].strip():
+        return True, value[len(AUTO) + 1:].strip()
+    return False, None
+
+
+def auto_modalities(specs: Sequence[str], started: Iterable[Modality]) -> dict[Modality, str | None]:
+    """The modalities ``--mismatch MODALITY=auto[:CORPUS]`` names, each one an ``--init-encoder``
+    starts, and the corpus to measure each on (None: the source's own).
 
     Raises:
-        ValueError: an unknown modality, a modality named twice, or ``auto`` for a modality no
-            ``--init-encoder`` starts.
+        ValueError: an unknown modality or corpus, a modality named twice, or ``auto`` for a
+            modality no ``--init-encoder`` starts.
     """
-    started, out, named = set(started), [], set()
+    from bridge.data.registry import CORPORA
+
+    started, out, named = set(started), {}, set()
     for spec in specs:
         name, _, value = spec.partition("=")
+        auto, corpus = _auto(value)
         try:
             modality = Modality(name.strip())
         except ValueError:
-            if value.strip() != AUTO:
+            if not auto:
                 continue  # parse_mismatch says what is wrong with it
             raise ValueError(f"--mismatch {spec!r}: expected MODALITY=auto with a modality of "
                              f"{', '.join(m.value for m in Modality)}") from None
         if modality in named:  # before anything is measured, not after
             raise ValueError(f"--mismatch names {modality.value} twice")
         named.add(modality)
-        if value.strip() != AUTO:
+        if not auto:
             continue
         if modality not in started:
             raise ValueError(f"--mismatch {spec!r} measures the rate on the checkpoint --init-encoder "
                              f"{modality.value}=... starts from, and this run names none for {modality.value}")
-        out.append(modality)
+        known = corpus is None or corpus in CORPORA or corpus == "synthetic" or corpus.startswith("manifest:")
+        if not known:
+            raise ValueError(f"--mismatch {spec!r}: no corpus {corpus!r} (choose from synthetic, "
+                             f"{', '.join(CORPORA)}, manifest:PATH)")
+        out[modality] = corpus
     return out
 
 
 def resolve_auto(specs: Sequence[str], sources: dict[Modality, Path], data_root: str | None,
                  say: Callable[[str], None] = print,
-                 measure: Callable[[Path, str | None], tuple[float, float, float]] = source_rate) -> list[str]:
-    """``--mismatch MODALITY=auto`` specs replaced by the rate measured on that modality's
+                 measure: Callable[[Path, str | None, str | None], tuple[float, float, float]] = source_rate
+                 ) -> list[str]:
+    """``--mismatch MODALITY=auto[:CORPUS]`` specs replaced by the rate measured on that modality's
     ``--init-encoder`` source (:func:`source_rate`, two decimals); other specs pass through. The
     run then records the numbers, so a resumed run keeps them without measuring again.
 
@@ -109,9 +136,10 @@ def resolve_auto(specs: Sequence[str], sources: dict[Modality, Path], data_root:
         ValueError: as :func:`auto_modalities`.
     """
     rates = {}
-    for modality in auto_modalities(specs, sources):
-        rate, train_uar, val_uar = measure(sources[modality], data_root)
-        say(f"mismatch {modality.value}={rate:.2f}: 1 - validation / training UAR of {sources[modality]} "
+    for modality, corpus in auto_modalities(specs, sources).items():
+        rate, train_uar, val_uar = measure(sources[modality], data_root, corpus)
+        on = f" on {corpus}" if corpus else ""
+        say(f"mismatch {modality.value}={rate:.2f}: 1 - validation / training UAR of {sources[modality]}{on} "
             f"({100 * val_uar:.1f} / {100 * train_uar:.1f})")
         rates[modality.value] = f"{modality.value}={rate:.2f}"
     return [rates.get(spec.partition("=")[0].strip(), spec) for spec in specs]
