@@ -192,6 +192,17 @@ def test_build_trains_each_stage_resumably_then_packs(tmp_path, monkeypatch, cap
     bad.write_text(json.dumps({"stages": [{"name": "b", "recipe": str(tmp_path / "gone.json")}]}))
     with pytest.raises(ValueError, match="stage b's recipe cannot be read"):
         build(bad, tmp_path / "runs")
+    # every corpus a stage to train reads is looked for before the first stage trains
+    (tmp_path / "faces.json").write_text(json.dumps({"data": "fer2013", "epochs": 1}))
+    (tmp_path / "paired.json").write_text(json.dumps({"data": "paired", "epochs": 1}))
+    bad.write_text(json.dumps({"stages": [{"name": "one", "recipe": str(stage)},
+                                          {"name": "f", "recipe": str(tmp_path / "faces.json")},
+                                          {"name": "p", "recipe": str(tmp_path / "paired.json")}]}))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"not under .*empty: fer2013 \(stage f, p\); ravdess \(stage p\); "
+                                                r"meld \(stage p\); see docs/data.md"):
+        build(bad, tmp_path / "runs2", data_root=str(tmp_path / "empty"))
+    assert not (tmp_path / "runs2").exists()  # nothing trained, nothing written
 
 
 def test_build_can_train_chosen_stages_and_packs_once_all_are_finished(tmp_path, monkeypatch, capsys):

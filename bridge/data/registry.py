@@ -59,6 +59,12 @@ class CorpusSpec:
     options: Mapping[str, Any] = field(default_factory=_frozen)  # always passed (overridable)
     val_options: Mapping[str, Any] = field(default_factory=_frozen)  # how load_splits carves val
     description: str = ""
+    parts: tuple[str, ...] = ()  # a composed corpus: the corpora it reads from the data root
+
+    @property
+    def folders(self) -> tuple[str, ...]:
+        """The corpus folders it needs under the data root (none for a manifest)."""
+        return (self.folder,) if self.folder else tuple(f for p in self.parts for f in CORPORA[p].folders)
 
     def load(self, root: str | os.PathLike | None, split: str, **options: Any) -> Corpus:
         """Read ``split``; ``root`` is the data root (for ``manifest``: the manifest)."""
@@ -89,12 +95,14 @@ CORPORA: dict[str, CorpusSpec] = {
         CorpusSpec("goemotions-original", read_goemotions, "goemotions", _frozen(variant="original"),
                    description="GoEmotions Reddit text, 28 labels"),
         CorpusSpec("meld+goemotions", read_mixed, None,
-                   description="MELD dialogue + GoEmotions Reddit comments (Ekman), 7 emotions, split by split"),
+                   description="MELD dialogue + GoEmotions Reddit comments (Ekman), 7 emotions, split by split",
+                   parts=("meld", "goemotions")),
         CorpusSpec("mosi", read_mosi, "mosi", val_options=_frozen(val_fraction=0.15),
                    description="CMU-MOSI aligned audio/video/text features + transcripts, binary sentiment"),
         CorpusSpec("paired", read_paired, None,
                    val_options=_frozen(fer2013=_frozen(val_fraction=0.1), ravdess=_frozen(val_actors=(19, 20))),
-                   description="label-paired FER-2013 x RAVDESS x MELD: shared labels, no shared instances"),
+                   description="label-paired FER-2013 x RAVDESS x MELD: shared labels, no shared instances",
+                   parts=("fer2013", "ravdess", "meld")),
         CorpusSpec("manifest", read_manifest, None, description="a user's CSV/JSONL manifest of media and labels"),
     )
 }  # fmt: skip

@@ -102,6 +102,9 @@ def _build(recipe_path: Path, checkpoints: Path, data_root: str | None, pack_rel
     unknown = sorted(set(only or ()) - set(names))
     if unknown:
         raise ValueError(f"no stage {', '.join(map(repr, unknown))} in {recipe_path}; its stages: {', '.join(names)}")
+    pending = [s for s in recipe["stages"] if (only is None or s["name"] in only)
+               and run_state(checkpoints / s["name"], stage_recipe(s)) != "finished"]
+    check_data(pending, data_root)  # every corpus is there before the first stage trains for hours
     last, states = None, {}
     for stage in recipe["stages"]:
         output = checkpoints / stage["name"]
@@ -139,6 +142,27 @@ def _build(recipe_path: Path, checkpoints: Path, data_root: str | None, pack_rel
         release.pack(last, release.RELEASES / name, name, card)
         print(f"packed {last} into {release.RELEASES / name}")
     return last
+
+
+def check_data(stages: list[dict[str, Any]], data_root: str | None) -> None:
+    """Raise FileNotFoundError naming every corpus folder the stages' recipes read that is missing
+    under the data root (one line, before anything trains)."""
+    from bridge.data.paths import data_root as resolve_root
+    from bridge.data.paths import require_corpus
+    from bridge.data.registry import CORPORA
+
+    missing: dict[str, list[str]] = {}
+    for stage in stages:
+        data = json.loads(stage_recipe(stage).read_text(encoding="utf-8")).get("data", "synthetic")
+        for folder in CORPORA[data].folders if data in CORPORA else ():
+            try:
+                require_corpus(folder, data_root)
+            except FileNotFoundError:
+                missing.setdefault(folder, []).append(stage["name"])
+    if missing:
+        needs = "; ".join(f"{folder} (stage {', '.join(names)})" for folder, names in missing.items())
+        raise FileNotFoundError(f"the release build needs corpora that are not under {resolve_root(data_root)}: "
+                                f"{needs}; see docs/data.md, or pass --data-root DIR")
 
 
 def stage_progress(output: Path, recipe: Path) -> dict[str, Any]:
