@@ -89,6 +89,18 @@ def test_tuning_top_text_layers_matches_the_full_forward_and_trains_only_them():
         TextEncoder(TextConfig(weights="minilm-l6", tokenizer="minilm-l6", freeze=True, tune_layers=7))
 
 
+def test_loading_the_packaged_text_encoder_prints_nothing(capfd):
+    from transformers.utils import logging as hf_logging
+
+    from bridge.encoders.text import TextEncoder
+
+    verbosity = hf_logging.get_verbosity()
+    TextEncoder(TextConfig(weights="minilm-l6", tokenizer="minilm-l6", freeze=True))
+    out, err = capfd.readouterr()
+    assert "UNEXPECTED" not in out + err and "Loading weights" not in out + err  # the dropped pooler, the bar
+    assert hf_logging.get_verbosity() == verbosity  # transformers' settings are restored after the load
+
+
 def test_meld_and_goemotions_join_split_by_split():
     from bridge.data.paths import data_root
     from bridge.data.registry import load_corpus

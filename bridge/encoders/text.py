@@ -3,15 +3,34 @@ initialised from a small config or loaded from a hub name or local path."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 from transformers import AutoConfig, AutoModel, BertConfig
+from transformers.utils import logging as hf_logging
 
 from bridge.config import TextConfig
 from bridge.encoders.memo import TokenStateMemo, fingerprint, memoised
 from bridge.tokenizer import resolve_pretrained
+
+
+@contextlib.contextmanager
+def _quiet_load() -> Iterator[None]:
+    """Load without transformers' report and progress bar: pretrained BERTs carry a pooler that the
+    encoder drops on purpose (``add_pooling_layer=False``), which transformers would print on every
+    load as a table of "unexpected" weights, in the middle of ``infer.py``'s output."""
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 class TextEncoder(nn.Module):
@@ -29,7 +48,8 @@ class TextEncoder(nn.Module):
         if hf_config_dir is not None:
             self.bert = AutoModel.from_config(AutoConfig.from_pretrained(hf_config_dir), add_pooling_layer=False)
         elif load_weights and config.weights is not None:
-            self.bert = AutoModel.from_pretrained(resolve_pretrained(config.weights), add_pooling_layer=False)
+            with _quiet_load():
+                self.bert = AutoModel.from_pretrained(resolve_pretrained(config.weights), add_pooling_layer=False)
         else:
             self.bert = AutoModel.from_config(BertConfig(
                 vocab_size=config.vocab_size, hidden_size=config.hidden_size, num_hidden_layers=config.num_layers,
