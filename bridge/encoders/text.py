@@ -18,17 +18,13 @@ from bridge.tokenizer import resolve_pretrained
 
 
 @contextlib.contextmanager
-def _quiet_load() -> Iterator[None]:
-    """Load without transformers' report and progress bar: pretrained BERTs carry a pooler that the
-    encoder drops on purpose (``add_pooling_layer=False``), which transformers would print on every
-    load as a table of "unexpected" weights, in the middle of ``infer.py``'s output."""
-    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
+def _no_progress_bar() -> Iterator[None]:
+    """Load without transformers' "Loading weights" bar in the middle of ``infer.py``'s output."""
+    bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:
         yield
     finally:
-        hf_logging.set_verbosity(verbosity)
         if bars:
             hf_logging.enable_progress_bar()
 
@@ -48,8 +44,11 @@ class TextEncoder(nn.Module):
         if hf_config_dir is not None:
             self.bert = AutoModel.from_config(AutoConfig.from_pretrained(hf_config_dir), add_pooling_layer=False)
         elif load_weights and config.weights is not None:
-            with _quiet_load():
-                self.bert = AutoModel.from_pretrained(resolve_pretrained(config.weights), add_pooling_layer=False)
+            with _no_progress_bar():
+                self.bert = AutoModel.from_pretrained(resolve_pretrained(config.weights))
+            # Only token states are used. Loading the pooler the checkpoint carries, then dropping it,
+            # keeps transformers' load report for real mismatches without listing it as unexpected.
+            self.bert.pooler = None
         else:
             self.bert = AutoModel.from_config(BertConfig(
                 vocab_size=config.vocab_size, hidden_size=config.hidden_size, num_hidden_layers=config.num_layers,
