@@ -129,7 +129,7 @@ def test_data_root_precedence(monkeypatch, tmp_path):
 
 def test_registry_names():
     names = {"fer2013", "ravdess", "ravdess8", "meld", "goemotions", "goemotions-original", "meld+goemotions", "mosi",
-             "paired",
+             "paired", "paired+goemotions",
              "manifest"}
     assert set(CORPORA) == names
     with pytest.raises(KeyError, match="unknown corpus"):
@@ -491,6 +491,17 @@ def test_paired_real():
     assert not {m["face_id"] for m in splits.train.meta} & {m["face_id"] for m in splits.val.meta}
     assert not {m["audio_id"] for m in splits.train.meta} & {m["audio_id"] for m in splits.val.meta}
     assert all(m["text_id"].startswith("meld/val/") for m in splits.val.meta)
+
+
+def test_paired_with_both_text_registers_real():
+    """``paired+goemotions``: the same faces and voices, texts from MELD and GoEmotions, split by split."""
+    real("fer2013"), real("ravdess"), real("meld"), real("goemotions")
+    test = load_corpus("paired+goemotions", None, "test", fer2013={"lazy": True})
+    assert len(test) == 7_178 and test.label_counts() == FER_TEST
+    assert {m["text_id"].split("/")[0] for m in test.meta} == {"meld", "goemotions"}
+    assert all(m["text_id"].startswith(("meld/test/", "goemotions/")) for m in test.meta)
+    with pytest.raises(ValueError, match="text source"):
+        load_corpus("paired", None, "test", text="iemocap")
 
 
 def test_load_splits_carves_validation():

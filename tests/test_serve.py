@@ -453,3 +453,46 @@ def test_benchmark_runs_on_loopback(trained_checkpoint, tmp_path, capsys):
     assert "| POST /v1/predict (image), requests | 2 |" in capsys.readouterr().out
     assert bench.main(["--preset", "tiny", "--checkpoint", str(trained_checkpoint)]) == 2
     assert bench.main(["--checkpoint", str(tmp_path / "none"), "--duration", "1"]) == 2
+
+
+def test_a_memo_encodes_only_what_changed(predictor, media, monkeypatch):
+    """Live streams keep the voice's and the text's encodings until their key changes; reusing them
+    gives the prediction a fresh encoding gives, and a modality the sample lacks is not used."""
+    from bridge.data.sample import Sample
+    from bridge.inference.predictor import EncodingMemo
+    from bridge.modality import Modality
+
+    photo = cv2.resize(cv2.cvtColor(cv2.imread(str(media / "face.png")), cv2.COLOR_BGR2RGB), (64, 64))
+    crop = predictor.decoder.whole(photo)[None]
+    t = np.arange(RATE) / RATE
+    voice = (0.3 * np.sin(2 * np.pi * 180 * t)).astype(np.float32)
+    full = Sample(id="s", label=0, face=crop, audio=voice, sample_rate=RATE, text="what a day")
+    no_text = Sample(id="s", label=0, face=crop, audio=voice, sample_rate=RATE)
+    encoded = []
+    encode = predictor.model.encode
+    monkeypatch.setattr(predictor.model, "encode", lambda batch, *a: encoded.append(set(batch.inputs)) or encode(batch, *a))
+    memo = EncodingMemo()
+    keys = {Modality.AUDIO: 0, Modality.TEXT: "what a day"}
+    first = predictor.predict_sample(full, memo=memo, keys=keys)
+    again = predictor.predict_sample(full, memo=memo, keys=keys)
+    assert encoded == [{Modality.FACE, Modality.AUDIO, Modality.TEXT}, {Modality.FACE}]
+    assert again.probabilities == pytest.approx(first.probabilities, abs=1e-6)
+    assert again.probabilities == pytest.approx(predictor.predict_sample(full).probabilities, abs=1e-6)
+    predictor.predict_sample(full, memo=memo, keys={**keys, Modality.AUDIO: 1})
+    assert encoded[-1] == {Modality.FACE, Modality.AUDIO}
+    without = predictor.predict_sample(no_text, memo=memo, keys=keys)  # the memo's text is not used
+    assert without.observed == ["face", "audio"]
+    assert without.probabilities == pytest.approx(predictor.predict_sample(no_text).probabilities, abs=1e-6)
+
+
+def test_sound_generation_steps_once_per_refresh():
+    from bridge.inference.live import SoundBuffer
+
+    sound = SoundBuffer(3.0, RATE)
+    steps = []
+    for _ in range(10):
+        sound.add(np.zeros(RATE // 10, np.float32))  # 0.1 s
+        steps.append(sound.generation(0.25))
+    assert steps == [0, 0, 1, 1, 2, 2, 2, 3, 3, 4]
+    sound.add(np.zeros(RATE // 2, np.float32), rate=RATE // 2)  # resampled: one second at the buffer's rate
+    assert sound.generation(0.25) == 8

@@ -28,6 +28,7 @@ import numpy as np
 from bridge.data.corpus import Corpus, normalise_split, report_skips
 from bridge.data.fer2013 import read_fer2013
 from bridge.data.meld import read_meld
+from bridge.data.mixed import read_mixed
 from bridge.data.paths import require_corpus
 from bridge.data.ravdess import read_ravdess
 from bridge.data.sample import Sample
@@ -130,8 +131,9 @@ def read_paired(
     fer2013: Mapping[str, Any] | None = None,
     ravdess: Mapping[str, Any] | None = None,
     meld: Mapping[str, Any] | None = None,
+    text: str = "meld",
 ) -> Corpus:
-    """FER-2013 faces x RAVDESS voices x MELD texts, label-paired, for one split.
+    """FER-2013 faces x RAVDESS voices x MELD texts (or MELD + GoEmotions texts), label-paired, for one split.
 
     Args:
         root: the data root.
@@ -139,12 +141,19 @@ def read_paired(
             ``val_fraction`` and RAVDESS's ``val_actors`` (MELD has dev).
         seed, anchor, max_samples: as :func:`compose_paired`.
         fer2013, ravdess, meld: options for each reader (e.g. ``ravdess={"calm": "drop"}``).
+        text: the text source: ``"meld"``, or ``"meld+goemotions"`` (both registers, as the shipped
+            model's text stage reads them; ``meld`` options then do not apply).
     """
     split = normalise_split(split)
     face = read_fer2013(require_corpus("fer2013", root), split, **dict(fer2013 or {}))
     voice = read_ravdess(require_corpus("ravdess", root), split, **{"modalities": ("audio",), **dict(ravdess or {})})
-    text = read_meld(require_corpus("meld", root), split, **dict(meld or {}))
-    return compose_paired(face, voice, text, split=split, seed=seed, anchor=anchor, max_samples=max_samples)
+    if text == "meld":
+        texts = read_meld(require_corpus("meld", root), split, **dict(meld or {}))
+    elif text == "meld+goemotions":
+        texts = read_mixed(root, split, parts=("meld", "goemotions"))
+    else:
+        raise ValueError(f"label-paired text source {text!r}: expected 'meld' or 'meld+goemotions'")
+    return compose_paired(face, voice, texts, split=split, seed=seed, anchor=anchor, max_samples=max_samples)
 
 
 @dataclass

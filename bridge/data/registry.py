@@ -12,6 +12,7 @@ name                    what
 ``meld+goemotions``     MELD and GoEmotions (Ekman) joined split by split, 7 emotions
 ``mosi``                CMU-MOSI aligned features and transcripts, binary sentiment
 ``paired``              label-paired FER-2013 x RAVDESS x MELD (shares labels, not instances)
+``paired+goemotions``   the same, its texts drawn from MELD and GoEmotions (Ekman) together
 ``manifest``            a user's CSV / JSONL manifest (``root`` is the manifest)
 ======================  ==============================================================
 
@@ -103,6 +104,10 @@ CORPORA: dict[str, CorpusSpec] = {
                    val_options=_frozen(fer2013=_frozen(val_fraction=0.1), ravdess=_frozen(val_actors=(19, 20))),
                    description="label-paired FER-2013 x RAVDESS x MELD: shared labels, no shared instances",
                    parts=("fer2013", "ravdess", "meld")),
+        CorpusSpec("paired+goemotions", read_paired, None, _frozen(text="meld+goemotions"),
+                   val_options=_frozen(fer2013=_frozen(val_fraction=0.1), ravdess=_frozen(val_actors=(19, 20))),
+                   description="label-paired FER-2013 x RAVDESS x (MELD + GoEmotions): shared labels, no shared instances",
+                   parts=("fer2013", "ravdess", "meld", "goemotions")),
         CorpusSpec("manifest", read_manifest, None, description="a user's CSV/JSONL manifest of media and labels"),
     )
 }  # fmt: skip

@@ -20,8 +20,9 @@ import numpy as np
 from bridge.config import AudioConfig, FaceConfig
 from bridge.data.sample import Sample
 from bridge.media.audio import DEFAULT_MAX_SECONDS, MIN_SECONDS
-from bridge.inference.predictor import InputError, Prediction, Predictor
+from bridge.inference.predictor import EncodingMemo, InputError, Prediction, Predictor
 from bridge.inference.timeline import Smoother, Smoothing
+from bridge.modality import Modality
 
 
 def open_capture(source: str) -> tuple[cv2.VideoCapture, str]:
@@ -64,6 +65,7 @@ class SoundBuffer:
         self.min_seconds = min_seconds
         self._buffer = np.zeros(max(round(seconds * sample_rate), 1), np.float32)  # (n,)
         self._filled = 0
+        self.added = 0  # samples taken in since the start (at sample_rate)
 
     def add(self, chunk: np.ndarray, rate: int | None = None) -> None:
         """Append mono sound at ``rate`` (None: already at ``sample_rate``)."""
@@ -79,6 +81,12 @@ class SoundBuffer:
             self._buffer[:-len(chunk)] = self._buffer[len(chunk):]
             self._buffer[-len(chunk):] = chunk
         self._filled = min(n, self._filled + len(chunk))
+        self.added += len(chunk)
+
+    def generation(self, seconds: float) -> int:
+        """How many whole steps of ``seconds`` of sound have arrived: it changes once per step, so a
+        prediction keyed by it encodes the sound again at most that often (:class:`~bridge.inference.predictor.EncodingMemo`)."""
+        return self.added // max(round(seconds * self.sample_rate), 1)
 
     def window(self) -> np.ndarray | None:
         """The buffered sound ``(n,)``, or None while there is none or less than ``min_seconds``."""
@@ -296,6 +304,7 @@ def run_live(predictor: Predictor, source: str, every: int = 10, save_video: Pat
         prediction, count, stale = None, 0, False
         tracker = predictor.decoder.tracker(every=detect_every)
         smoother = Smoother(smoothing or Smoothing())
+        memo = EncodingMemo()  # the text, which does not change, is encoded once
         try:
             while True:
                 ok, frame = capture.read()
@@ -309,7 +318,7 @@ def run_live(predictor: Predictor, source: str, every: int = 10, save_video: Pat
                     # (a microphone's window ignores the frame index).
                     wave = audio.window(max(count, math.ceil(MIN_SECONDS * fps) - 1)) if audio is not None else None
                     prediction, observed = _predict(predictor, rgb, face, text, prediction, wave,
-                                                    audio.sample_rate if audio is not None else 16_000, smoother)
+                                                    audio.sample_rate if audio is not None else 16_000, smoother, memo)
                     stale = prediction is not None and not observed  # nothing new to predict from: the last one kept
                     seen = ", ".join(["face found" if box is not None else "no face"]
                                      + [m for m in observed if m != "face"])
@@ -389,15 +398,17 @@ def live_sample(predictor: Predictor, rgb: np.ndarray | None, face, audio: np.nd
 
 
 def _predict(predictor: Predictor, rgb: np.ndarray, face, text: str | None, last: Prediction | None,
-             audio: np.ndarray | None = None, sample_rate: int = 16_000, smoother: Smoother | None = None):
+             audio: np.ndarray | None = None, sample_rate: int = 16_000, smoother: Smoother | None = None,
+             memo: EncodingMemo | None = None):
     """A new prediction from the face (a :class:`~bridge.media.detectors.Face` in ``rgb``, or None),
     the sound and the text, smoothed over time by ``smoother``; the last one when there is nothing
-    to predict from. Returns it and the modalities it observed (none when the last one was kept)."""
+    to predict from. Returns it and the modalities it observed (none when the last one was kept).
+    ``memo``: keeps the text's encoding from one prediction to the next."""
     sample = live_sample(predictor, rgb, face, audio, sample_rate, text)
     if sample is None:
         return last, []
     try:
-        prediction = predictor.predict_sample(sample)
+        prediction = predictor.predict_sample(sample, memo=memo, keys={Modality.TEXT: text})
     except InputError:
         return last, []
     if smoother is not None and smoother.smoothing.kind != "none":

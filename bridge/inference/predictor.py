@@ -5,7 +5,7 @@ Media goes through the same decoding, face detection and preprocessing as traini
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,19 @@ from bridge.model import require_face_encoder
 from bridge.preprocess import Example, Preprocessor, collate
 from bridge.presence import complete_presence
 from bridge.inference.timeline import TimelineRow, window_starts
+
+
+@dataclass
+class EncodingMemo:
+    """One stream's last encoding, kept between predictions (live mode), so that an input that has
+    not changed is not encoded again: a modality whose key in :meth:`Predictor.predict_sample`'s
+    ``keys`` equals the key it was last encoded under reuses that encoding (its latent and its
+    translations). The keys are the caller's: the text itself, or a count of the sound a live stream
+    has taken in, in steps of its refresh interval.
+    """
+
+    encoded: Encoding | None = None
+    keys: dict[Modality, Hashable] = field(default_factory=dict)
 
 
 @dataclass
@@ -252,11 +265,14 @@ class Predictor:
         return self.predict_sample(sample, notes, face_info)
 
     @torch.inference_mode()
-    def predict_sample(self, sample: Sample, notes: list[str] | None = None,
-                       face_info: dict | None = None) -> Prediction:
+    def predict_sample(self, sample: Sample, notes: list[str] | None = None, face_info: dict | None = None,
+                       memo: EncodingMemo | None = None, keys: Mapping[Modality, Hashable] | None = None,
+                       ) -> Prediction:
         """Predict from a decoded :class:`Sample` (face crops, waveform, text), with an explanation.
 
         The sample is encoded once; the explanation re-runs only reconstruction, fusion and head.
+        With ``memo``, a modality whose ``keys`` entry is the one it was last encoded under is not
+        encoded again (see :class:`EncodingMemo`); the memo then holds this sample's encoding.
         """
         notes = notes if notes is not None else []
         sample = self._usable_audio(sample, notes)
@@ -267,7 +283,7 @@ class Predictor:
         if not example.inputs:
             raise InputError(f"{'; '.join(notes) or 'no usable input'}, and no other input to predict from")
         batch = collate([example]).to(self.device)
-        encoded, present = self._encode(batch)
+        encoded, present = self._encode(batch) if memo is None else self._encode_reusing(batch, memo, keys or {})
         observed = [m for m in self.config.modalities if bool(present[m][0])]
         # The prediction and every explanation pattern (each modality alone, each left out) in one
         # fusion call: the batch is the same encoded sample under different observed sets.
@@ -420,6 +436,25 @@ class Predictor:
         """The batch encoded once, and which of the model's modalities each sample has."""
         present = complete_presence(batch.present, self.config.modalities, len(batch), self.device)
         return self.model.encode(batch, self.test_flip), present
+
+    def _encode_reusing(self, batch: Batch, memo: EncodingMemo, keys: Mapping[Modality, Hashable],
+                        ) -> tuple[Encoding, dict[Modality, torch.Tensor]]:
+        """:meth:`_encode` for one sample, reusing the memo's encoding of each modality whose key is unchanged."""
+        present = complete_presence(batch.present, self.config.modalities, len(batch), self.device)
+        fresh = tuple(m for m in batch.inputs
+                      if memo.encoded is None or m not in keys or m not in memo.keys or memo.keys[m] != keys[m])
+        if memo.encoded is not None and not fresh:
+            return memo.encoded, present
+        encoded = self.model.encode(batch.select(fresh), self.test_flip)
+        # A modality the memo holds but this sample lacks stays in the encoding unused: the fusion
+        # takes only the present modalities' latents, and reconstructs from present sources only.
+        memo.encoded = encoded if memo.encoded is None else memo.encoded.merge(encoded)
+        for m in fresh:
+            if m in keys:
+                memo.keys[m] = keys[m]
+            else:
+                memo.keys.pop(m, None)
+        return memo.encoded, present
 
     def _probabilities(self, encoded: Encoding, present: dict[Modality, torch.Tensor]) -> np.ndarray:
         """``(b, classes)`` probabilities with ``present`` as the observed modalities (the rest reconstructed)."""

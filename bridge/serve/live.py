@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Hashable
 from typing import Any
 
 import cv2
@@ -18,13 +19,17 @@ import numpy as np
 
 from bridge.config import AudioConfig, FaceConfig
 from bridge.inference.live import SoundBuffer, live_sample
-from bridge.inference.predictor import InputError, Predictor
+from bridge.inference.predictor import EncodingMemo, InputError, Predictor
 from bridge.media.decoder import FaceTracker
+from bridge.modality import Modality
 
 FRAME = ord("F")  # b"F" + uint32 little-endian sequence number + JPEG bytes (none: predict without a frame)
 SOUND = ord("A")  # b"A" + int16 little-endian mono PCM at the session's sample rate
 MIN_SOUND_SECONDS = 0.5  # less sound than this is not yet used as the audio modality
 MAX_FRAME_PIXELS = 1920 * 1920  # a live frame larger than this is refused (the page sends 480 x 360)
+# the voice is encoded again once this much new sound has arrived, not every frame: its window is
+# seconds long, so a quarter second more changes it little, and its encoder costs more than the face's
+SOUND_REFRESH_SECONDS = 0.25
 
 
 class LiveError(ValueError):
@@ -53,6 +58,9 @@ class LiveSession:
         self.text: str | None = None
         self.sample_rate = 16_000  # of incoming sound; the page asks its AudioContext for 16 kHz
         self.sound = None
+        # the voice and the text are encoded again only when they change: the text when it is edited,
+        # the sound once per SOUND_REFRESH_SECONDS of new sound; the face is encoded every frame
+        self.memo = EncodingMemo()
         if isinstance(config.audio, AudioConfig):
             self.sound = SoundBuffer(config.audio.window_seconds, config.audio.sample_rate, MIN_SOUND_SECONDS)
 
@@ -126,17 +134,22 @@ class LiveSession:
 
         Call under the app's locks (it uses the face detector, then the model).
         """
+        keys = {Modality.TEXT: self.text}
+        if self.sound is not None:
+            keys[Modality.AUDIO] = self.sound.generation(SOUND_REFRESH_SECONDS)
         return predict_frame(self.predictor, self.tracker, rgb, self.sound.window() if self.sound else None,
-                             self.sound.sample_rate if self.sound else 16_000, self.text)
+                             self.sound.sample_rate if self.sound else 16_000, self.text, self.memo, keys)
 
 
 def predict_frame(predictor: Predictor, tracker: FaceTracker | None, rgb: np.ndarray | None,
-                  audio: np.ndarray | None, sample_rate: int, text: str | None) -> dict[str, Any]:
+                  audio: np.ndarray | None, sample_rate: int, text: str | None, memo: EncodingMemo | None = None,
+                  keys: dict[Modality, Hashable] | None = None) -> dict[str, Any]:
     """One live update: ``box`` ([x, y, w, h] or null), ``width``, ``height`` and the fields of a
     prediction (docs/infer-json.md); with nothing to predict from, ``label`` is null.
 
     ``tracker`` (the model's decoder's) finds the face in ``rgb``; None: the frame is the face crop
-    (a predictor without face detection), or the model has no raw face modality."""
+    (a predictor without face detection), or the model has no raw face modality. ``memo`` and ``keys``:
+    what is not encoded again (:meth:`~bridge.inference.predictor.Predictor.predict_sample`)."""
     box, face, notes, face_info = None, None, [], None
     if rgb is not None and tracker is not None:
         face = tracker.update(rgb)
@@ -154,7 +167,7 @@ def predict_frame(predictor: Predictor, tracker: FaceTracker | None, rgb: np.nda
     if sample is None:
         return {**result, **empty}
     try:
-        prediction = predictor.predict_sample(sample, notes, face_info)
+        prediction = predictor.predict_sample(sample, notes, face_info, memo, keys)
     except InputError as e:
         return {**result, **empty, "notes": notes + [str(e)]}
     return {**result, **prediction.to_dict()}
