@@ -52,6 +52,23 @@ def test_swapped_inputs_come_from_another_label_at_the_rate_asked():
     assert torch.equal(again.inputs[AUDIO], out.inputs[AUDIO])  # the generator fixes it
 
 
+def test_a_modality_alone_is_never_swapped():
+    """A sample with one modality (a text-only sample beside label-paired ones) keeps it: a swap
+    would only mislabel it. It may still give its input to a sample that has more."""
+    n = 2000
+    labels = torch.randint(0, 7, (n,), generator=torch.Generator().manual_seed(0))
+    batch = _batch(n, labels)
+    alone = torch.arange(n) % 4 == 0
+    batch.present[FACE] = ~alone
+    batch.present[AUDIO] = ~alone
+    out = mismatch_modalities(batch, {TEXT: 0.5}, torch.Generator().manual_seed(1))
+    source = out.inputs[TEXT][:, 0]
+    swapped = source != torch.arange(n)
+    assert not swapped[alone].any()
+    assert 0.45 < swapped[~alone].float().mean().item() < 0.55
+    assert alone[source[swapped]].any()  # text-only samples still donate
+
+
 def test_several_modalities_swap_independently_and_a_one_label_batch_keeps_its_own():
     n = 3000
     labels = torch.arange(n) % 7

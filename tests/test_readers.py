@@ -129,7 +129,7 @@ def test_data_root_precedence(monkeypatch, tmp_path):
 
 def test_registry_names():
     names = {"fer2013", "ravdess", "ravdess8", "meld", "goemotions", "goemotions-original", "meld+goemotions", "mosi",
-             "paired", "paired+goemotions",
+             "paired", "paired+goemotions", "paired+text",
              "manifest"}
     assert set(CORPORA) == names
     with pytest.raises(KeyError, match="unknown corpus"):
@@ -438,6 +438,29 @@ def toy(name: str, split: str, labels: list[int], modality: Modality) -> Corpus:
         }[modality]
         stubs.append(Sample(id=f"{name}/{split}/{i}", label=label, split=split, group=f"{name}-g{i % 3}", **media))
     return Corpus(name, split, EMOTIONS, stubs)
+
+
+def test_texts_alone_join_the_training_split_with_their_own_labels():
+    from bridge.data.paired import add_text_alone
+
+    paired = compose_paired(toy("faces", "train", [0, 1, 2, 3], Modality.FACE),
+                            toy("voices", "train", [0, 1, 2, 3], Modality.AUDIO),
+                            toy("texts", "train", [0, 1, 2, 3], Modality.TEXT), seed=0)
+    texts = Corpus("meld+goemotions", "train", EMOTIONS,
+                   toy("meld", "train", [4, 4, 4, 4, 5, 5], Modality.TEXT).stubs
+                   + toy("goemotions", "train", [3, 3, 3, 6, 6, 6, 6, 6], Modality.TEXT).stubs)
+    joined = add_text_alone(paired, texts, share=1.5, seed=0)  # 6 more: 3 from each part
+    assert len(joined) == 10 and joined.split == "train" and "label-paired" in joined.name
+    assert [s.id for s in joined.stubs[:4]] == paired.ids
+    added = [joined[i] for i in range(4, 10)]
+    assert [s.id.split("/")[3] for s in added] == ["meld"] * 3 + ["goemotions"] * 3
+    for sample in added:
+        assert sample.face is None and sample.audio is None
+        assert sample.text == f"{sample.id.split('/')[3]} {sample.label}"  # its own label
+    assert joined[0].face is not None and joined[0].audio is not None
+    assert add_text_alone(paired, texts, 1.5, seed=0).ids == joined.ids  # seeded
+    with pytest.raises(ValueError, match="at least 0"):
+        add_text_alone(paired, texts, -1)
 
 
 def test_paired_composition():

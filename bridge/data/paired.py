@@ -132,6 +132,7 @@ def read_paired(
     ravdess: Mapping[str, Any] | None = None,
     meld: Mapping[str, Any] | None = None,
     text: str = "meld",
+    text_alone: float = 0.0,
 ) -> Corpus:
     """FER-2013 faces x RAVDESS voices x MELD texts (or MELD + GoEmotions texts), label-paired, for one split.
 
@@ -143,6 +144,8 @@ def read_paired(
         fer2013, ravdess, meld: options for each reader (e.g. ``ravdess={"calm": "drop"}``).
         text: the text source: ``"meld"``, or ``"meld+goemotions"`` (both registers, as the shipped
             model's text stage reads them; ``meld`` options then do not apply).
+        text_alone: in the training split only, add this many text-only samples per composed one
+            (:func:`add_text_alone`); validation and test stay label-paired.
     """
     split = normalise_split(split)
     face = read_fer2013(require_corpus("fer2013", root), split, **dict(fer2013 or {}))
@@ -153,7 +156,42 @@ def read_paired(
         texts = read_mixed(root, split, parts=("meld", "goemotions"))
     else:
         raise ValueError(f"label-paired text source {text!r}: expected 'meld' or 'meld+goemotions'")
-    return compose_paired(face, voice, texts, split=split, seed=seed, anchor=anchor, max_samples=max_samples)
+    paired = compose_paired(face, voice, texts, split=split, seed=seed, anchor=anchor, max_samples=max_samples)
+    if text_alone and split == "train":
+        paired = add_text_alone(paired, read_mixed(root, split, parts=("meld", "goemotions")), text_alone, seed)
+    return paired
+
+
+def add_text_alone(paired: Corpus, texts: Corpus, share: float, seed: int = 0) -> Corpus:
+    """``paired`` with ``share`` x its size more samples that have a text alone, each with its own
+    label, drawn half from each part of ``texts`` (a joined corpus such as ``meld+goemotions``).
+
+    A fusion trained on label-paired samples alone learns the anchor corpus's label mix (FER-2013's)
+    and meets one text register; a user's text alone is classified with that prior. Text-only
+    samples with their corpora's own labels teach the fusion's text-alone path the texts' label mix
+    and both registers, while the composed samples still teach it to fuse.
+
+    Raises:
+        ValueError: a negative share, or a text corpus without the parts its ids name.
+    """
+    if share < 0:
+        raise ValueError(f"text_alone must be at least 0, got {share}")
+    rng = np.random.default_rng(seed + 1)
+    parts: dict[str, list[int]] = {}
+    for i, stub in enumerate(texts.stubs):
+        parts.setdefault(stub.id.split("/")[0], []).append(i)
+    wanted = round(share * len(paired))
+    picks = []
+    for k, members in enumerate(parts.values()):
+        n = min(len(members), wanted // len(parts) + (k < wanted % len(parts)))
+        picks += sorted(rng.choice(members, n, replace=False).tolist())
+    stubs = list(paired.stubs) + [Sample(id=f"{NAME}/{paired.split}/alone/{texts.stubs[j].id}",
+                                         label=texts.stubs[j].label, group=None, split=paired.split) for j in picks]
+    meta = list(paired.meta) + [{"text_alone": j, "text_id": texts.stubs[j].id} for j in picks]
+    loader = _PairedLoader(*paired._loader.parts, alone=texts)
+    return Corpus(paired.name + " + text alone", paired.split, paired.label_names, stubs, loader, meta,
+                  paired.skipped, description=f"{paired.description}; plus {len(picks)} texts alone "
+                  f"({' + '.join(parts)}) with their own labels")
 
 
 @dataclass
@@ -163,6 +201,7 @@ class _PairedLoader:
     face: Sequence[Sample]
     voice: Sequence[Sample]
     text: Sequence[Sample]
+    alone: Sequence[Sample] | None = None  # the texts of text-only samples (add_text_alone)
 
     @property
     def parts(self) -> tuple[Sequence[Sample], ...]:
@@ -170,6 +209,8 @@ class _PairedLoader:
         return self.face, self.voice, self.text
 
     def __call__(self, stub: Sample, info: dict[str, Any]) -> tuple[Sample, list[str]]:
+        if "text_alone" in info:
+            return Sample(id=stub.id, label=stub.label, text=self.alone[info["text_alone"]].text, split=stub.split), []
         face = self.face[info[Modality.FACE.value]]
         voice = self.voice[info[Modality.AUDIO.value]]
         text = self.text[info[Modality.TEXT.value]]

@@ -13,6 +13,7 @@ name                    what
 ``mosi``                CMU-MOSI aligned features and transcripts, binary sentiment
 ``paired``              label-paired FER-2013 x RAVDESS x MELD (shares labels, not instances)
 ``paired+goemotions``   the same, its texts drawn from MELD and GoEmotions (Ekman) together
+``paired+text``         ``paired``, and in training a quarter as many texts alone (MELD, GoEmotions)
 ``manifest``            a user's CSV / JSONL manifest (``root`` is the manifest)
 ======================  ==============================================================
 
@@ -107,6 +108,11 @@ CORPORA: dict[str, CorpusSpec] = {
         CorpusSpec("paired+goemotions", read_paired, None, _frozen(text="meld+goemotions"),
                    val_options=_frozen(fer2013=_frozen(val_fraction=0.1), ravdess=_frozen(val_actors=(19, 20))),
                    description="label-paired FER-2013 x RAVDESS x (MELD + GoEmotions): shared labels, no shared instances",
+                   parts=("fer2013", "ravdess", "meld", "goemotions")),
+        CorpusSpec("paired+text", read_paired, None, _frozen(text_alone=0.25),
+                   val_options=_frozen(fer2013=_frozen(val_fraction=0.1), ravdess=_frozen(val_actors=(19, 20))),
+                   description="label-paired FER-2013 x RAVDESS x MELD; training adds MELD and GoEmotions texts alone "
+                               "(a quarter as many), with their own labels",
                    parts=("fer2013", "ravdess", "meld", "goemotions")),
         CorpusSpec("manifest", read_manifest, None, description="a user's CSV/JSONL manifest of media and labels"),
     )

@@ -150,7 +150,7 @@ def mismatch_modalities(batch: Batch, rates: dict[Modality, float], generator: t
 
     For each modality with a rate, each sample is picked with that probability and gets the
     input (and padding mask) of a random sample in the batch that has the modality and another
-    label; a picked sample without such a donor keeps its own. The fusion then meets that
+    label; a picked sample without such a donor, or with no other modality, keeps its own. The fusion then meets that
     modality wrong about as often as the rate says. Use it where encoders trained on the very
     items of the training split are right on them far more often than on unseen data (say a
     voice encoder with 93 % recall on its training clips and 63 % on held-out ones): without
@@ -170,8 +170,11 @@ def mismatch_modalities(batch: Batch, rates: dict[Modality, float], generator: t
         if rate <= 0 or modality not in inputs:
             continue
         has = present[modality].cpu()
+        # a sample with this modality alone keeps it: with nothing to weigh it against, a swap
+        # would only mislabel it (say a text-only sample added to label-paired training)
+        fused = torch.stack([p.cpu() for p in present.values()]).sum(dim=0) > 1
         donors = other & has[None, :]
-        picked = (torch.rand(len(labels), generator=generator) < rate) & has & donors.any(dim=1)
+        picked = (torch.rand(len(labels), generator=generator) < rate) & has & fused & donors.any(dim=1)
         if not picked.any():
             continue
         choice = (torch.rand(donors.shape, generator=generator) * donors).argmax(dim=1)  # a random donor each
