@@ -172,7 +172,7 @@ def add_text_alone(paired: Corpus, texts: Corpus, share: float, seed: int = 0) -
     and both registers, while the composed samples still teach it to fuse.
 
     Raises:
-        ValueError: a negative share, or a text corpus without the parts its ids name.
+        ValueError: a negative share.
     """
     if share < 0:
         raise ValueError(f"text_alone must be at least 0, got {share}")
