@@ -81,6 +81,9 @@ class CorpusSpec:
         return self.read(location, split, **{**self.options, **options})
 
 
+# how the label-paired corpora carve validation: from their FER-2013 and RAVDESS parts
+PAIRED_VAL = _frozen(fer2013=_frozen(val_fraction=0.1), ravdess=_frozen(val_actors=(19, 20)))
+
 CORPORA: dict[str, CorpusSpec] = {
     spec.name: spec
     for spec in (
@@ -102,15 +105,15 @@ CORPORA: dict[str, CorpusSpec] = {
         CorpusSpec("mosi", read_mosi, "mosi", val_options=_frozen(val_fraction=0.15),
                    description="CMU-MOSI aligned audio/video/text features + transcripts, binary sentiment"),
         CorpusSpec("paired", read_paired, None,
-                   val_options=_frozen(fer2013=_frozen(val_fraction=0.1), ravdess=_frozen(val_actors=(19, 20))),
+                   val_options=PAIRED_VAL,
                    description="label-paired FER-2013 x RAVDESS x MELD: shared labels, no shared instances",
                    parts=("fer2013", "ravdess", "meld")),
         CorpusSpec("paired+goemotions", read_paired, None, _frozen(text="meld+goemotions"),
-                   val_options=_frozen(fer2013=_frozen(val_fraction=0.1), ravdess=_frozen(val_actors=(19, 20))),
+                   val_options=PAIRED_VAL,
                    description="label-paired FER-2013 x RAVDESS x (MELD + GoEmotions): shared labels, no shared instances",
                    parts=("fer2013", "ravdess", "meld", "goemotions")),
         CorpusSpec("paired+text", read_paired, None, _frozen(text_alone=0.25),
-                   val_options=_frozen(fer2013=_frozen(val_fraction=0.1), ravdess=_frozen(val_actors=(19, 20))),
+                   val_options=PAIRED_VAL,
                    description="label-paired FER-2013 x RAVDESS x MELD; training adds MELD and GoEmotions texts alone "
                                "(a quarter as many), with their own labels",
                    parts=("fer2013", "ravdess", "meld", "goemotions")),

@@ -166,13 +166,13 @@ def mismatch_modalities(batch: Batch, rates: dict[Modality, float], generator: t
     inputs, masks, present = dict(batch.inputs), dict(batch.masks), batch.present
     labels = batch.labels.cpu()
     other = labels[:, None] != labels[None, :]  # (b, b): j may give i its input
+    # a sample with one modality alone keeps it: with nothing to weigh it against, a swap would
+    # only mislabel it (say a text-only sample added to label-paired training)
+    fused = torch.stack([p.cpu() for p in present.values()]).sum(dim=0) > 1  # (b,)
     for modality, rate in rates.items():
         if rate <= 0 or modality not in inputs:
             continue
         has = present[modality].cpu()
-        # a sample with this modality alone keeps it: with nothing to weigh it against, a swap
-        # would only mislabel it (say a text-only sample added to label-paired training)
-        fused = torch.stack([p.cpu() for p in present.values()]).sum(dim=0) > 1
         donors = other & has[None, :]
         picked = (torch.rand(len(labels), generator=generator) < rate) & has & fused & donors.any(dim=1)
         if not picked.any():
