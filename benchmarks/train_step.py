@@ -1,14 +1,17 @@
 """Training-step time of a face encoder on CPU, with its convolutional stem's weights (and so
-its activations) in PyTorch's default contiguous layout and in channels-last.
+its activations) in PyTorch's default contiguous layout and in channels-last, each in float32 and
+under bfloat16 autocast (``train.py --precision``).
 
     python benchmarks/train_step.py                   # recipes/fer2013-chain.json's encoder, 2 threads
     python benchmarks/train_step.py --set face.stem=conv      # the same encoder with the GroupNorm conv stem
     python benchmarks/train_step.py --recipe recipes/fer2013.json --batch-size 64 --threads 4
+    python benchmarks/train_step.py --precisions float32     # the layouts only
     python benchmarks/train_step.py --quick --output /tmp/step.json   # seconds; what the test runs
 
 The encoder is the one the recipe builds (preset and ``--set`` overrides, 48x48 grey crops for
 FER-2013), random-init; one step is forward, a squared-mean loss, backward and an AdamW update on
-a batch of one-frame crops, timed after warm-up steps, the two layouts taking turns. bridge's
+a batch of one-frame crops, timed after warm-up steps, the configurations taking turns (under
+bfloat16 the forward and loss run under ``torch.autocast``, as the trainer runs them). bridge's
 face encoder keeps the VGG-style ``cnn`` stem channels-last and the GroupNorm ``conv`` stem
 contiguous (``bridge/encoders/face.py``); this is the measurement behind that choice. Prints a
 table and writes JSON (default reports/train_step.json); it reports times and never judges them.
@@ -35,10 +38,12 @@ LAYOUTS = {"contiguous": torch.contiguous_format, "channels-last": torch.channel
 
 
 class Stepper:
-    """One training step of ``encoder`` on a fixed random batch of one-frame crops."""
+    """One training step of ``encoder`` on a fixed random batch of one-frame crops, its forward
+    under bfloat16 autocast when ``precision`` says so."""
 
-    def __init__(self, encoder: FaceEncoder, batch: int, size: int, channels: int):
+    def __init__(self, encoder: FaceEncoder, batch: int, size: int, channels: int, precision: str = "float32"):
         self.encoder = encoder
+        self.autocast = precision == "bfloat16"
         self.frames = torch.randn(batch, 1, channels, size, size, generator=torch.Generator().manual_seed(0))
         self.mask = torch.ones(batch, 1, dtype=torch.bool)
         self.opt = torch.optim.AdamW(encoder.parameters(), lr=1e-4)
@@ -46,8 +51,10 @@ class Stepper:
     def __call__(self) -> float:
         """Milliseconds of one forward, backward and update."""
         start = time.perf_counter()
-        tokens, _ = self.encoder(self.frames, self.mask)
-        tokens.pow(2).mean().backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.autocast):
+            tokens, _ = self.encoder(self.frames, self.mask)
+            loss = tokens.float().pow(2).mean()
+        loss.backward()
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
         return (time.perf_counter() - start) * 1e3
@@ -59,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a model override after the recipe's, as train.py --set (repeatable)")
     p.add_argument("--batch-size", type=int, default=None, help="default: the recipe's, else train.py's")
+    p.add_argument("--precisions", default="float32,bfloat16",
+                   help="comma-separated arithmetic of the forward: float32, bfloat16 (autocast)")
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     p.add_argument("--repeats", type=int, default=None, help="timed steps per layout (default 20, --quick 2)")
     p.add_argument("--quick", action="store_true", help="two steps each: checks the benchmark runs")
@@ -66,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.threads < 1:
         p.error("--threads must be at least 1")
+    precisions = [x.strip() for x in args.precisions.split(",") if x.strip()]
+    if not precisions or set(precisions) - {"float32", "bfloat16"}:
+        p.error(f"--precisions {args.precisions}: choose from float32, bfloat16")
     recipe_path = Path(args.recipe)
     if not recipe_path.is_file() and (Path(__file__).resolve().parents[1] / recipe_path).is_file():
         recipe_path = Path(__file__).resolve().parents[1] / recipe_path
@@ -85,32 +97,34 @@ def main(argv: list[str] | None = None) -> int:
     repeats, warmup = args.repeats or (2 if args.quick else 20), 1 if args.quick else 3
     torch.set_num_threads(args.threads)
     steppers = {}
-    for name, layout in LAYOUTS.items():
-        torch.manual_seed(0)
-        encoder = FaceEncoder(cfg, load_weights=False)
-        encoder.vit.patch_embed.proj.to(memory_format=layout)
-        steppers[name] = Stepper(encoder, batch, cfg.img_size, cfg.in_chans)
-    times: dict[str, list[float]] = {name: [] for name in steppers}
-    for i in range(warmup + repeats):  # the layouts take turns, so a drift in the machine's speed hits both
+    for precision in precisions:
+        for name, layout in LAYOUTS.items():
+            torch.manual_seed(0)
+            encoder = FaceEncoder(cfg, load_weights=False)
+            encoder.vit.patch_embed.proj.to(memory_format=layout)
+            steppers[name, precision] = Stepper(encoder, batch, cfg.img_size, cfg.in_chans, precision)
+    times: dict[tuple[str, str], list[float]] = {key: [] for key in steppers}
+    for i in range(warmup + repeats):  # the configurations take turns, so a drift in the machine's speed hits all
         for name, step in steppers.items():
             ms = step()
             if i >= warmup:
                 times[name].append(ms)
     rows = []
-    for name, ms in times.items():
+    for (name, precision), ms in times.items():
         ms = np.asarray(ms)
-        rows.append({"layout": name, "ms_p50": float(np.median(ms)), "ms_mean": float(ms.mean()),
-                     "samples_per_s": batch / (float(np.median(ms)) / 1e3)})
+        rows.append({"layout": name, "precision": precision, "ms_p50": float(np.median(ms)),
+                     "ms_mean": float(ms.mean()), "samples_per_s": batch / (float(np.median(ms)) / 1e3)})
     base = rows[0]["ms_p50"]
     print(f"face encoder training step: {recipe_path.name}, stem {cfg.stem}, {cfg.img_size}x{cfg.img_size}x"
           f"{cfg.in_chans}, batch {batch}, {args.threads} threads, {repeats} steps\n")
-    print(f"{'stem layout':<16} {'p50 ms':>8} {'mean ms':>8} {'samples/s':>10} {'vs contiguous':>14}")
+    print(f"{'stem layout':<16} {'precision':<10} {'p50 ms':>8} {'mean ms':>8} {'samples/s':>10} "
+          f"{'vs first row':>13}")
     for r in rows:
         r["speedup"] = base / r["ms_p50"]
-        print(f"{r['layout']:<16} {r['ms_p50']:>8.1f} {r['ms_mean']:>8.1f} {r['samples_per_s']:>10.0f} "
-              f"{r['speedup']:>13.2f}x")
+        print(f"{r['layout']:<16} {r['precision']:<10} {r['ms_p50']:>8.1f} {r['ms_mean']:>8.1f} "
+              f"{r['samples_per_s']:>10.0f} {r['speedup']:>12.2f}x")
     report = {"machine": platform.processor() or platform.machine(), "torch": torch.__version__,
-              "threads": args.threads, "recipe": recipe_path.name, "set": args.set, "batch_size": batch,
+              "threads": args.threads, "precisions": precisions, "recipe": recipe_path.name, "set": args.set, "batch_size": batch,
               "repeats": repeats, "quick": args.quick, "face": asdict(cfg), "rows": rows}
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)

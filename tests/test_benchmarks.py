@@ -74,7 +74,7 @@ def _history(run: Path, val_f1: list[float], patterns: bool = False) -> Path:
     return run
 
 
-def test_train_step_quick_times_both_stem_layouts(tmp_path, capsys):
+def test_train_step_quick_times_both_stem_layouts_in_both_precisions(tmp_path, capsys):
     bench = _load("train_step")
     out = tmp_path / "step.json"
     threads = torch.get_num_threads()
@@ -85,7 +85,8 @@ def test_train_step_quick_times_both_stem_layouts(tmp_path, capsys):
     report = json.loads(out.read_text())
     assert report["recipe"] == "fer2013-chain.json" and report["batch_size"] == 4 and report["threads"] == 1
     assert (report["face"]["stem"], report["face"]["img_size"], report["face"]["in_chans"]) == ("cnn", 48, 1)
-    assert [r["layout"] for r in report["rows"]] == ["contiguous", "channels-last"]
+    assert [(r["layout"], r["precision"]) for r in report["rows"]] == [
+        ("contiguous", "float32"), ("channels-last", "float32"), ("contiguous", "bfloat16"), ("channels-last", "bfloat16")]
     assert all(r["ms_p50"] > 0 and r["samples_per_s"] > 0 for r in report["rows"])
     assert report["rows"][0]["speedup"] == 1.0
     assert "channels-last" in capsys.readouterr().out
@@ -93,6 +94,9 @@ def test_train_step_quick_times_both_stem_layouts(tmp_path, capsys):
         bench.main(["--recipe", str(tmp_path / "nope.json"), "--output", str(tmp_path / "x.json")])
     assert e.value.code == 2 and "not a readable recipe" in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()
+    with pytest.raises(SystemExit) as e:
+        bench.main(["--precisions", "float16", "--output", str(tmp_path / "x.json")])
+    assert e.value.code == 2 and "choose from float32, bfloat16" in capsys.readouterr().err
 
 
 def test_curves_chain_best_epochs_and_plot(tmp_path, capsys):

@@ -246,3 +246,33 @@ def test_every_training_option_reaches_the_train_config():
     # the fields no option sets (a new option reaches the trainer by taking its field's name)
     assert {f.name for f in fields(TrainConfig)} - same_name - resolved == {"warmup_epochs", "dropout_warmup_epochs",
                                                                             "grad_clip"}
+
+
+def test_bfloat16_autocasts_the_training_forward_and_keeps_float32_weights(tmp_path, monkeypatch):
+    import torch
+
+    from bridge.train.trainer import TrainStep
+
+    forward, seen = TrainStep.forward, []
+
+    def spy(self, *args, **kwargs):
+        logits, terms = forward(self, *args, **kwargs)
+        seen.append((logits.dtype, terms["loss"].dtype))
+        return logits, terms
+
+    monkeypatch.setattr(TrainStep, "forward", spy)
+    out = tmp_path / "run"
+    assert train.main(["--limit", "24", "--epochs", "1", "--batch-size", "8", "--no-cache", "--precision", "bfloat16",
+                       "--output", str(out)]) == 0
+    assert seen and all(logits == torch.bfloat16 for logits, _ in seen)  # the fusion head ran in bfloat16
+    assert all(loss == torch.float32 for _, loss in seen)  # the losses are float32 (autocast's float32 ops)
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["training"]["precision"] == "bfloat16"
+    from safetensors.torch import load_file
+
+    assert {t.dtype for t in load_file(out / "model.safetensors").values() if t.is_floating_point()} == {torch.float32}
+    history = json.loads((out / "history.json").read_text())
+    assert np.isfinite(history[0]["train"]["loss"]) and np.isfinite(history[0]["val"]["loss"])
+    with pytest.raises(ValueError, match="--precision float32 contradicts"):  # a resumed run keeps its precision
+        train.resume_args(train.parse_args(["--precision", "float32", "--output", str(out), "--resume"]),
+                          {"precision"}, out)

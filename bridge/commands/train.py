@@ -29,7 +29,7 @@ RESTORED = ("recipe", "data", "data_root", "preset", "modalities", "set", "init_
             "batch_size", "lr", "encoder_lr_scale", "weight_decay", "label_smoothing", "modality_dropout",
             "unimodal_weight", "translation_weight", "cycle_weight", "translation_loss", "distill_weight",
             "distill_temperature", "dropout_schedule", "fill",
-            "augment", "balance_parts", "test_flip", "seed", "deterministic", "limit", "no_face_detection")
+            "augment", "balance_parts", "test_flip", "precision", "seed", "deterministic", "limit", "no_face_detection")
 STATE_FILE = "training_state.pt"
 CYCLES_FILE = "cycles.json"  # a run with warm restarts: its plan, and each finished cycle's best epoch
 # flags that belong to the whole cycled run, not to one cycle's train.py call
@@ -188,6 +188,9 @@ def _parser() -> _Parser:
     p.add_argument("--augment", action="store_true",
                    help="augment in training: face crops (flips, small rotations/shifts/zooms, random erasing) and "
                         "audio (level, noise, tempo)")
+    p.add_argument("--precision", choices=["float32", "bfloat16"], default=TrainConfig.precision,
+                   help="arithmetic of the training forward: bfloat16 autocasts it (weights, optimiser, validation "
+                        "and checkpoints stay float32); faster on CPUs with AVX-512 BF16 or AMX, and on recent GPUs")
     p.add_argument("--balance-parts", action="store_true",
                    help="a joined corpus (e.g. meld+goemotions): each epoch draws as many training items from every "
                         "part as the smallest part has, afresh per epoch")

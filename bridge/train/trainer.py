@@ -288,7 +288,8 @@ class Trainer:
             if self.mismatch:
                 batch = mismatch_modalities(batch, self.mismatch, aug_gen)
             present = self._drop(batch.present, p, drop_gen) if p > 0 else batch.present
-            logits, terms = self.step(batch, present, self.cfg.fill)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bfloat16"):
+                logits, terms = self.step(batch, present, self.cfg.fill)
             self.optimizer.zero_grad(set_to_none=True)
             terms["loss"].backward()
             if self.cfg.grad_clip:
