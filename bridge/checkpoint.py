@@ -281,4 +281,4 @@ def run_state(output: Path, recipe: Path | None = None) -> str:
     epochs = spec.get("epochs")
     if history.is_file() and epochs is not None and len(json.loads(history.read_text(encoding="utf-8"))) >= epochs:
         return "finished"
-    return "interrupted" if (Path(output) / "training_state.pt").is_file() else "new"
+    return "interrupted" if (Path(output) / STATE_FILE).is_file() else "new"

@@ -9,6 +9,7 @@ import torch
 
 import train
 from bridge.batch import Batch
+from bridge.checkpoint import STATE_FILE
 from bridge.train.mismatch import mismatch_modalities, parse_mismatch, resolve_auto
 from bridge.modality import Modality
 from bridge.model import load_checkpoint
@@ -141,7 +142,7 @@ def test_auto_mismatch_is_measured_on_the_source_and_recorded_as_a_number(tmp_pa
     assert f"mismatch face={expected}: 1 - validation / training UAR of {source} " in said
     _, meta = load_checkpoint(out)
     assert meta["training"]["mismatch"] == [f"face={expected}", "audio=0.2"]  # a resumed run keeps the number
-    state = torch.load(out / train.STATE_FILE, weights_only=True)
+    state = torch.load(out / STATE_FILE, weights_only=True)
     assert json.loads(state["run"])["mismatch"] == [f"face={expected}", "audio=0.2"]
 
 

@@ -30,7 +30,6 @@ RESTORED = ("recipe", "data", "data_root", "preset", "modalities", "set", "init_
             "unimodal_weight", "translation_weight", "cycle_weight", "translation_loss", "distill_weight",
             "distill_temperature", "dropout_schedule", "fill",
             "augment", "balance_parts", "test_flip", "precision", "seed", "deterministic", "limit", "no_face_detection")
-STATE_FILE = "training_state.pt"
 CYCLES_FILE = "cycles.json"  # a run with warm restarts: its plan, and each finished cycle's best epoch
 # flags that belong to the whole cycled run, not to one cycle's train.py call
 _CYCLE_FLAGS = {"--output": True, "--resume": False, "--restarts": True, "--restart-epochs": True,
@@ -297,7 +296,7 @@ def recorded_run(output: Path) -> tuple[dict, int, dict]:
     Raises:
         ValueError: no training state to resume, or an unreadable one.
     """
-    from bridge.checkpoint import migrate  # torch: not before the arguments are checked
+    from bridge.checkpoint import STATE_FILE, migrate  # torch: not before the arguments are checked
 
     meta: dict = {}
     if (output / "config.json").is_file():
@@ -431,7 +430,7 @@ def _cycles(argv: list[str], args: argparse.Namespace, output: Path) -> int:
 def _run_cycles(base: list[str], plan: dict, plan_path: Path, output: Path) -> int:
     import shutil
 
-    from bridge.checkpoint import atomic_write_text, read_meta
+    from bridge.checkpoint import STATE_FILE, atomic_write_text, read_meta
     from bridge.config import BridgeConfig
 
     total = plan["restarts"] + 1
