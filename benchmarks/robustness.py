@@ -100,27 +100,31 @@ def train_argv(args: argparse.Namespace, seed: int, system: str, modality: str |
     extra = shlex.split(args.train_args)
     if modality:
         argv += ["--modalities", modality, "--modality-dropout", "0"]  # nothing to drop with one modality
-        extra = own_mismatch(extra, modality)
+        extra = own_modality_flags(extra, modality)
     return argv + extra
 
 
-def own_mismatch(argv: list[str], modality: str) -> list[str]:
-    """``argv`` without the ``--mismatch`` of modalities other than ``modality``: a unimodal model
-    trains on the same samples as bridge, that modality swapped in the same share (the others
-    are not in it)."""
+PER_MODALITY_FLAGS = ("--mismatch", "--init-encoder")  # their values start MODALITY=
+
+
+def own_modality_flags(argv: list[str], modality: str) -> list[str]:
+    """``argv`` without the ``--mismatch`` and ``--init-encoder`` of modalities other than
+    ``modality``: a unimodal model trains on the same samples as bridge, that modality swapped in
+    the same share and its encoder started from the same source (the others are not in it)."""
     out, i = [], 0
     while i < len(argv):
         flag, value = argv[i], None
-        if flag == "--mismatch" and i + 1 < len(argv):
+        if flag in PER_MODALITY_FLAGS and i + 1 < len(argv):
             value, i = argv[i + 1], i + 2
-        elif flag.startswith("--mismatch="):
-            value, i = flag.split("=", 1)[1], i + 1
+        elif flag.split("=", 1)[0] in PER_MODALITY_FLAGS and "=" in flag:
+            flag, value = flag.split("=", 1)
+            i += 1
         else:
             out.append(flag)
             i += 1
             continue
         if value.split("=", 1)[0] == modality:
-            out += ["--mismatch", value]
+            out += [flag, value]
     return out
 
 

@@ -138,12 +138,15 @@ def test_robustness_benchmark_trains_and_compares_every_system(tmp_path, capsys)
     assert "trained with other arguments" in capsys.readouterr().err
 
 
-def test_a_unimodal_baseline_keeps_only_its_own_mismatch():
+def test_a_unimodal_baseline_keeps_only_its_own_modality_flags():
     bench = _benchmark("robustness")
     argv = ["--select", "patterns", "--mismatch", "face=0.5", "--mismatch=audio=0.3", "--lr", "0.01"]
-    assert bench.own_mismatch(argv, "face") == ["--select", "patterns", "--mismatch", "face=0.5", "--lr", "0.01"]
-    assert bench.own_mismatch(argv, "audio") == ["--select", "patterns", "--mismatch", "audio=0.3", "--lr", "0.01"]
-    assert bench.own_mismatch(argv, "text") == ["--select", "patterns", "--lr", "0.01"]
+    assert bench.own_modality_flags(argv, "face") == ["--select", "patterns", "--mismatch", "face=0.5", "--lr", "0.01"]
+    assert bench.own_modality_flags(argv, "audio") == ["--select", "patterns", "--mismatch", "audio=0.3", "--lr", "0.01"]
+    assert bench.own_modality_flags(argv, "text") == ["--select", "patterns", "--lr", "0.01"]
+    started = ["--init-encoder", "face=runs/face", "--init-encoder=text=runs/text", "--mismatch", "text=0.2"]
+    assert bench.own_modality_flags(started, "text") == ["--init-encoder", "text=runs/text", "--mismatch", "text=0.2"]
+    assert bench.own_modality_flags(started, "audio") == []
     args = bench.parse_args(["--data", "mosi", "--train-args", "--mismatch face=0.5 --select patterns"])
     assert bench.train_argv(args, 0, "bridge")[-4:] == ["--mismatch", "face=0.5", "--select", "patterns"]
     assert bench.train_argv(args, 0, "unimodal", "audio")[-2:] == ["--select", "patterns"]
