@@ -49,6 +49,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 from bridge.cli import run_cli
+from bridge.modality import Modality
 from bridge.train.runs import command_record, ensure_trained, finished, same_command  # noqa: F401 (tests use them here)
 
 HEADLINE = {"mosi": "weighted_f1"}  # binary and imbalanced at test: weighted F1, as the field reports it
@@ -104,13 +105,16 @@ def train_argv(args: argparse.Namespace, seed: int, system: str, modality: str |
     return argv + extra
 
 
-PER_MODALITY_FLAGS = ("--mismatch", "--init-encoder")  # their values start MODALITY=
+PER_MODALITY_FLAGS = ("--mismatch", "--init-encoder", "--set")  # values MODALITY=... (--set: MODALITY.FIELD=...)
+MODALITY_NAMES = tuple(m.value for m in Modality)
 
 
 def own_modality_flags(argv: list[str], modality: str) -> list[str]:
-    """``argv`` without the ``--mismatch`` and ``--init-encoder`` of modalities other than
-    ``modality``: a unimodal model trains on the same samples as bridge, that modality swapped in
-    the same share and its encoder started from the same source (the others are not in it)."""
+    """``argv`` without the ``--mismatch``, ``--init-encoder`` and ``--set MODALITY.FIELD=`` of
+    modalities other than ``modality``: a unimodal model trains on the same samples as bridge,
+    that modality swapped in the same share, its encoder configured alike and started from the
+    same source (the others are not in it; ``--set fusion.depth=2`` and the like stay); and
+    ``--test-flip`` only for the face."""
     out, i = [], 0
     while i < len(argv):
         flag, value = argv[i], None
@@ -120,10 +124,12 @@ def own_modality_flags(argv: list[str], modality: str) -> list[str]:
             flag, value = flag.split("=", 1)
             i += 1
         else:
-            out.append(flag)
+            if flag != "--test-flip" or modality == Modality.FACE.value:
+                out.append(flag)
             i += 1
             continue
-        if value.split("=", 1)[0] == modality:
+        owner = value.split("=", 1)[0].split(".", 1)[0]
+        if owner == modality or (flag == "--set" and owner not in MODALITY_NAMES):
             out += [flag, value]
     return out
 

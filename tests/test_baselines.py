@@ -147,6 +147,10 @@ def test_a_unimodal_baseline_keeps_only_its_own_modality_flags():
     started = ["--init-encoder", "face=runs/face", "--init-encoder=text=runs/text", "--mismatch", "text=0.2"]
     assert bench.own_modality_flags(started, "text") == ["--init-encoder", "text=runs/text", "--mismatch", "text=0.2"]
     assert bench.own_modality_flags(started, "audio") == []
+    settings = ["--set", "face.freeze=true", "--set=text.tune_layers=0", "--set", "fusion.depth=2", "--test-flip"]
+    assert bench.own_modality_flags(settings, "text") == ["--set", "text.tune_layers=0", "--set", "fusion.depth=2"]
+    assert bench.own_modality_flags(settings, "face") == ["--set", "face.freeze=true", "--set", "fusion.depth=2",
+                                                          "--test-flip"]
     args = bench.parse_args(["--data", "mosi", "--train-args", "--mismatch face=0.5 --select patterns"])
     assert bench.train_argv(args, 0, "bridge")[-4:] == ["--mismatch", "face=0.5", "--select", "patterns"]
     assert bench.train_argv(args, 0, "unimodal", "audio")[-2:] == ["--select", "patterns"]
