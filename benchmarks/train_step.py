@@ -124,8 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['layout']:<16} {r['precision']:<10} {r['ms_p50']:>8.1f} {r['ms_mean']:>8.1f} "
               f"{r['samples_per_s']:>10.0f} {r['speedup']:>12.2f}x")
     report = {"machine": platform.processor() or platform.machine(), "torch": torch.__version__,
-              "threads": args.threads, "precisions": precisions, "recipe": recipe_path.name, "set": args.set, "batch_size": batch,
-              "repeats": repeats, "quick": args.quick, "face": asdict(cfg), "rows": rows}
+              "threads": args.threads, "precisions": precisions, "recipe": recipe_path.name, "set": args.set,
+              "batch_size": batch, "repeats": repeats, "quick": args.quick, "face": asdict(cfg), "rows": rows}
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
