@@ -75,12 +75,18 @@ class AudioConfig:
     # many dBFS before the filterbank, in training and inference alike, so the recording gain cannot decide
     # the emotion (None: as recorded, as checkpoints made before this field).
     loudness: float | None = None
+    # whisper only: the encoder's output is a learned weighted sum of all its layers (SUPERB's), not its
+    # top layer alone; tune_mix: the weights learn while the encoder is frozen (off: they stay as loaded).
+    layer_mix: bool = False
+    tune_mix: bool = True
 
     def __post_init__(self) -> None:
         if self.arch not in ("ast", "whisper"):
             raise ValueError(f"audio arch must be 'ast' or 'whisper', got {self.arch!r}")
         if self.arch == "whisper" and self.sample_rate != 16_000:
             raise ValueError(f"the whisper audio encoder needs sample_rate 16000, got {self.sample_rate}")
+        if self.layer_mix and self.arch != "whisper":
+            raise ValueError("audio.layer_mix needs audio.arch=whisper")
 
     @property
     def window_seconds(self) -> float:

@@ -219,20 +219,60 @@ def test_pretrained_whisper_audio_encoder_and_saved_architecture(tmp_path):
         build_encoder(AudioConfig(arch="whisper", weights="whisper-tiny.en", num_mel_bins=80, max_frames=3002))
 
 
-def test_whisper_arch_trains_and_checkpoint_round_trips(tmp_path):
+@pytest.mark.parametrize("mix", [False, True], ids=["top-layer", "layer-mix"])
+def test_whisper_arch_trains_and_checkpoint_round_trips(tmp_path, mix):
     import train
     from bridge.checkpoint import save_checkpoint
     from bridge.inference.predictor import Predictor
 
     out = tmp_path / "ck"
     assert train.main(["--limit", "24", "--epochs", "1", "--batch-size", "8", "--modalities", "audio",
-                       *TINY_WHISPER, "--output", str(out)]) == 0
+                       *TINY_WHISPER, "--set", f"audio.layer_mix={str(mix).lower()}", "--output", str(out)]) == 0
     assert (out / "audio_encoder" / "whisper.json").is_file()
     predictor = Predictor.from_pretrained(out)
-    assert predictor.config.audio.arch == "whisper"
+    assert predictor.config.audio.arch == "whisper" and predictor.config.audio.layer_mix is mix
+    assert (predictor.model.encoders["audio"].mix is not None) is mix
     wave = speech_like(2.5).numpy()
     first = predictor.predict(audio=wave).probabilities
     save_checkpoint(predictor.model, tmp_path / "copy", extra={})
     again = Predictor.from_pretrained(tmp_path / "copy").predict(audio=wave).probabilities
     assert first.keys() == again.keys() and all(abs(first[k] - again[k]) < 1e-6 for k in first)
     assert abs(sum(first.values()) - 1) < 1e-5
+
+
+def test_layer_mix_weighs_every_layer_and_alone_learns_when_frozen():
+    from bridge.config import AudioConfig
+    from bridge.encoders import WhisperAudioEncoder
+    from bridge.encoders.memo import TokenStateMemo
+    from bridge.freeze import freeze_encoder
+
+    torch.manual_seed(0)
+    sizes = dict(arch="whisper", num_mel_bins=8, max_frames=20, hidden_size=16, num_layers=2, num_heads=2,
+                 intermediate_size=32, freeze=True)
+    encoder = freeze_encoder(WhisperAudioEncoder(AudioConfig(**sizes, layer_mix=True)))
+    assert [n for n, p in encoder.named_parameters() if p.requires_grad] == ["mix.logits"]
+    fbank, mask = torch.randn(2, 20, 8), torch.arange(20)[None] < torch.tensor([[20], [12]])
+    states, token_mask = encoder.whisper(fbank.transpose(1, 2), mask, every_layer=True)
+    assert states.shape == (3, 2, 10, 16)  # the input to each block, then the normed output
+    torch.testing.assert_close(states[-1], encoder.whisper(fbank.transpose(1, 2), mask)[0])
+    with torch.no_grad():
+        encoder.mix.logits.copy_(torch.tensor([0.0, 50.0, 0.0]))  # all the weight on the middle layer
+    out, _ = encoder(fbank, mask)
+    middle = torch.nn.functional.layer_norm(states[1], (16,)) * token_mask[..., None]
+    torch.testing.assert_close(out, middle)
+    out.sum().backward()
+    assert encoder.mix.logits.grad is not None
+    assert all(p.grad is None for p in encoder.whisper.parameters())  # the frozen encoder runs without a graph
+
+    # While the mix learns, nothing is memoised; with tune_mix off it is frozen and memoised.
+    encoder.memo = TokenStateMemo(2**20)
+    encoder(fbank, mask)
+    assert len(encoder.memo) == 0
+    still = freeze_encoder(WhisperAudioEncoder(AudioConfig(**sizes, layer_mix=True, tune_mix=False)))
+    still.load_state_dict(encoder.state_dict())
+    still.memo = TokenStateMemo(2**20)
+    assert not any(p.requires_grad for p in still.parameters())
+    torch.testing.assert_close(still(fbank, mask)[0], out.detach())
+    assert len(still.memo) == 2
+    with pytest.raises(ValueError, match="layer_mix needs audio.arch=whisper"):
+        AudioConfig(layer_mix=True)

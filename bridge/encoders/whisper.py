@@ -250,12 +250,14 @@ class WhisperEncoder(nn.Module):
         encoder.load_state_dict(ct2_to_state_dict(weights, width))
         return encoder
 
-    def forward(self, mel: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(self, mel: Tensor, mask: Tensor | None = None, every_layer: bool = False) -> tuple[Tensor, Tensor]:
         """Encode a log-mel spectrogram.
 
         Args:
             mel: ``(b, n_mels, frames)``, at most ``2 * n_ctx`` frames.
             mask: ``(b, frames)``, True for real frames (None: all real).
+            every_layer: return the states entering each block and the final (normed) output,
+                stacked ``(layers + 1, b, t, width)``, as transformers' ``hidden_states``.
 
         Returns:
             states ``(b, ceil(frames / 2), width)`` and their mask (a state is real if its
@@ -267,10 +269,34 @@ class WhisperEncoder(nn.Module):
         x = F.gelu(self.conv2(x)).transpose(1, 2)  # (b, t, width)
         x = x + self.positions[: x.shape[1]].to(x.dtype)
         token_mask = None if mask is None else mask[:, ::2]  # (b, t)
-        x = self.transformer(x, mask=token_mask)
+        states = []
+        for block in self.transformer.blocks:
+            states.append(x)
+            x = block(x, mask=token_mask)
+        x = self.transformer.norm(x)
         if token_mask is None:
             token_mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
-        return x, token_mask
+        return (torch.stack([*states, x]) if every_layer else x), token_mask
+
+
+class LayerMix(nn.Module):
+    """A learned softmax-weighted sum of an encoder's layers, each layer-normalised first (SUPERB's
+    weighted sum, Yang et al., Interspeech 2021): a frozen speech encoder's top layer is shaped by
+    its pre-training task (Whisper's: transcription), and what a voice says about emotion sits
+    lower. The weights start equal.
+
+    Args:
+        layers: how many states are mixed (a Whisper encoder's blocks + 1).
+    """
+
+    def __init__(self, layers: int):
+        super().__init__()
+        self.logits = nn.Parameter(torch.zeros(layers))
+
+    def forward(self, states: Tensor) -> Tensor:
+        """``(layers, b, t, width)`` -> ``(b, t, width)``."""
+        normed = F.layer_norm(states, states.shape[-1:])
+        return torch.einsum("l,lbtw->btw", self.logits.softmax(0).to(normed.dtype), normed)
 
 
 def ct2_to_state_dict(weights: dict[str, Tensor], width: int) -> dict[str, Tensor]:
@@ -337,8 +363,14 @@ class WhisperAudioEncoder(nn.Module):
         if config.max_frames > 2 * self.whisper.n_ctx:
             raise ValueError(f"audio.max_frames={config.max_frames} exceeds the Whisper encoder's "
                              f"{2 * self.whisper.n_ctx} frames")
+        self.mix = LayerMix(len(self.whisper.transformer.blocks) + 1) if config.layer_mix else None
         self.memo: TokenStateMemo | None = None  # set on a frozen encoder (bridge.freeze.memoise_frozen)
         self.out_dim: int = self.whisper.out_dim
+
+    def tuned_parts(self) -> list[nn.Module]:
+        """What still learns when the encoder is frozen: the layer mix (``audio.layer_mix``), while
+        ``audio.tune_mix`` is on."""
+        return [self.mix] if self.mix is not None and self.config.tune_mix else []
 
     def save_architecture(self, directory: Path) -> None:
         """Write what :meth:`__init__` needs (with ``hf_config_dir``) to rebuild this encoder offline."""
@@ -348,15 +380,21 @@ class WhisperAudioEncoder(nn.Module):
     def forward(self, fbank: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """Encode ``(b, max_frames, mels)`` log-mel frames with their mask ``(b, max_frames)``;
         returns states ``(b, ceil(max_frames / 2), width)`` and their mask."""
-        if self.memo is not None and self.memo.max_bytes > 0:  # frozen: the states depend on the input alone
+        learning = self.mix is not None and self.mix.logits.requires_grad
+        if self.memo is not None and self.memo.max_bytes > 0 and not learning:  # frozen: the input decides
             token_mask = mask[:, ::2]
             out = fbank.new_zeros((fbank.shape[0], token_mask.shape[1], self.out_dim))
             keys = row_digests(fbank, mask)
             lengths = [token_mask.shape[1]] * len(fbank)
-            return memoised(self.memo, fingerprint(self.whisper), keys, lengths,
+            return memoised(self.memo, fingerprint(self), keys, lengths,
                             lambda rows: self._encode(fbank[rows], mask[rows])[0], out), token_mask
         return self._encode(fbank, mask)
 
     def _encode(self, fbank: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        tokens, token_mask = self.whisper(fbank.transpose(1, 2), mask)  # (b, t, width), (b, t)
+        if self.mix is None:
+            tokens, token_mask = self.whisper(fbank.transpose(1, 2), mask)  # (b, t, width), (b, t)
+        else:
+            with torch.set_grad_enabled(torch.is_grad_enabled() and any(p.requires_grad for p in self.whisper.parameters())):
+                states, token_mask = self.whisper(fbank.transpose(1, 2), mask, every_layer=True)
+            tokens = self.mix(states)
         return tokens * token_mask[..., None].to(tokens.dtype), token_mask
