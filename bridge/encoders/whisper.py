@@ -394,7 +394,8 @@ class WhisperAudioEncoder(nn.Module):
         if self.mix is None:
             tokens, token_mask = self.whisper(fbank.transpose(1, 2), mask)  # (b, t, width), (b, t)
         else:
-            with torch.set_grad_enabled(torch.is_grad_enabled() and any(p.requires_grad for p in self.whisper.parameters())):
+            trains = any(p.requires_grad for p in self.whisper.parameters())  # else no graph through Whisper
+            with torch.set_grad_enabled(torch.is_grad_enabled() and trains):
                 states, token_mask = self.whisper(fbank.transpose(1, 2), mask, every_layer=True)
             tokens = self.mix(states)
         return tokens * token_mask[..., None].to(tokens.dtype), token_mask
