@@ -129,7 +129,7 @@ def test_data_root_precedence(monkeypatch, tmp_path):
 
 def test_registry_names():
     names = {"fer2013", "ravdess", "ravdess8", "meld", "goemotions", "goemotions-original", "meld+goemotions", "mosi",
-             "paired", "paired+goemotions", "paired+text",
+             "paired", "paired+goemotions", "paired+text", "paired+text+voice",
              "manifest"}
     assert set(CORPORA) == names
     with pytest.raises(KeyError, match="unknown corpus"):
@@ -440,8 +440,8 @@ def toy(name: str, split: str, labels: list[int], modality: Modality) -> Corpus:
     return Corpus(name, split, EMOTIONS, stubs)
 
 
-def test_texts_alone_join_the_training_split_with_their_own_labels():
-    from bridge.data.paired import add_text_alone
+def test_samples_alone_join_the_training_split_with_their_own_labels():
+    from bridge.data.paired import add_alone
 
     paired = compose_paired(toy("faces", "train", [0, 1, 2, 3], Modality.FACE),
                             toy("voices", "train", [0, 1, 2, 3], Modality.AUDIO),
@@ -449,7 +449,7 @@ def test_texts_alone_join_the_training_split_with_their_own_labels():
     texts = Corpus("meld+goemotions", "train", EMOTIONS,
                    toy("meld", "train", [4, 4, 4, 4, 5, 5], Modality.TEXT).stubs
                    + toy("goemotions", "train", [3, 3, 3, 6, 6, 6, 6, 6], Modality.TEXT).stubs)
-    joined = add_text_alone(paired, texts, share=1.5, seed=0)  # 6 more: 3 from each part
+    joined = add_alone(paired, "text", texts, share=1.5, seed=0)  # 6 more: 3 from each part
     assert len(joined) == 10 and joined.split == "train" and "label-paired" in joined.name
     assert [s.id for s in joined.stubs[:4]] == paired.ids
     added = [joined[i] for i in range(4, 10)]
@@ -458,9 +458,21 @@ def test_texts_alone_join_the_training_split_with_their_own_labels():
         assert sample.face is None and sample.audio is None
         assert sample.text == f"{sample.id.split('/')[3]} {sample.label}"  # its own label
     assert joined[0].face is not None and joined[0].audio is not None
-    assert add_text_alone(paired, texts, 1.5, seed=0).ids == joined.ids  # seeded
+    assert add_alone(paired, "text", texts, 1.5, seed=0).ids == joined.ids  # seeded
     with pytest.raises(ValueError, match="at least 0"):
-        add_text_alone(paired, texts, -1)
+        add_alone(paired, "text", texts, -1)
+
+    # voices alone on top: a quota above the source repeats every item, then a remainder
+    voices = toy("ravdess", "train", [1, 5, 6], Modality.AUDIO)
+    both = add_alone(joined, Modality.AUDIO, voices, share=0.8, seed=0)  # 8 more from 3 voices
+    assert len(both) == 18 and both.ids[:10] == joined.ids and "voices alone" in both.name
+    extra = [both[i] for i in range(10, 18)]
+    assert sorted(Counter(s.id.split("~")[0] for s in extra).values()) == [2, 3, 3]
+    assert len(set(s.id for s in extra)) == 8  # repeats get their own ids
+    for sample in extra:
+        assert sample.text is None and sample.face is None and sample.audio is not None
+        assert sample.audio[0] == pytest.approx(sample.label / 10)  # its own label's clip
+    assert both[4].text is not None and both[0].face is not None  # earlier samples untouched
 
 
 def test_paired_composition():

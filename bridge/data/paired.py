@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,7 @@ from bridge.modality import EMOTIONS, Modality
 
 NAME = "paired"
 ROLES = (Modality.FACE, Modality.AUDIO, Modality.TEXT)
+_ALONE_SEED = {Modality.TEXT: 1, Modality.AUDIO: 2, Modality.FACE: 3}  # text's as before voices could be added
 
 
 def compose_paired(
@@ -132,7 +133,7 @@ def read_paired(
     ravdess: Mapping[str, Any] | None = None,
     meld: Mapping[str, Any] | None = None,
     text: str = "meld",
-    text_alone: float = 0.0,
+    alone: Mapping[str, float] | None = None,
 ) -> Corpus:
     """FER-2013 faces x RAVDESS voices x MELD texts (or MELD + GoEmotions texts), label-paired, for one split.
 
@@ -144,8 +145,10 @@ def read_paired(
         fer2013, ravdess, meld: options for each reader (e.g. ``ravdess={"calm": "drop"}``).
         text: the text source: ``"meld"``, or ``"meld+goemotions"`` (both registers, as the shipped
             model's text stage reads them; ``meld`` options then do not apply).
-        text_alone: in the training split only, add this many text-only samples per composed one
-            (:func:`add_text_alone`); validation and test stay label-paired.
+        alone: in the training split only, per modality name, add this many single-modality
+            samples per composed one (:func:`add_alone`): texts from MELD and GoEmotions, voices
+            from the RAVDESS split composed here, faces from the FER-2013 one. Validation and
+            test stay label-paired.
     """
     split = normalise_split(split)
     face = read_fer2013(require_corpus("fer2013", root), split, **dict(fer2013 or {}))
@@ -157,40 +160,63 @@ def read_paired(
     else:
         raise ValueError(f"label-paired text source {text!r}: expected 'meld' or 'meld+goemotions'")
     paired = compose_paired(face, voice, texts, split=split, seed=seed, anchor=anchor, max_samples=max_samples)
-    if text_alone and split == "train":
-        paired = add_text_alone(paired, read_mixed(root, split, parts=("meld", "goemotions")), text_alone, seed)
+    if split != "train":
+        return paired
+    for name, share in dict(alone or {}).items():
+        try:
+            modality = Modality(name)
+        except ValueError:
+            raise ValueError(f"samples alone of {name!r}: expected one of {', '.join(m.value for m in ROLES)}") from None
+        if not share:
+            continue
+        if modality is Modality.TEXT:
+            source = read_mixed(root, split, parts=("meld", "goemotions"))
+        else:
+            source = face if modality is Modality.FACE else voice
+        paired = add_alone(paired, modality, source, share, seed)
     return paired
 
 
-def add_text_alone(paired: Corpus, texts: Corpus, share: float, seed: int = 0) -> Corpus:
-    """``paired`` with ``share`` x its size more samples that have a text alone, each with its own
-    label, drawn half from each part of ``texts`` (a joined corpus such as ``meld+goemotions``).
+def add_alone(paired: Corpus, modality: Modality | str, source: Corpus, share: float, seed: int = 0) -> Corpus:
+    """``paired`` with ``share`` x its size more samples that have ``modality`` alone, each with its
+    own label, drawn equally from each part of ``source`` (the parts of a joined corpus such as
+    ``meld+goemotions``; a plain corpus is one part).
 
     A fusion trained on label-paired samples alone learns the anchor corpus's label mix (FER-2013's)
-    and meets one text register; a user's text alone is classified with that prior. Text-only
-    samples with their corpora's own labels teach the fusion's text-alone path the texts' label mix
-    and both registers, while the composed samples still teach it to fuse.
+    and meets one text register; a user's text or voice alone is classified with that prior.
+    Single-modality samples with their corpora's own labels teach the fusion's path from that
+    modality alone the corpus's label mix (and, for texts, both registers), while the composed
+    samples still teach it to fuse. A part with fewer items than its quota gives every item, and
+    then every item again (ids marked ``~2``, ``~3`` ...) until the quota is met.
 
     Raises:
         ValueError: a negative share.
     """
+    modality = Modality(modality)
     if share < 0:
-        raise ValueError(f"text_alone must be at least 0, got {share}")
-    rng = np.random.default_rng(seed + 1)
+        raise ValueError(f"the share of {modality.value} alone must be at least 0, got {share}")
+    rng = np.random.default_rng(seed + _ALONE_SEED[modality])
     parts: dict[str, list[int]] = {}
-    for i, stub in enumerate(texts.stubs):
+    for i, stub in enumerate(source.stubs):
         parts.setdefault(stub.id.split("/")[0], []).append(i)
-    wanted = round(share * len(paired))
-    picks = []
+    wanted = round(share * len(paired.stubs))
+    picks: list[tuple[int, int]] = []  # (item of source, how many times it was drawn before)
     for k, members in enumerate(parts.values()):
-        n = min(len(members), wanted // len(parts) + (k < wanted % len(parts)))
-        picks += sorted(rng.choice(members, n, replace=False).tolist())
-    stubs = list(paired.stubs) + [Sample(id=f"{NAME}/{paired.split}/alone/{texts.stubs[j].id}",
-                                         label=texts.stubs[j].label, group=None, split=paired.split) for j in picks]
-    meta = list(paired.meta) + [{"text_alone": j, "text_id": texts.stubs[j].id} for j in picks]
-    loader = _PairedLoader(*paired._loader.parts, alone=texts)
-    return Corpus(paired.name + " + text alone", paired.split, paired.label_names, stubs, loader, meta,
-                  paired.skipped, description=f"{paired.description}; plus {len(picks)} texts alone "
+        n = wanted // len(parts) + (k < wanted % len(parts))
+        for copy in range(-(-n // len(members))):  # whole passes, then a random remainder
+            take = min(len(members), n - copy * len(members))
+            picks += [(j, copy) for j in sorted(rng.choice(members, take, replace=False).tolist())]
+    prefix = f"{NAME}/{paired.split}/alone"
+    stubs = list(paired.stubs) + [
+        Sample(id=f"{prefix}/{source.stubs[j].id}" + (f"~{copy + 1}" if copy else ""), label=source.stubs[j].label,
+               group=None, split=paired.split) for j, copy in picks]
+    meta = list(paired.meta) + [{"alone": modality.value, "index": j, "source_id": source.stubs[j].id}
+                                for j, _ in picks]
+    loader = paired._loader
+    loader = _PairedLoader(*loader.parts, alone={**loader.alone, modality.value: source})
+    what = {Modality.FACE: "faces", Modality.AUDIO: "voices", Modality.TEXT: "texts"}[modality]
+    return Corpus(f"{paired.name} + {what} alone", paired.split, paired.label_names, stubs, loader, meta,
+                  paired.skipped, description=f"{paired.description}; plus {len(picks)} {what} alone "
                   f"({' + '.join(parts)}) with their own labels")
 
 
@@ -201,7 +227,7 @@ class _PairedLoader:
     face: Sequence[Sample]
     voice: Sequence[Sample]
     text: Sequence[Sample]
-    alone: Sequence[Sample] | None = None  # the texts of text-only samples (add_text_alone)
+    alone: Mapping[str, Sequence[Sample]] = field(default_factory=dict)  # sources of single-modality samples
 
     @property
     def parts(self) -> tuple[Sequence[Sample], ...]:
@@ -209,8 +235,12 @@ class _PairedLoader:
         return self.face, self.voice, self.text
 
     def __call__(self, stub: Sample, info: dict[str, Any]) -> tuple[Sample, list[str]]:
-        if "text_alone" in info:
-            return Sample(id=stub.id, label=stub.label, text=self.alone[info["text_alone"]].text, split=stub.split), []
+        if "alone" in info:
+            modality, item = Modality(info["alone"]), self.alone[info["alone"]][info["index"]]
+            media = {Modality.FACE: {"face": item.face}, Modality.TEXT: {"text": item.text},
+                     Modality.AUDIO: {"audio": item.audio, "sample_rate": item.sample_rate}}[modality]
+            sample = Sample(id=stub.id, label=stub.label, split=stub.split, **media)
+            return sample, [] if sample.has(modality) else [f"{modality}: missing in its source item"]
         face = self.face[info[Modality.FACE.value]]
         voice = self.voice[info[Modality.AUDIO.value]]
         text = self.text[info[Modality.TEXT.value]]

@@ -14,6 +14,7 @@ name                    what
 ``paired``              label-paired FER-2013 x RAVDESS x MELD (shares labels, not instances)
 ``paired+goemotions``   the same, its texts drawn from MELD and GoEmotions (Ekman) together
 ``paired+text``         ``paired``, and in training a quarter as many texts alone (MELD, GoEmotions)
+``paired+text+voice``   ``paired+text``, and in training a tenth as many voices alone (RAVDESS)
 ``manifest``            a user's CSV / JSONL manifest (``root`` is the manifest)
 ======================  ==============================================================
 
@@ -112,10 +113,15 @@ CORPORA: dict[str, CorpusSpec] = {
                    val_options=PAIRED_VAL,
                    description="label-paired FER-2013 x RAVDESS x (MELD + GoEmotions): shared labels, no shared instances",
                    parts=("fer2013", "ravdess", "meld", "goemotions")),
-        CorpusSpec("paired+text", read_paired, None, _frozen(text_alone=0.25),
+        CorpusSpec("paired+text", read_paired, None, _frozen(alone=_frozen(text=0.25)),
                    val_options=PAIRED_VAL,
                    description="label-paired FER-2013 x RAVDESS x MELD; training adds MELD and GoEmotions texts alone "
                                "(a quarter as many), with their own labels",
+                   parts=("fer2013", "ravdess", "meld", "goemotions")),
+        CorpusSpec("paired+text+voice", read_paired, None, _frozen(alone=_frozen(text=0.25, audio=0.1)),
+                   val_options=PAIRED_VAL,
+                   description="label-paired FER-2013 x RAVDESS x MELD; training adds MELD and GoEmotions texts alone "
+                               "(a quarter as many) and RAVDESS voices alone (a tenth as many), with their own labels",
                    parts=("fer2013", "ravdess", "meld", "goemotions")),
         CorpusSpec("manifest", read_manifest, None, description="a user's CSV/JSONL manifest of media and labels"),
     )
