@@ -87,16 +87,46 @@ def corpus_parts(examples: Sequence[Example]) -> dict[str, list[int]]:
     return parts
 
 
-def balanced_indices(parts: dict[str, list[int]], seed: int) -> list[int]:
+def balanced_indices(parts: dict[str, list[int]], seed: int, shares: dict[str, float] | None = None) -> list[int]:
     """As many positions from every part as the smallest part has, drawn without replacement
-    (the smallest part whole), parts in name order; the same ``seed`` gives the same draw."""
+    (the smallest part whole), parts in name order; the same ``seed`` gives the same draw.
+
+    ``shares`` scales a part's draw: ``{"goemotions": 0.5}`` draws half as many from it as the
+    smallest part has (rounded, at least one, at most the whole part); a part not named draws 1x.
+    """
     k = min(map(len, parts.values()))
+    shares = shares or {}
     generator = torch.Generator().manual_seed(seed)
     out: list[int] = []
     for name in sorted(parts):
-        pick = torch.randperm(len(parts[name]), generator=generator)[:k].sort().values
+        n = min(len(parts[name]), max(1, round(k * shares.get(name, 1.0))))
+        pick = torch.randperm(len(parts[name]), generator=generator)[:n].sort().values
         out += [parts[name][i] for i in pick.tolist()]
     return out
+
+
+def parse_part_shares(specs: Sequence[str], parts: Sequence[str]) -> dict[str, float]:
+    """``["goemotions=0.5"]`` -> ``{"goemotions": 0.5}`` (``--part-share``).
+
+    Raises:
+        ValueError: a malformed or repeated spec, a part the corpus lacks, or a share that is not positive.
+    """
+    shares: dict[str, float] = {}
+    for spec in specs:
+        name, _, value = (x.strip() for x in spec.partition("="))
+        try:
+            share = float(value)
+        except ValueError:
+            raise ValueError(f"--part-share {spec!r}: expected PART=SHARE, e.g. goemotions=0.5") from None
+        if name not in parts:
+            raise ValueError(f"--part-share {spec!r}: the corpus has no part {name!r} "
+                             f"(its parts: {', '.join(sorted(parts))})")
+        if name in shares:
+            raise ValueError(f"--part-share names {name} twice")
+        if not share > 0:
+            raise ValueError(f"--part-share {spec!r}: the share must be above 0")
+        shares[name] = share
+    return shares
 
 
 def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int, workers: int,

@@ -4,6 +4,7 @@ the top text layers, and MELD + GoEmotions read as one corpus."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -131,6 +132,21 @@ def test_balanced_epochs_draw_every_part_equally_and_afresh():
     assert len(set(first + other) & set(range(30))) > 10  # the large part is visited across epochs
 
 
+def test_part_shares_scale_each_parts_draw_and_bad_ones_are_refused():
+    from bridge.dataset import balanced_indices, parse_part_shares
+
+    parts = {"big": list(range(30)), "small": list(range(30, 40))}
+    half = balanced_indices(parts, 1, parse_part_shares(["big=0.5"], list(parts)))
+    assert len([i for i in half if i < 30]) == 5 and sorted(i for i in half if i >= 30) == list(range(30, 40))
+    more = balanced_indices(parts, 1, {"big": 2.0, "small": 3.0})  # at most the whole part
+    assert len([i for i in more if i < 30]) == 20 and len([i for i in more if i >= 30]) == 10
+    assert balanced_indices(parts, 1, {}) == balanced_indices(parts, 1)  # no shares: the equal draw
+    for specs, message in ((["huge=0.5"], "no part 'huge' (its parts: big, small)"), (["big"], "expected PART=SHARE"),
+                           (["big=0"], "above 0"), (["big=1", "big=2"], "names big twice")):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            parse_part_shares(specs, list(parts))
+
+
 def test_balance_parts_trains_on_a_joined_corpus_and_refuses_a_single_one(tmp_path, capsys):
     from bridge.commands.train import main
     from bridge.data.paths import data_root
@@ -139,11 +155,14 @@ def test_balance_parts_trains_on_a_joined_corpus_and_refuses_a_single_one(tmp_pa
             "--no-cache"]
     assert main(argv + ["--output", str(tmp_path / "one")]) == 2
     assert "--balance-parts needs a joined corpus" in capsys.readouterr().err
+    assert main(argv[:-2] + ["--no-cache", "--part-share", "x=1", "--output", str(tmp_path / "two")]) == 2
+    assert "--part-share scales --balance-parts' draw" in capsys.readouterr().err
     if not ((data_root() / "meld").is_dir() and (data_root() / "goemotions").is_dir()):
         pytest.skip("real data absent: MELD and GoEmotions")
-    assert main(argv + ["--data", "meld+goemotions", "--output", str(tmp_path / "joined")]) == 0
+    assert main(argv + ["--data", "meld+goemotions", "--part-share", "goemotions=0.5",
+                        "--output", str(tmp_path / "joined")]) == 0
     config = json.loads((tmp_path / "joined" / "config.json").read_text())
-    assert config["training"]["balance_parts"] is True
+    assert config["training"]["balance_parts"] is True and config["training"]["part_share"] == ["goemotions=0.5"]
 
 
 def test_the_data_check_says_what_is_missing(tmp_path, capsys):

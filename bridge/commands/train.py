@@ -29,7 +29,7 @@ RESTORED = ("recipe", "data", "data_root", "preset", "modalities", "set", "init_
             "batch_size", "lr", "encoder_lr_scale", "weight_decay", "label_smoothing", "modality_dropout",
             "unimodal_weight", "translation_weight", "cycle_weight", "translation_loss", "distill_weight",
             "distill_temperature", "dropout_schedule", "fill",
-            "augment", "balance_parts", "test_flip", "precision", "seed", "deterministic", "limit", "no_face_detection")
+            "augment", "balance_parts", "part_share", "test_flip", "precision", "seed", "deterministic", "limit", "no_face_detection")
 CYCLES_FILE = "cycles.json"  # a run with warm restarts: its plan, and each finished cycle's best epoch
 # flags that belong to the whole cycled run, not to one cycle's train.py call
 _CYCLE_FLAGS = {"--output": True, "--resume": False, "--restarts": True, "--restart-epochs": True,
@@ -194,6 +194,9 @@ def _parser() -> _Parser:
     p.add_argument("--balance-parts", action="store_true",
                    help="a joined corpus (e.g. meld+goemotions): each epoch draws as many training items from every "
                         "part as the smallest part has, afresh per epoch")
+    p.add_argument("--part-share", action="append", default=[], metavar="PART=SHARE",
+                   help="with --balance-parts: draw SHARE times as many items from PART as the smallest part has "
+                        "(e.g. goemotions=0.5; repeatable; a part not named draws 1x)")
     p.add_argument("--seed", type=int, default=TrainConfig.seed)
     p.add_argument("--deterministic", action="store_true", help="deterministic algorithms only (repeatable runs)")
     p.add_argument("--limit", type=int, default=None, help="at most this many samples per split (quick runs)")
@@ -488,7 +491,7 @@ def train_config_from(args: argparse.Namespace, init_encoders: list[str], device
     from dataclasses import fields
 
     resolved = {"num_workers": args.workers, "init_encoders": tuple(init_encoders), "device": device,
-                "mismatch": tuple(args.mismatch)}
+                "mismatch": tuple(args.mismatch), "part_share": tuple(args.part_share)}
     return TrainConfig(**{f.name: resolved[f.name] if f.name in resolved else getattr(args, f.name)
                           for f in fields(TrainConfig) if f.name in resolved or hasattr(args, f.name)})
 

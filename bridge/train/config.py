@@ -39,6 +39,8 @@ class TrainConfig:
     # a joined corpus (item ids PART/..., e.g. meld+goemotions): each epoch draws as many training items from
     # every part as the smallest part has, afresh per epoch, so a large part does not outweigh a small one
     balance_parts: bool = False
+    # "PART=SHARE": with balance_parts, draw SHARE times as many items from that part (e.g. goemotions=0.5)
+    part_share: tuple[str, ...] = ()
     init_encoders: tuple[str, ...] = ()  # "MODALITY=CHECKPOINT": start that encoder from a trained checkpoint
     mismatch: tuple[str, ...] = ()  # "MODALITY=RATE": that share of training samples take it from another label's
     select: Literal["all", "patterns"] = "all"  # keep the epoch best on all modalities, or on the mean over patterns

@@ -31,7 +31,8 @@ from bridge.cli import first_line
 from bridge.config import BridgeConfig, FeatureConfig
 from bridge.contract import Fill
 from bridge.data.sample import Sample
-from bridge.dataset import ExampleDataset, balanced_indices, corpus_parts, feature_statistics, make_loader
+from bridge.dataset import (ExampleDataset, balanced_indices, corpus_parts, feature_statistics, make_loader,
+                            parse_part_shares)
 from bridge.train.distributed import GlobalBatchSampler, World, barrier, gather_present, merge_ranks
 from bridge.encoders.memo import TokenStateMemo
 from bridge.eval.protocols import pattern_predictions, subsets
@@ -374,11 +375,11 @@ class Trainer:
 class EpochDraw:
     """Which training samples each epoch visits, in which order, in batches of what size: every
     sample shuffled by the epoch's seed, or (``--balance-parts``) an equal draw from each part of a
-    joined corpus; in a multi-process run, this process's columns of the global batches
+    joined corpus, scaled per part by ``--part-share``; in a multi-process run, this process's columns of the global batches
     (:class:`GlobalBatchSampler`), each process taking ``batch_size / N`` samples a step.
 
     Raises:
-        ValueError: ``--balance-parts`` on a corpus with one part.
+        ValueError: ``--balance-parts`` on a corpus with one part; a bad ``--part-share``.
     """
 
     def __init__(self, train_set: ExampleDataset, cfg: TrainConfig, world: World):
@@ -388,7 +389,10 @@ class EpochDraw:
         if self.by_part is not None and len(self.by_part) < 2:
             raise ValueError("--balance-parts needs a joined corpus (item ids PART/..., e.g. meld+goemotions); "
                              f"this one has {len(self.by_part)} part")
-        size = len(self.by_part) * min(map(len, self.by_part.values())) if self.by_part else len(train_set)
+        if cfg.part_share and self.by_part is None:
+            raise ValueError("--part-share scales --balance-parts' draw: give --balance-parts too")
+        self.shares = parse_part_shares(cfg.part_share, list(self.by_part)) if self.by_part else {}
+        size = len(balanced_indices(self.by_part, 0, self.shares)) if self.by_part else len(train_set)
         self.sampler = (GlobalBatchSampler(range(size), world.size, world.rank, shuffle=True,  # type: ignore[arg-type]
                                            seed=cfg.seed * 1000) if world.distributed else None)
         self.steps = math.ceil((len(self.sampler) if self.sampler is not None else size) / self.batch_size)
@@ -403,7 +407,7 @@ class EpochDraw:
             self.sampler.set_epoch(epoch)  # shuffles with the epoch's seed, like the single-process loader
             torch.manual_seed(seed + 1_000_003 * (self.world.rank + 1))  # layer dropout: per rank, resumable
         data: Dataset = (self.train_set if self.by_part is None
-                         else Subset(self.train_set, balanced_indices(self.by_part, seed)))
+                         else Subset(self.train_set, balanced_indices(self.by_part, seed, self.shares)))
         return make_loader(data, self.batch_size, True, seed, self.cfg.num_workers, self.sampler)
 
 
