@@ -106,3 +106,21 @@ def test_train_augment_is_recorded_changes_training_and_resumes_exactly(tmp_path
     b = torch.load(broken / "training_state.pt", weights_only=True)["model"]
     for name, tensor in a.items():
         assert torch.equal(tensor, b[name]), f"{name} differs after resume"
+
+
+def test_augment_framing_is_recorded_changes_training_and_resumes(tmp_path, capsys):
+    wide, standard = tmp_path / "wide", tmp_path / "standard"
+    framing = ["--augment-zoom", "0.75,1.35", "--augment-shift", "0.12"]
+    assert train.main([*QUICK, "--epochs", "1", "--augment", *framing, "--output", str(wide)]) == 0
+    assert train.main([*QUICK, "--epochs", "1", "--augment", "--output", str(standard)]) == 0
+    recorded = lambda d: json.loads((d / "config.json").read_text())["training"]  # noqa: E731
+    assert (recorded(wide)["augment_zoom"], recorded(wide)["augment_shift"]) == ([0.75, 1.35], 0.12)
+    assert (recorded(standard)["augment_zoom"], recorded(standard)["augment_shift"]) == ([0.9, 1.1], 0.1)
+    history = lambda d: [r["train"] for r in json.loads((d / "history.json").read_text())]  # noqa: E731
+    assert history(wide) != history(standard)
+    assert train.main([*QUICK, "--epochs", "2", "--output", str(wide), "--resume"]) == 0  # the framing comes back
+    assert (recorded(wide)["augment_zoom"], recorded(wide)["augment_shift"]) == ([0.75, 1.35], 0.12)
+    for bad in ("1.2,0.9", "0.9", "a,b"):
+        with pytest.raises(SystemExit):
+            train.parse_args(["--augment-zoom", bad])
+        assert "--augment-zoom" in capsys.readouterr().err

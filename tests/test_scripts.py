@@ -234,13 +234,15 @@ def test_every_training_option_reaches_the_train_config():
     from bridge.train.config import TrainConfig
 
     args = train.parse_args(["--epochs", "3", "--lr", "0.01", "--workers", "2", "--mismatch", "audio=0.2",
-                             "--balance-parts", "--part-share", "goemotions=0.5", "--translation-loss", "infonce", "--memo-mb", "8", "--seed", "5"])
+                             "--balance-parts", "--part-share", "goemotions=0.5", "--augment-zoom", "0.8,1.25",
+                             "--augment-shift", "0.12", "--translation-loss", "infonce", "--memo-mb", "8", "--seed", "5"])
     config = train.train_config_from(args, ["face=run"], "cpu")
     assert (config.num_workers, config.init_encoders, config.device, config.mismatch, config.part_share) == (
         2, ("face=run",), "cpu", ("audio=0.2",), ("goemotions=0.5",))
+    assert (config.augment_zoom, config.augment_shift) == ((0.8, 1.25), 0.12)
     assert (config.epochs, config.lr, config.balance_parts, config.translation_loss, config.memo_mb, config.seed) == (
         3, 0.01, True, "infonce", 8, 5)
-    resolved = {"num_workers", "init_encoders", "device", "mismatch", "part_share"}
+    resolved = {"num_workers", "init_encoders", "device", "mismatch", "part_share", "augment_zoom"}
     same_name = {f.name for f in fields(TrainConfig) if hasattr(args, f.name)} - resolved
     assert {name for name in same_name if getattr(config, name) != getattr(args, name)} == set()
     # the fields no option sets (a new option reaches the trainer by taking its field's name)

@@ -29,7 +29,7 @@ RESTORED = ("recipe", "data", "data_root", "preset", "modalities", "set", "init_
             "batch_size", "lr", "encoder_lr_scale", "weight_decay", "label_smoothing", "modality_dropout",
             "unimodal_weight", "translation_weight", "cycle_weight", "translation_loss", "distill_weight",
             "distill_temperature", "dropout_schedule", "fill",
-            "augment", "balance_parts", "part_share", "test_flip", "precision", "seed", "deterministic", "limit", "no_face_detection")
+            "augment", "augment_zoom", "augment_shift", "balance_parts", "part_share", "test_flip", "precision", "seed", "deterministic", "limit", "no_face_detection")
 CYCLES_FILE = "cycles.json"  # a run with warm restarts: its plan, and each finished cycle's best epoch
 # flags that belong to the whole cycled run, not to one cycle's train.py call
 _CYCLE_FLAGS = {"--output": True, "--resume": False, "--restarts": True, "--restart-epochs": True,
@@ -56,6 +56,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             again = {_entry_key(e) for e in given}
             setattr(args, dest, [e for e in entries if _entry_key(e) not in again] + given)
     return args
+
+
+def _zoom_range(text: str) -> tuple[float, float]:
+    """``"0.9,1.1"`` -> ``(0.9, 1.1)``, a positive range (a recipe gives the same string)."""
+    try:
+        low, high = (float(x) for x in text.split(","))
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH zoom factors, e.g. 0.9,1.1; got {text!r}") from None
+    if not 0 < low <= high:
+        raise argparse.ArgumentTypeError(f"zoom factors must satisfy 0 < LOW <= HIGH; got {text!r}")
+    return low, high
 
 
 def _entry_key(entry: str) -> str:
@@ -187,6 +198,12 @@ def _parser() -> _Parser:
     p.add_argument("--augment", action="store_true",
                    help="augment in training: face crops (flips, small rotations/shifts/zooms, random erasing) and "
                         "audio (level, noise, tempo)")
+    p.add_argument("--augment-zoom", type=_zoom_range, default=TrainConfig.augment_zoom, metavar="LOW,HIGH",
+                   help="with --augment: face zoom factors drawn from this range, above 1 zooming in "
+                        f"(default {','.join(map(str, TrainConfig.augment_zoom))})")
+    p.add_argument("--augment-shift", type=float, default=TrainConfig.augment_shift, metavar="FRACTION",
+                   help="with --augment: face shifts drawn from [-FRACTION, FRACTION] of the side, on each axis "
+                        f"(default {TrainConfig.augment_shift})")
     p.add_argument("--precision", choices=["float32", "bfloat16"], default=TrainConfig.precision,
                    help="arithmetic of the training forward: bfloat16 autocasts it (weights, optimiser, validation "
                         "and checkpoints stay float32); about 1.1x faster per FER-2013 epoch on a CPU with AVX-512 BF16 "
@@ -491,7 +508,8 @@ def train_config_from(args: argparse.Namespace, init_encoders: list[str], device
     from dataclasses import fields
 
     resolved = {"num_workers": args.workers, "init_encoders": tuple(init_encoders), "device": device,
-                "mismatch": tuple(args.mismatch), "part_share": tuple(args.part_share)}
+                "mismatch": tuple(args.mismatch), "part_share": tuple(args.part_share),
+                "augment_zoom": tuple(args.augment_zoom)}  # a resumed run restores it as a list
     return TrainConfig(**{f.name: resolved[f.name] if f.name in resolved else getattr(args, f.name)
                           for f in fields(TrainConfig) if f.name in resolved or hasattr(args, f.name)})
 

@@ -36,6 +36,8 @@ class TrainConfig:
     dropout_warmup_epochs: int = 3
     fill: Literal["reconstruct", "zero"] = "reconstruct"  # "zero": the early-fusion baseline, no translation
     augment: bool = False  # face crops: flips, warps, erasing; audio: level, noise, tempo (bridge.train.augment)
+    augment_zoom: tuple[float, float] = (0.9, 1.1)  # face zoom factors drawn from this range (above 1 zooms in)
+    augment_shift: float = 0.1  # face shifts drawn from [-shift, shift] of the side, on each axis
     # a joined corpus (item ids PART/..., e.g. meld+goemotions): each epoch draws as many training items from
     # every part as the smallest part has, afresh per epoch, so a large part does not outweigh a small one
     balance_parts: bool = False
