@@ -235,7 +235,8 @@ def test_every_training_option_reaches_the_train_config():
 
     args = train.parse_args(["--epochs", "3", "--lr", "0.01", "--workers", "2", "--mismatch", "audio=0.2",
                              "--balance-parts", "--part-share", "goemotions=0.5", "--augment-zoom", "0.8,1.25",
-                             "--augment-shift", "0.12", "--translation-loss", "infonce", "--memo-mb", "8", "--seed", "5"])
+                             "--augment-shift", "0.12", "--translation-loss", "infonce", "--memo-mb", "8",
+                             "--seed", "5"])
     config = train.train_config_from(args, ["face=run"], "cpu")
     assert (config.num_workers, config.init_encoders, config.device, config.mismatch, config.part_share) == (
         2, ("face=run",), "cpu", ("audio=0.2",), ("goemotions=0.5",))

@@ -376,8 +376,9 @@ class Trainer:
 class EpochDraw:
     """Which training samples each epoch visits, in which order, in batches of what size: every
     sample shuffled by the epoch's seed, or (``--balance-parts``) an equal draw from each part of a
-    joined corpus, scaled per part by ``--part-share``; in a multi-process run, this process's columns of the global batches
-    (:class:`GlobalBatchSampler`), each process taking ``batch_size / N`` samples a step.
+    joined corpus, scaled per part by ``--part-share``; in a multi-process run, this process's
+    columns of the global batches (:class:`GlobalBatchSampler`), each process taking
+    ``batch_size / N`` samples a step.
 
     Raises:
         ValueError: ``--balance-parts`` on a corpus with one part; a bad ``--part-share``.
