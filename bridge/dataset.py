@@ -13,6 +13,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from bridge.data.mixed import corpus_parts  # noqa: F401 (re-exported: the trainer's balanced draws)
 from bridge.data.sample import Sample
 from bridge.modality import Modality
 from bridge.preprocess import Example, Preprocessor, collate
@@ -78,15 +79,6 @@ def feature_statistics(dataset: ExampleDataset, modality: Modality) -> tuple[Ten
     return values.mean(dim=0), values.std(dim=0)
 
 
-def corpus_parts(examples: Sequence[Example]) -> dict[str, list[int]]:
-    """Positions of a joined corpus's examples by part: the item id's prefix before its first ``/``
-    (``meld/...``, ``goemotions/...``; ids without one form the part ``""``)."""
-    parts: dict[str, list[int]] = {}
-    for i, ex in enumerate(examples):
-        parts.setdefault(ex.id.split("/", 1)[0] if "/" in ex.id else "", []).append(i)
-    return parts
-
-
 def balanced_indices(parts: dict[str, list[int]], seed: int, shares: dict[str, float] | None = None) -> list[int]:
     """As many positions from every part as the smallest part has, drawn without replacement
     (the smallest part whole), parts in name order; the same ``seed`` gives the same draw.
@@ -94,15 +86,38 @@ def balanced_indices(parts: dict[str, list[int]], seed: int, shares: dict[str, f
     ``shares`` scales a part's draw: ``{"goemotions": 0.5}`` draws half as many from it as the
     smallest part has (rounded, at least one, at most the whole part); a part not named draws 1x.
     """
-    k = min(map(len, parts.values()))
-    shares = shares or {}
     generator = torch.Generator().manual_seed(seed)
     out: list[int] = []
-    for name in sorted(parts):
-        n = min(len(parts[name]), max(1, round(k * shares.get(name, 1.0))))
+    for name, n in sorted(part_quotas(parts, shares).items()):
         pick = torch.randperm(len(parts[name]), generator=generator)[:n].sort().values
         out += [parts[name][i] for i in pick.tolist()]
     return out
+
+
+def part_quotas(parts: dict[str, list[int]], shares: dict[str, float] | None = None) -> dict[str, int]:
+    """How many items :func:`balanced_indices` draws from each part."""
+    k = min(map(len, parts.values()))
+    return {name: min(len(members), max(1, round(k * (shares or {}).get(name, 1.0))))
+            for name, members in parts.items()}
+
+
+def part_draw(items: Sequence, balance: bool,
+              share_specs: Sequence[str]) -> tuple[dict[str, list[int]] | None, dict[str, float]]:
+    """``--balance-parts`` and ``--part-share`` checked against a training split's items (samples
+    or examples): the parts to draw from (None: no balanced draw) and each named part's share.
+
+    Raises:
+        ValueError: ``--part-share`` without ``--balance-parts``, a corpus with one part, a bad share.
+    """
+    if share_specs and not balance:
+        raise ValueError("--part-share scales --balance-parts' draw: give --balance-parts too")
+    if not balance:
+        return None, {}
+    parts = corpus_parts(items)
+    if len(parts) < 2:
+        raise ValueError("--balance-parts needs a joined corpus (item ids PART/..., e.g. meld+goemotions); "
+                         f"this one has {len(parts)} part")
+    return parts, parse_part_shares(share_specs, list(parts))
 
 
 def parse_part_shares(specs: Sequence[str], parts: Sequence[str]) -> dict[str, float]:

@@ -529,6 +529,7 @@ def _run(args: argparse.Namespace, world, device: str, output: Path) -> int:
     from bridge.config import BridgeConfig, override
     from bridge.data.corpora import load_splits
     from bridge.data.corpus import attach_decoder
+    from bridge.dataset import part_draw
     from bridge.media.decoder import MediaDecoder
     from bridge.recipes import model_config_for
     from bridge.train.mismatch import auto_modalities, parse_mismatch, resolve_auto
@@ -544,6 +545,7 @@ def _run(args: argparse.Namespace, world, device: str, output: Path) -> int:
     args.mismatch = resolve_auto(args.mismatch, sources, args.data_root, say)
     options = {"detect_faces": False} if args.no_face_detection else {}
     splits = load_splits(args.data, args.data_root, seed=args.seed, limit=args.limit, **options)
+    part_draw(splits.train, args.balance_parts, args.part_share)  # a bad draw fails before preprocessing
     recorded = getattr(args, "model_config", None)
     if recorded:  # --resume: the model the run built, whatever the presets have become since
         model_config = BridgeConfig.from_dict(recorded)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Sequence
+from typing import Protocol
 
 from bridge.data.corpus import Corpus
 from bridge.data.goemotions import read_goemotions
@@ -18,6 +20,19 @@ from bridge.data.paths import require_corpus
 
 READERS = {"meld": (read_meld, {}), "goemotions": (read_goemotions, {"variant": "ekman"})}
 PARTS = tuple(READERS)
+
+
+class _HasId(Protocol):
+    id: str
+
+
+def corpus_parts(items: Sequence[_HasId]) -> dict[str, list[int]]:
+    """Positions of a joined corpus's items (samples or examples) by part: the id's prefix before
+    its first ``/`` (``meld/...``, ``goemotions/...``; ids without one form the part ``""``)."""
+    parts: dict[str, list[int]] = {}
+    for i, item in enumerate(items):
+        parts.setdefault(item.id.split("/", 1)[0] if "/" in item.id else "", []).append(i)
+    return parts
 
 
 def read_mixed(root: str | os.PathLike | None, split: str = "train", *, parts: tuple[str, ...] = PARTS) -> Corpus:

@@ -28,7 +28,7 @@ import numpy as np
 from bridge.data.corpus import Corpus, normalise_split, report_skips
 from bridge.data.fer2013 import read_fer2013
 from bridge.data.meld import read_meld
-from bridge.data.mixed import read_mixed
+from bridge.data.mixed import corpus_parts, read_mixed
 from bridge.data.paths import require_corpus
 from bridge.data.ravdess import read_ravdess
 from bridge.data.sample import Sample
@@ -196,9 +196,7 @@ def add_alone(paired: Corpus, modality: Modality | str, source: Corpus, share: f
     if share < 0:
         raise ValueError(f"the share of {modality.value} alone must be at least 0, got {share}")
     rng = np.random.default_rng(seed + _ALONE_SEED[modality])
-    parts: dict[str, list[int]] = {}
-    for i, stub in enumerate(source.stubs):
-        parts.setdefault(stub.id.split("/")[0], []).append(i)
+    parts = corpus_parts(source.stubs)
     wanted = round(share * len(paired.stubs))
     picks: list[tuple[int, int]] = []  # (item of source, how many times it was drawn before)
     for k, members in enumerate(parts.values()):

@@ -31,8 +31,7 @@ from bridge.cli import first_line
 from bridge.config import BridgeConfig, FeatureConfig
 from bridge.contract import Fill
 from bridge.data.sample import Sample
-from bridge.dataset import (ExampleDataset, balanced_indices, corpus_parts, feature_statistics, make_loader,
-                            parse_part_shares)
+from bridge.dataset import ExampleDataset, balanced_indices, feature_statistics, make_loader, part_draw, part_quotas
 from bridge.train.distributed import GlobalBatchSampler, World, barrier, gather_present, merge_ranks
 from bridge.encoders.memo import TokenStateMemo
 from bridge.eval.protocols import pattern_predictions, subsets
@@ -387,14 +386,8 @@ class EpochDraw:
     def __init__(self, train_set: ExampleDataset, cfg: TrainConfig, world: World):
         self.train_set, self.cfg, self.world = train_set, cfg, world
         self.batch_size = cfg.batch_size // world.size  # this process's share of the global batch
-        self.by_part = corpus_parts(train_set.examples) if cfg.balance_parts else None
-        if self.by_part is not None and len(self.by_part) < 2:
-            raise ValueError("--balance-parts needs a joined corpus (item ids PART/..., e.g. meld+goemotions); "
-                             f"this one has {len(self.by_part)} part")
-        if cfg.part_share and self.by_part is None:
-            raise ValueError("--part-share scales --balance-parts' draw: give --balance-parts too")
-        self.shares = parse_part_shares(cfg.part_share, list(self.by_part)) if self.by_part else {}
-        size = len(balanced_indices(self.by_part, 0, self.shares)) if self.by_part else len(train_set)
+        self.by_part, self.shares = part_draw(train_set.examples, cfg.balance_parts, cfg.part_share)
+        size = sum(part_quotas(self.by_part, self.shares).values()) if self.by_part else len(train_set)
         self.sampler = (GlobalBatchSampler(range(size), world.size, world.rank, shuffle=True,  # type: ignore[arg-type]
                                            seed=cfg.seed * 1000) if world.distributed else None)
         self.steps = math.ceil((len(self.sampler) if self.sampler is not None else size) / self.batch_size)
