@@ -53,7 +53,7 @@ class Row:
     zero_fill: bool = False  # also score the same model with missing modalities zero-filled
     limit: int | None = None  # samples per split (the same --limit as training)
     shared: str | None = None  # checkpoint folder shared with benchmarks/robustness.py, {seed} filled in
-    test_flip: bool = False  # score with faces averaged over the crop and its mirror (and also without)
+    views: str = "single"  # test-time views of faces to score with (bridge.views); beyond single, also without
     split_note: str = field(default="")
     # rows whose runs are averaged (train is then unused): "row" is its run of each seed, "row@S" its
     # seed-S run (a row of such members alone is one figure: an ensemble of seeds)
@@ -64,7 +64,7 @@ def fer_row(argv: tuple[str, ...], split_note: str, ensemble: tuple[str, ...] = 
     """A FER-2013 face-alone row: train.py ``argv`` (or an ensemble of rows), scored with and without
     mirror averaging."""
     return Row("fer2013", argv, "face", "accuracy", 0.68, "mini-Xception 65.6 %, reference-paper CNN 63.2 %",
-               also=("macro_f1",), test_flip=True, split_note=split_note, ensemble=ensemble)
+               also=("macro_f1",), views="mirror", split_note=split_note, ensemble=ensemble)
 
 
 FER = ("--recipe", "recipes/fer2013.json")
@@ -193,8 +193,8 @@ def run_name(argv: list[str]) -> str:
 def score(directories: list[Path], row: Row, args: argparse.Namespace, seed: int,
           limit: int | None) -> dict[str, Any]:
     """The test-split reports of the row's pattern (and of each single modality), per fill; for a
-    ``test_flip`` row, with faces averaged over their mirror images, and the same without
-    (``results_without_flip``). Several directories are scored as an ensemble, which also reports
+    row with test-time ``views`` of faces, with faces averaged over those views, and the same
+    with single crops (``results_without_flip``). Several directories are scored as an ensemble, which also reports
     validation accuracy and macro F1 of the ensemble and of its best member (``validation``) when
     every member was trained on the same split."""
     from bridge.commands.evaluate import other_splits
@@ -224,9 +224,9 @@ def score(directories: list[Path], row: Row, args: argparse.Namespace, seed: int
         dataset = ExampleDataset(splits.split(split), preprocessor, f"preprocess {split}", default_cache_dir())
         return make_loader(dataset, 64, False, 0, 0), len(dataset)
 
-    def patterns(scored, data, flip: bool = row.test_flip) -> dict[str, Any]:
+    def patterns(scored, data, views: str = row.views) -> dict[str, Any]:
         return evaluate_patterns(scored, data, device, ("reconstruct", "zero"), progress=False, modalities=modalities,
-                                 test_flip=flip)
+                                 views=views)
 
     test, n = loader("test")
     out: dict[str, Any] = {"n": n}
@@ -236,8 +236,8 @@ def score(directories: list[Path], row: Row, args: argparse.Namespace, seed: int
         best = max(reports[1:], key=lambda r: r["macro_f1"])
         out["validation"] = {f"val {k}": reports[0][k] for k in ("accuracy", "macro_f1")}
         out["validation"].update({f"val {k} best member": best[k] for k in ("accuracy", "macro_f1")})
-    if row.test_flip:
-        out["results_without_flip"] = patterns(model, test, flip=False)
+    if row.views != "single":
+        out["results_without_flip"] = patterns(model, test, views="single")
     out["results"] = patterns(model, test)
     return out
 
@@ -279,7 +279,7 @@ def run(args: argparse.Namespace) -> int:
             rec = scored["results"][row.pattern]["reconstruct"]
             for metric in (row.metric, *row.also):
                 figures.setdefault(metric, []).append(rec[metric])
-            if row.test_flip:  # single crops too, as most published FER figures are
+            if row.views != "single":  # single crops too, as most published FER figures are
                 figures.setdefault(f"{row.metric} without flip", []).append(
                     scored["results_without_flip"][row.pattern]["reconstruct"][row.metric])
             for key, value in scored.get("validation", {}).items():
@@ -305,7 +305,7 @@ def run(args: argparse.Namespace) -> int:
                              for k, v in figures.items()},
                  "target": target, "target_rule": row.target, "met": bool(mean >= target - 1e-9 and (
                      not row.zero_fill or mean > np.mean(figures[f"{row.metric} zero-fill"]))),
-                 "anchors": row.anchors, "test_flip": row.test_flip, "preset": train_options(runs[0][0]).preset,
+                 "anchors": row.anchors, "test_views": row.views, "preset": train_options(runs[0][0]).preset,
                  "command": "; ".join(f"python train.py {' '.join(name_argv)} --seed {s}"
                                       for (_, name_argv, _), s in zip(runs, seed_names)),
                  **({"ensemble": list(row.ensemble)} if row.ensemble else {}),

@@ -114,18 +114,22 @@ def own_modality_flags(argv: list[str], modality: str) -> list[str]:
     modalities other than ``modality``: a unimodal model trains on the same samples as bridge,
     that modality swapped in the same share, its encoder configured alike and started from the
     same source (the others are not in it; ``--set fusion.depth=2`` and the like stay); and
-    ``--test-flip`` only for the face."""
+    ``--test-views`` only for the face."""
     out, i = [], 0
     while i < len(argv):
         flag, value = argv[i], None
+        if flag == "--test-views" or flag.startswith("--test-views="):  # faces' views: the face model's alone
+            width = 1 if "=" in flag else 2
+            out += argv[i:i + width] if modality == Modality.FACE.value else []
+            i += width
+            continue
         if flag in PER_MODALITY_FLAGS and i + 1 < len(argv):
             value, i = argv[i + 1], i + 2
         elif flag.split("=", 1)[0] in PER_MODALITY_FLAGS and "=" in flag:
             flag, value = flag.split("=", 1)
             i += 1
         else:
-            if flag != "--test-flip" or modality == Modality.FACE.value:
-                out.append(flag)
+            out.append(flag)
             i += 1
             continue
         owner = value.split("=", 1)[0].split(".", 1)[0]

@@ -22,7 +22,8 @@ the API behind ``infer.py``. Prints tables and writes JSON (default reports/spee
   preset's checkpoint (interpreter start, imports, checkpoint load, prediction, exit);
 - live face path: frames/s of the whole per-frame face path on the 640x480 clip (decode, detect
   and track, align and crop, preprocess, encode) with the default BlazeFace detector and with
-  Haar, for bridge's face encoder and for the reference CNN; and the 3 s clip with face and voice
+  Haar, for bridge's face encoding (its latent and translations; with BlazeFace also over the
+  ``mirror`` and ``crops`` test-time views) and for the reference CNN; and the 3 s clip with face and voice
   end to end (``Predictor.predict(video=...)``) with each detector;
 - stages: FLOPs of each model stage for one face + audio + text sample
   (torch.utils.flop_counter), its measured time, and the achieved GFLOP/s as a share of this
@@ -33,6 +34,7 @@ the API behind ``infer.py``. Prints tables and writes JSON (default reports/spee
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import sys
@@ -47,6 +49,7 @@ import torch
 
 
 from bridge.baselines.reference_cnn import ReferenceCNN
+from bridge.batch import Batch
 from bridge.config import create_config
 from bridge.data.synthetic import speech_like
 from bridge.media import FaceDetector, read_video_frames, write_video
@@ -237,19 +240,25 @@ def live_path(directory: Path, files: dict[str, Path], cnn: ReferenceCNN, repeat
     for name in detectors:
         predictor = Predictor.from_pretrained(directory, face_detector=name)
         cfg, pre = predictor.config.face, predictor.preprocessor
-        encoder, summariser = predictor.model.encoders["face"], predictor.model.summarisers["face"]
         cnn_decoder = MediaDecoder(FaceDecoding(size=48, grayscale=True, margin=cfg.margin, detector=name))
         cnn_decoder.detector = predictor.detector
 
-        def bridge_step(crop: np.ndarray) -> None:
+        def bridge_step(crop: np.ndarray, views: str = "single") -> None:
             x = pre.face(crop[None], cfg)[0][None]  # (1, 1, c, s, s)
-            summariser(*encoder(x, torch.ones(x.shape[:2], dtype=torch.bool)))
+            one = torch.ones(1, dtype=torch.bool)
+            face = Modality.FACE
+            predictor.model.encode(Batch({face: x}, {face: torch.ones(x.shape[:2], dtype=torch.bool)}, {face: one}),
+                                   views)
 
         def cnn_step(crop: np.ndarray) -> None:  # the paper's preprocessing: gray 48x48 in [0, 1]
             cnn(torch.from_numpy(crop).float().div_(255.0)[None, None])
 
-        for model, step, decoder in (("bridge", bridge_step, predictor.decoder),
-                                     ("reference CNN", cnn_step, cnn_decoder)):
+        # bridge's face latent (and its translations) over each test-time views setting: the shipped
+        # model records mirror; crops are ten encodings a frame (bridge.views)
+        views = ("single", "mirror", "crops") if name == detectors[0] else ("single",)
+        steps = [("bridge" if v == "single" else f"bridge, {v} views", functools.partial(bridge_step, views=v),
+                  predictor.decoder) for v in views]
+        for model, step, decoder in (*steps, ("reference CNN", cnn_step, cnn_decoder)):
             counts = {}
 
             def run() -> None:

@@ -5,9 +5,9 @@ This module knows the file format; :func:`bridge.model.load_checkpoint` builds t
 it (so the model depends on the format and not the other way round).
 
 Settings that older checkpoints kept in the model config and that are not architecture are
-moved out when read (:func:`migrate`): ``face.test_flip`` becomes ``inference.test_flip`` of
-the metadata, and the translator's loss kind and weights (training settings, also recorded
-under ``training``) are dropped.
+moved out when read (:func:`migrate`): ``face.test_flip`` becomes ``inference.test_views`` of
+the metadata (as does the later ``inference.test_flip``), and the translator's loss kind and
+weights (training settings, also recorded under ``training``) are dropped.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def save_checkpoint(model: nn.Module, directory: Path, extra: dict[str, Any], to
         model: a :class:`~bridge.model.BridgeModel`.
         directory: created if needed; files already in it that are not rewritten stay.
         extra: more JSON to store beside the model config (``training``, ``data``, ``best``,
-            ``inference`` settings such as ``{"test_flip": true}``).
+            ``inference`` settings such as ``{"test_views": "mirror"}``).
         tokenizer: saved under ``tokenizer/`` when it can save itself.
     """
     directory = Path(directory)
@@ -184,30 +184,30 @@ def read_meta(directory: Path) -> dict[str, Any]:
 def migrate(meta: dict[str, Any]) -> dict[str, Any]:
     """Checkpoint metadata with run-time settings moved out of the model config (older checkpoints).
 
-    ``model.face.test_flip`` moves to ``inference.test_flip``; the translator's ``loss``,
-    ``weight`` and ``cycle_weight`` are dropped from ``model.translator``.
+    ``model.face.test_flip`` and ``inference.test_flip`` (a yes or no for the mirror image) become
+    ``inference.test_views`` (``mirror`` or ``single``); the translator's ``loss``, ``weight`` and
+    ``cycle_weight`` are dropped from ``model.translator``.
     """
+    meta = dict(meta)
+    inference = dict(meta.get("inference") or {})
+    if "test_flip" in inference:
+        inference.setdefault("test_views", "mirror" if inference.pop("test_flip") else "single")
+        meta["inference"] = inference
     if not isinstance(meta.get("model"), dict):
         return meta
-    meta, model = dict(meta), dict(meta["model"])
+    model = dict(meta["model"])
     face = model.get("face")
     if isinstance(face, dict) and "test_flip" in face:
         face = dict(face)
         flip = face.pop("test_flip")
         model["face"] = face
-        inference = dict(meta.get("inference") or {})
-        inference.setdefault("test_flip", bool(flip))
+        inference.setdefault("test_views", "mirror" if flip else "single")
         meta["inference"] = inference
     translator = model.get("translator")
     if isinstance(translator, dict):
         model["translator"] = {k: v for k, v in translator.items() if k not in LEGACY_TRANSLATOR_FIELDS}
     meta["model"] = model
     return meta
-
-
-def wants_test_flip(meta: dict[str, Any]) -> bool:
-    """Whether the checkpoint asks for horizontal-flip test-time augmentation of faces."""
-    return bool((meta.get("inference") or {}).get("test_flip", False))
 
 
 def model_config(directory: Path, meta: dict[str, Any]) -> BridgeConfig:

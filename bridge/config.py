@@ -326,7 +326,7 @@ def with_modalities(config: BridgeConfig, modalities: tuple[Modality, ...]) -> B
 
 
 # Run-time settings that older versions kept in the model config, and where they are now.
-MOVED = {"face.test_flip": "train.py --test-flip (or --test-flip of infer.py and evaluate.py)",
+MOVED = {"face.test_flip": "train.py --test-views (or --test-views of infer.py and evaluate.py)",
          "translator.loss": "train.py --translation-loss", "translator.weight": "train.py --translation-weight",
          "translator.cycle_weight": "train.py --cycle-weight"}
 

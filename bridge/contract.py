@@ -51,12 +51,13 @@ class Classifier(Protocol):
         """The modalities it takes, in canonical order."""
         ...
 
-    def encode(self, batch: Batch, test_flip: bool = False) -> Encoding:
+    def encode(self, batch: Batch, views: str = "single") -> Encoding:
         """Encode every modality of its own that ``batch`` carries.
 
         Args:
             batch: inputs; modalities the classifier lacks are ignored.
-            test_flip: average each face with its mirror image (test-time augmentation).
+            views: the test-time views each face latent averages (:mod:`bridge.views`: ``single``,
+                ``mirror`` or ``crops``).
         """
         ...
 

@@ -86,8 +86,8 @@ class Ensemble(nn.Module):
         """The first member's encoders (the noise protocol reads feature statistics from them)."""
         return self.members[0].encoders
 
-    def encode(self, batch: Batch, test_flip: bool = False) -> "EnsembleEncoded":
-        return EnsembleEncoded(tuple(member.encode(batch, test_flip) for member in self.members))
+    def encode(self, batch: Batch, views: str = "single") -> "EnsembleEncoded":
+        return EnsembleEncoded(tuple(member.encode(batch, views) for member in self.members))
 
     def head(self, encoded: "EnsembleEncoded", present: dict[Modality, Tensor], fill: Fill = "reconstruct") -> Tensor:
         """``(b, classes)`` log mean probability: its softmax is the members' mean softmax."""

@@ -30,6 +30,7 @@ from bridge.manifest import ReleaseError, inherited_prefixes, is_release, verify
 from bridge.modality import Modality
 from bridge.presence import complete_presence
 from bridge.translator import Translator
+from bridge.views import TestViews, face_views, require_face_views
 
 __all__ = ["BridgeModel", "BridgeOutput", "CheckpointError", "Encoded", "Fill", "create_model", "load_checkpoint",
            "pair_key"]
@@ -128,26 +129,26 @@ class BridgeModel(nn.Module):
         return self.config.modalities
 
     # --- the classifier contract (bridge.contract.Classifier) --------------------------------
-    def encode(self, batch: Batch, test_flip: bool = False) -> Encoded:
+    def encode(self, batch: Batch, views: TestViews = "single") -> Encoded:
         """Latents ``(b, k, d)`` for every model modality the batch carries, and their translations.
 
         Args:
             batch: inputs; modalities the model lacks are ignored.
-            test_flip: out of training, average the face latent of each crop and of its mirror
-                image (horizontal-flip test-time augmentation; a second face encoding).
+            views: out of training, each face latent is the mean over these test-time views of
+                its crop (:mod:`bridge.views`: ``single``, ``mirror`` or ``crops``).
 
         Raises:
-            ValueError: ``test_flip`` on a model without a raw-face encoder.
+            ValueError: unknown views, or views beyond ``single`` on a model without a raw-face encoder.
         """
-        if test_flip:
-            require_face_encoder(self.config)
+        require_face_views(self.config, views)
         latents = {}
         for m in self.modalities:
-            if m in batch.inputs:
+            if m not in batch.inputs:
+                continue
+            if m == Modality.FACE and views != "single" and not self.training:
+                latents[m] = self._encode_views(face_views(batch.inputs[m], views), batch.masks[m])
+            else:
                 latents[m] = self._encode_one(m, batch.inputs[m], batch.masks[m])
-                if test_flip and m == Modality.FACE and not self.training:
-                    mirrored = self._encode_one(m, batch.inputs[m].flip(-1), batch.masks[m])
-                    latents[m] = (latents[m] + mirrored) / 2
         return Encoded(latents, self.translate(latents))
 
     def head(self, encoded: Encoded, present: dict[Modality, Tensor], fill: Fill = "reconstruct") -> Tensor:
@@ -168,6 +169,19 @@ class BridgeModel(nn.Module):
     def _encode_one(self, modality: Modality, inputs: Tensor, mask: Tensor) -> Tensor:
         tokens, mask = self.encoders[modality.value](inputs, mask)  # (b, n, e), (b, n)
         return self.summarisers[modality.value](tokens, mask)  # (b, k, d)
+
+    def _encode_views(self, views: list[Tensor], mask: Tensor, per_call: int = 64) -> Tensor:
+        """The mean face latent over ``views`` of the same faces. A small batch (a photo, a live
+        frame) encodes its views in one call, a large one (evaluation) one view per call."""
+        b = len(mask)
+        group = max(1, per_call // max(b, 1))
+        total = None
+        for start in range(0, len(views), group):
+            chunk = views[start:start + group]
+            latent = self._encode_one(Modality.FACE, torch.cat(chunk), mask.repeat(len(chunk), *[1] * (mask.dim() - 1)))
+            latent = latent.reshape(len(chunk), b, *latent.shape[1:]).sum(0)
+            total = latent if total is None else total + latent
+        return total / len(views)
 
     def translate(self, latents: dict[Modality, Tensor]) -> dict[str, Tensor]:
         """Every translation whose source is in ``latents``, keyed ``"source_to_target"``."""
@@ -223,7 +237,7 @@ class BridgeModel(nn.Module):
         return self.fusion.forward_head(joint)
 
     def forward(self, batch: Batch, present: dict[Modality, Tensor] | None = None,
-                fill: Fill = "reconstruct", cycle: bool = False, test_flip: bool = False,
+                fill: Fill = "reconstruct", cycle: bool = False, views: TestViews = "single",
                 teacher: bool = False) -> BridgeOutput:
         """Classify a batch, keeping the intermediates the training loss reads.
 
@@ -233,7 +247,7 @@ class BridgeModel(nn.Module):
                 ``batch.present``. Training passes a randomly thinned copy (modality dropout).
             fill: how a missing modality enters the fusion: its reconstruction, or zeros.
             cycle: also translate every translation back to its source (``BridgeOutput.cycles``).
-            test_flip: out of training, average each face with its mirror image (see :meth:`encode`).
+            views: out of training, the test-time views each face latent averages (see :meth:`encode`).
             teacher: also classify with every modality of ``batch.present`` observed, without
                 gradients (``BridgeOutput.teacher_logits``, the distillation target).
 
@@ -249,7 +263,7 @@ class BridgeModel(nn.Module):
         if not torch.stack(list(present.values())).any(dim=0).all():
             raise ValueError("every sample needs at least one of the model's modalities "
                              f"({', '.join(m.value for m in self.modalities)})")
-        encoded = self.encode(batch, test_flip)
+        encoded = self.encode(batch, views)
         reconstructions = self.reconstruct(encoded.translations, present, b)
         logits = self.classify(self.fuse(encoded.latents, reconstructions, present, fill))
         cycles = self.cycle(encoded.translations, tuple(encoded.latents)) if cycle else {}
@@ -326,12 +340,6 @@ def _load_release(folder: Path, device: str | torch.device = "cpu") -> tuple[Bri
         raise ReleaseError(f"{weights} does not match its config: "
                            f"{len(missing)} missing and {len(unexpected)} unexpected tensors")
     return model.to(device).eval(), meta
-
-
-def require_face_encoder(config: BridgeConfig) -> None:
-    """Raises ``ValueError`` unless the model encodes raw faces (what test-time flipping needs)."""
-    if config.face is None or config.face.kind != "face":
-        raise ValueError("test-time flipping needs a model with a face encoder (not features)")
 
 
 def _device(batch: Batch) -> torch.device:

@@ -147,10 +147,12 @@ def test_a_unimodal_baseline_keeps_only_its_own_modality_flags():
     started = ["--init-encoder", "face=runs/face", "--init-encoder=text=runs/text", "--mismatch", "text=0.2"]
     assert bench.own_modality_flags(started, "text") == ["--init-encoder", "text=runs/text", "--mismatch", "text=0.2"]
     assert bench.own_modality_flags(started, "audio") == []
-    settings = ["--set", "face.freeze=true", "--set=text.tune_layers=0", "--set", "fusion.depth=2", "--test-flip"]
-    assert bench.own_modality_flags(settings, "text") == ["--set", "text.tune_layers=0", "--set", "fusion.depth=2"]
+    settings = ["--set", "face.freeze=true", "--set=text.tune_layers=0", "--set", "fusion.depth=2",
+                "--test-views", "crops", "--lr", "0.01", "--test-views=mirror"]
+    assert bench.own_modality_flags(settings, "text") == ["--set", "text.tune_layers=0", "--set", "fusion.depth=2",
+                                                          "--lr", "0.01"]
     assert bench.own_modality_flags(settings, "face") == ["--set", "face.freeze=true", "--set", "fusion.depth=2",
-                                                          "--test-flip"]
+                                                          "--test-views", "crops", "--lr", "0.01", "--test-views=mirror"]
     args = bench.parse_args(["--data", "mosi", "--train-args", "--mismatch face=0.5 --select patterns"])
     assert bench.train_argv(args, 0, "bridge")[-4:] == ["--mismatch", "face=0.5", "--select", "patterns"]
     assert bench.train_argv(args, 0, "unimodal", "audio")[-2:] == ["--select", "patterns"]
@@ -201,7 +203,7 @@ def test_accuracy_row_with_warm_restarts_trains_its_cycles_once(tmp_path, monkey
 
     quick = ("--data", "synthetic", "--limit", "40", "--epochs", "1", "--batch-size", "16", "--no-cache")
     rows = {"tri": accuracy.Row("synthetic", (*quick, "--restarts", "1", "--restart-epochs", "1"), "face+audio+text",
-                                "macro_f1", "best single + 10", "-", limit=40, test_flip=True)}
+                                "macro_f1", "best single + 10", "-", limit=40, views="mirror")}
     monkeypatch.setattr(accuracy, "ROWS", rows)
     out = tmp_path / "accuracy.json"
     argv = ["--rows", "tri", "--seeds", "1", "--checkpoints", str(tmp_path / "ckpt"), "--output", str(out)]
@@ -213,7 +215,7 @@ def test_accuracy_row_with_warm_restarts_trains_its_cycles_once(tmp_path, monkey
     assert json.loads((run / "cycles" / "2" / "config.json").read_text())["training"]["init_encoders"] == [
         f"{m}={run / 'cycles' / '1'}" for m in ("face", "audio", "text")]
     assert {"best single", "face alone", "audio alone", "text alone", "macro_f1 without flip"} <= set(entry["figures"])
-    assert entry["test_flip"]
+    assert entry["test_views"] == "mirror"
     assert entry["figures"]["best single"]["mean"] == max(entry["figures"][f"{m} alone"]["mean"]
                                                           for m in ("face", "audio", "text"))
     capsys.readouterr()

@@ -44,7 +44,8 @@ def test_speed_quick_writes_every_section(tmp_path, capsys):
     assert [r["batch_size"] for r in tiny["throughput"]] == [1, 2]
     assert {r["model"] for r in tiny["face_path"]} == {"bridge", "reference CNN"}
     live = {(r["detector"], r["model"]): r for r in tiny["live_face_path"]}
-    assert set(live) == {(d, m) for d in ("blazeface", "haar") for m in ("bridge", "reference CNN")}
+    assert set(live) == {(d, m) for d in ("blazeface", "haar") for m in ("bridge", "reference CNN")} | {
+        ("blazeface", "bridge, mirror views"), ("blazeface", "bridge, crops views")}
     assert all(r["frames"] == 3 and r["frames_per_s"] > 0 for r in live.values())
     assert live["blazeface", "bridge"]["with_face"] == 3  # the default detector finds the face in every frame
     assert [r["detector"] for r in tiny["clip_face_voice"]] == ["blazeface", "haar"]

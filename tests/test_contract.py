@@ -13,7 +13,7 @@ import torch
 
 from bridge import Classifier, Modality, create_config
 from bridge.baselines.late_fusion import LateFusion
-from bridge.checkpoint import read_meta, wants_test_flip
+from bridge.checkpoint import read_meta
 from bridge.config import with_modalities
 from bridge.ensemble import Ensemble
 from bridge.train.losses import BridgeLoss
@@ -21,6 +21,7 @@ from bridge.model import BridgeModel, load_checkpoint
 from bridge.inference.predictor import Predictor
 from bridge.preprocess import Preprocessor, collate
 from bridge.presence import complete_presence
+from bridge.views import checkpoint_views
 
 FACE, AUDIO, TEXT = Modality.FACE, Modality.AUDIO, Modality.TEXT
 
@@ -115,7 +116,7 @@ def test_cycle_terms_come_from_the_forward_output(batch):
     assert "cycle" not in BridgeLoss(model.config)(model(b), b)  # weight 0: no cycle terms
 
 
-def test_checkpoints_from_before_the_contract_load_and_keep_their_test_flip(tmp_path, batch):
+def test_checkpoints_from_before_the_contract_and_test_views_load_and_keep_their_mirror(tmp_path, batch):
     model = _model(0)
     model.save_pretrained(tmp_path / "ck")
     path = tmp_path / "ck" / "config.json"
@@ -124,14 +125,20 @@ def test_checkpoints_from_before_the_contract_load_and_keep_their_test_flip(tmp_
     meta["model"]["translator"].update({"loss": "cosine", "weight": 0.5, "cycle_weight": 0.1})
     path.write_text(json.dumps(meta))
     loaded, migrated = load_checkpoint(tmp_path / "ck")
-    assert loaded.config == model.config and wants_test_flip(migrated)
+    assert loaded.config == model.config and checkpoint_views(migrated) == "mirror"
     assert "test_flip" not in migrated["model"]["face"] and set(migrated["model"]["translator"]) == {"depth"}
     with torch.no_grad():
         torch.testing.assert_close(loaded(batch).logits, model(batch).logits)
-    assert Predictor.from_pretrained(tmp_path / "ck").test_flip
-    assert not Predictor.from_pretrained(tmp_path / "ck", test_flip=False).test_flip
+    assert Predictor.from_pretrained(tmp_path / "ck").test_views == "mirror"
+    assert Predictor.from_pretrained(tmp_path / "ck", test_views="crops").test_views == "crops"
     model.save_pretrained(tmp_path / "new")
-    assert not wants_test_flip(read_meta(tmp_path / "new"))
+    assert checkpoint_views(read_meta(tmp_path / "new")) == "single"
+    for flip, views in ((True, "mirror"), (False, "single")):  # a checkpoint from before test-time views
+        model.save_pretrained(tmp_path / "flip", extra={"inference": {"test_flip": flip}})
+        assert read_meta(tmp_path / "flip")["inference"] == {"test_views": views}
+    model.save_pretrained(tmp_path / "bad", extra={"inference": {"test_views": "many"}})
+    with pytest.raises(ValueError, match="unknown test-time views 'many'.*single, mirror, crops"):
+        Predictor.from_pretrained(tmp_path / "bad")
 
 
 def test_freezing_is_structural(batch):
@@ -168,19 +175,20 @@ def test_building_a_trainer_changes_no_process_state(tmp_path, synthetic_samples
                                "fusion.head.1.weight"].numpy())
 
 
-def test_train_test_flip_is_recorded_for_inference_not_in_the_model_config(tmp_path):
+def test_train_test_views_are_recorded_for_inference_not_in_the_model_config(tmp_path):
     import evaluate
     import train
     from bridge.train.trainer import TrainConfig, Trainer
 
     out = tmp_path / "run"
     assert train.main(["--modalities", "face", "--limit", "12", "--batch-size", "6", "--epochs", "1",
-                       "--no-cache", "--test-flip", "--output", str(out)]) == 0
+                       "--no-cache", "--test-views", "crops", "--output", str(out)]) == 0
     meta = read_meta(out)
-    assert wants_test_flip(meta) and meta["training"]["test_flip"] and "test_flip" not in meta["model"]["face"]
+    assert checkpoint_views(meta) == "crops" and meta["training"]["test_views"] == "crops"
+    assert "test_flip" not in meta["model"]["face"] and "test_views" not in meta["model"]["face"]
     assert evaluate.main(["--checkpoint", str(out), "--limit", "12", "--no-cache", "--protocols", "patterns",
                           "--output", str(tmp_path / "eval")]) == 0
-    assert json.loads((tmp_path / "eval" / "results.json").read_text())["test_flip"]  # follows the checkpoint
+    assert json.loads((tmp_path / "eval" / "results.json").read_text())["test_views"] == "crops"  # as recorded
     features = create_config("tiny", face=None, audio=None)
     with pytest.raises(ValueError, match="face encoder"):
-        Trainer(features, TrainConfig(test_flip=True), tmp_path / "none")
+        Trainer(features, TrainConfig(test_views="mirror"), tmp_path / "none")

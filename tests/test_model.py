@@ -158,31 +158,77 @@ def test_checkpoint_round_trip_is_exact(tmp_path, model, batch):
             assert torch.equal(model(batch.select(subset)).logits, loaded(batch.select(subset)).logits)
 
 
-def test_test_flip_averages_each_face_with_its_mirror_out_of_training(tmp_path, model, batch):
+def test_test_views_average_each_face_over_its_views_out_of_training(tmp_path, model, batch):
     import dataclasses
 
-    from bridge.checkpoint import read_meta, wants_test_flip
+    from bridge.checkpoint import read_meta
     from bridge.config import FeatureConfig
+    from bridge.views import checkpoint_views, face_views, require_face_views
 
-    mirrored = dataclasses.replace(batch, inputs={**batch.inputs, Modality.FACE: batch.inputs[Modality.FACE].flip(-1)})
+    def encode_face(faces):
+        return model.encode(dataclasses.replace(batch, inputs={**batch.inputs, Modality.FACE: faces})).latents
+
+    faces = batch.inputs[Modality.FACE]
     model.eval()
     with torch.no_grad():
-        plain, flipped = model.encode(batch).latents, model.encode(mirrored).latents
-        averaged = model.encode(batch, test_flip=True).latents
-        assert torch.allclose(averaged[Modality.FACE], (plain[Modality.FACE] + flipped[Modality.FACE]) / 2, atol=1e-6)
+        plain, flipped = model.encode(batch).latents, encode_face(faces.flip(-1))
+        averaged = model.encode(batch, views="mirror").latents
+        assert torch.allclose(averaged[Modality.FACE], (plain[Modality.FACE] + flipped[Modality.FACE]) / 2, atol=1e-5)
         assert not torch.allclose(averaged[Modality.FACE], plain[Modality.FACE], atol=1e-4)
         assert all(torch.equal(averaged[m], plain[m]) for m in (Modality.AUDIO, Modality.TEXT))
-        model.train()  # training sees single crops: its augmentation flips at random instead
-        torch.manual_seed(1)
-        trained_view = model.encode(batch, test_flip=True).latents[Modality.FACE]
-        torch.manual_seed(1)
-        assert torch.equal(trained_view, model.encode(batch).latents[Modality.FACE])
+        cropped = model.encode(batch, views="crops").latents
+        each = torch.stack([encode_face(v)[Modality.FACE] for v in face_views(faces, "crops")])
+        assert torch.allclose(cropped[Modality.FACE], each.mean(0), atol=1e-5)
+        one_by_one = model._encode_views(face_views(faces, "crops"), batch.masks[Modality.FACE], per_call=1)
+        assert torch.allclose(one_by_one, cropped[Modality.FACE], atol=1e-5)  # large batches: a view per call
+        assert not torch.allclose(cropped[Modality.FACE], averaged[Modality.FACE], atol=1e-4)
+        assert all(torch.equal(cropped[m], plain[m]) for m in (Modality.AUDIO, Modality.TEXT))
+        assert torch.equal(model.encode(batch, views="single").latents[Modality.FACE], plain[Modality.FACE])
+        model.train()  # training sees single crops: its augmentation flips and warps at random instead
+        for views in ("mirror", "crops"):
+            torch.manual_seed(1)
+            trained_view = model.encode(batch, views=views).latents[Modality.FACE]
+            torch.manual_seed(1)
+            assert torch.equal(trained_view, model.encode(batch).latents[Modality.FACE])
     model.eval()
-    model.save_pretrained(tmp_path / "ck", extra={"inference": {"test_flip": True}})  # the checkpoint carries it
-    assert wants_test_flip(read_meta(tmp_path / "ck")) and "test_flip" not in read_meta(tmp_path / "ck")["model"]["face"]
+    model.save_pretrained(tmp_path / "ck", extra={"inference": {"test_views": "crops"}})  # the checkpoint carries it
+    assert checkpoint_views(read_meta(tmp_path / "ck")) == "crops"
+    assert "test_views" not in read_meta(tmp_path / "ck")["model"]["face"]
+    with pytest.raises(ValueError, match="unknown test-time views 'flip'"):
+        model.encode(batch, views="flip")
     features = BridgeModel(create_config("tiny", face=FeatureConfig(input_dim=8), audio=None, text=None))
     with pytest.raises(ValueError, match="face encoder"):
-        features.encode(batch, test_flip=True)
+        features.encode(batch, views="mirror")
+    require_face_views(features.config, "single")  # single views need no raw faces
+
+
+def test_face_views_are_the_mirror_and_five_zoomed_crops_inside_the_face():
+    from bridge.views import CROP_ZOOM, VIEW_COUNTS, face_views
+
+    h, w = 12, 16
+    ramp_x = torch.arange(w, dtype=torch.float32).expand(h, w)  # the value is the column
+    ramp_y = torch.arange(h, dtype=torch.float32)[:, None].expand(h, w)  # the value is the row
+    faces = torch.stack([ramp_x, ramp_y]).expand(2, 3, 2, h, w).contiguous()  # (b, frames, c, h, w)
+    for name, count in VIEW_COUNTS.items():
+        views = face_views(faces, name)
+        assert len(views) == count and all(v.shape == faces.shape for v in views)
+    assert torch.equal(face_views(faces, "single")[0], faces)
+    assert torch.equal(face_views(faces, "mirror")[1], faces.flip(-1))
+    crops = face_views(faces, "crops")
+    assert all(torch.equal(crops[i + 1], crops[i].flip(-1)) for i in range(0, 10, 2))  # each crop and its mirror
+    centre, top_left, top_right, bottom_left, bottom_right = crops[::2]
+    # a crop sees 1/CROP_ZOOM of each side: a linear ramp is resampled exactly, and stays inside the face
+    for crop in crops:
+        assert crop[..., 0, :, :].min() >= 0 and crop[..., 0, :, :].max() <= w - 1
+        assert crop[..., 1, :, :].min() >= 0 and crop[..., 1, :, :].max() <= h - 1
+    span = centre[0, 0, 0, 0, -1] - centre[0, 0, 0, 0, 0]
+    assert span == pytest.approx((w - 1) / CROP_ZOOM, abs=1e-4)  # zoomed in by CROP_ZOOM
+    assert centre[..., 0, :, :].mean() == pytest.approx((w - 1) / 2, abs=1e-4)  # centred
+    assert top_left[0, 0, 0, 0, 0] == pytest.approx(0.0, abs=1e-4) and top_left[0, 0, 1, 0, 0] == pytest.approx(0.0, abs=1e-4)
+    assert bottom_right[0, 0, 0, -1, -1] == pytest.approx(w - 1, abs=1e-4)
+    assert bottom_right[0, 0, 1, -1, -1] == pytest.approx(h - 1, abs=1e-4)
+    assert top_right[0, 0, 0, 0, -1] == pytest.approx(w - 1, abs=1e-4)
+    assert bottom_left[0, 0, 1, -1, 0] == pytest.approx(h - 1, abs=1e-4)
 
 
 def test_bad_checkpoints_fail_clearly(tmp_path, model):

@@ -122,6 +122,22 @@ def test_resume_of_a_run_started_before_the_redesign(tmp_path, capsys):
     assert torch.load(run / "training_state.pt", weights_only=True)["epoch"] == 1
 
 
+def test_resume_of_a_run_recorded_with_test_flip_keeps_its_mirror(tmp_path, capsys):
+    """A run recorded before test-time views (``test_flip``, a yes or no) resumes with the views it meant."""
+    run = tmp_path / "run"
+    assert train.main([*QUICK, "--modalities", "face,text", "--output", str(run), "--epochs", "1",
+                       "--test-views", "mirror"]) == 0
+    state = torch.load(run / "training_state.pt", weights_only=True)
+    recorded = json.loads(state["run"])
+    assert recorded.pop("test_views") == "mirror"
+    state["run"] = json.dumps({**recorded, "test_flip": True})
+    torch.save(state, run / "training_state.pt")
+    capsys.readouterr()
+    assert train.main(["--output", str(run), "--resume", "--epochs", "2"]) == 0
+    assert json.loads(torch.load(run / "training_state.pt", weights_only=True)["run"])["test_views"] == "mirror"
+    assert json.loads((run / "config.json").read_text())["inference"] == {"test_views": "mirror"}
+
+
 def test_resume_without_a_training_state_fails_before_any_work(tmp_path, capsys):
     assert train.main([*QUICK, "--output", str(tmp_path / "none"), "--resume"]) == 2
     assert "holds no training state" in _err(capsys)

@@ -68,20 +68,21 @@ def test_evaluate_reports_every_pattern_and_fill(trained_checkpoint, tmp_path, c
     assert "face+audio+text" in capsys.readouterr().out
 
 
-def test_evaluate_test_flip_follows_the_checkpoint_unless_told(trained_checkpoint, tmp_path, monkeypatch):
+def test_evaluate_test_views_follow_the_checkpoint_unless_told(trained_checkpoint, tmp_path, monkeypatch):
     import bridge.eval.protocols
 
-    flags, used, real = {}, [], bridge.eval.protocols.evaluate_patterns
+    recorded, used, real = {}, [], bridge.eval.protocols.evaluate_patterns
     monkeypatch.setattr(bridge.eval.protocols, "evaluate_patterns",
-                        lambda *a, **k: used.append(k["test_flip"]) or real(*a, **k))
-    for choice in ("checkpoint", "on"):
+                        lambda *a, **k: used.append(k["views"]) or real(*a, **k))
+    for choice in ("checkpoint", "mirror", "crops"):
         out = tmp_path / choice
         assert evaluate.main(["--checkpoint", str(trained_checkpoint), "--limit", "30", "--output", str(out),
-                              "--protocols", "patterns", "--modalities", "face", "--test-flip", choice]) == 0
+                              "--protocols", "patterns", "--modalities", "face", "--test-views", choice]) == 0
         report = json.loads((out / "results.json").read_text())
         assert set(report["results"]) == {"face"}
-        flags[choice] = report["test_flip"]
-    assert flags == {"checkpoint": False, "on": True} and used == [False, True]  # what the scoring did, not just said
+        recorded[choice] = report["test_views"]
+    assert recorded == {"checkpoint": "single", "mirror": "mirror", "crops": "crops"}
+    assert used == ["single", "mirror", "crops"]  # what the scoring did, not just said
 
 
 @pytest.mark.parametrize("inputs", [
@@ -102,14 +103,15 @@ def test_infer_each_modality_and_all(trained_checkpoint, media, inputs, capsys):
     assert set(result["reconstructed"]) == {"face", "audio", "text"} - observed
 
 
-def test_infer_test_flip_averages_the_face_with_its_mirror(trained_checkpoint, media, capsys):
+def test_infer_test_views_average_the_face_over_its_views(trained_checkpoint, media, capsys):
     probs = {}
-    for choice in ("checkpoint", "off", "on"):
+    for choice in ("checkpoint", "single", "mirror", "crops"):
         assert infer.main(["--checkpoint", str(trained_checkpoint), "--image", str(media / "face.png"),
-                           "--no-face-detection", "--json", "--test-flip", choice]) == 0
+                           "--no-face-detection", "--json", "--test-views", choice]) == 0
         probs[choice] = list(json.loads(capsys.readouterr().out)["probabilities"].values())
-    assert probs["checkpoint"] == probs["off"]  # trained without it
-    assert not np.allclose(probs["on"], probs["off"], atol=1e-7)
+    assert probs["checkpoint"] == probs["single"]  # trained without views
+    assert not np.allclose(probs["mirror"], probs["single"], atol=1e-7)
+    assert not np.allclose(probs["crops"], probs["mirror"], atol=1e-7)
 
 
 def test_infer_human_readable(trained_checkpoint, capsys):

@@ -22,8 +22,9 @@ from bridge.batch import Batch
 from bridge.config import BridgeConfig
 from bridge.contract import Fill
 from bridge.modality import Modality
-from bridge.model import BridgeModel, BridgeOutput, Encoded, load_checkpoint, require_face_encoder
+from bridge.model import BridgeModel, BridgeOutput, Encoded, load_checkpoint
 from bridge.presence import complete_presence
+from bridge.views import require_face_views
 
 
 class LateFusion(nn.Module):
@@ -74,13 +75,13 @@ class LateFusion(nn.Module):
     def modalities(self) -> tuple[Modality, ...]:
         return self.config.modalities
 
-    def encode(self, batch: Batch, test_flip: bool = False) -> Encoded:
-        """Each member's latent for its modality, where the batch carries it (nothing to translate)."""
-        if test_flip:
-            require_face_encoder(self.config)
+    def encode(self, batch: Batch, views: str = "single") -> Encoded:
+        """Each member's latent for its modality, where the batch carries it (nothing to translate);
+        the face member's with the test-time ``views``."""
+        require_face_views(self.config, views)
         latents = {}
         for m, member in self.members.items():
-            latents.update(member.encode(batch, test_flip and m == Modality.FACE.value).latents)
+            latents.update(member.encode(batch, views if m == Modality.FACE.value else "single").latents)
         return Encoded(latents, {})
 
     def head(self, encoded: Encoded, present: dict[Modality, Tensor], fill: Fill = "reconstruct") -> Tensor:

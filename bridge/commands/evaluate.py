@@ -10,7 +10,7 @@ patterns and over missing rates η = 0.1 … 0.7, text only and no text (not run
     python evaluate.py --checkpoint checkpoints/synthetic-tiny
     python evaluate.py --checkpoint checkpoints/mosi-small --data mosi --split test --json
     python evaluate.py --checkpoint checkpoints/synthetic-tiny --protocols missing --etas 0,0.5 --seeds 5
-    python evaluate.py --checkpoint checkpoints/fer2013-small --protocols patterns --test-flip on
+    python evaluate.py --checkpoint checkpoints/fer2013-small --protocols patterns --test-views crops
     python evaluate.py --checkpoint checkpoints/mosi-small --data mosi --protocols field   # beside CyIN / IMDer
     python evaluate.py --checkpoint RUN/cycle1 RUN/cycle2 RUN/cycle3 --output reports/ensemble  # averaged
 """
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.cli import check_writable, run_cli
+from bridge.views import TEST_VIEWS
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -58,8 +59,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--noise-levels", default=",".join(f"{i / 10:g}" for i in range(10)),
                    help="noise levels in [0, 1] for the noise protocol")
     p.add_argument("--seeds", type=int, default=3, help="random draws of the masks and noise (mean ± std)")
-    p.add_argument("--test-flip", default="checkpoint", choices=["checkpoint", "on", "off"],
-                   help="average each face with its mirror image (test-time augmentation); checkpoint: as trained")
+    p.add_argument("--test-views", default="checkpoint", choices=["checkpoint", *TEST_VIEWS],
+                   help="faces averaged over test-time views: single crops, with their mirror image, or ten crops "
+                        "(five zoomed crops and their mirrors; docs/inference.md); checkpoint: as the run recorded")
     return p.parse_args(argv)
 
 
@@ -283,7 +285,7 @@ class Evaluation:
     dataset: Any  # ExampleDataset
     preprocessor: Any
     modalities: tuple  # the modalities that may be observed
-    test_flip: bool
+    views: str  # the test-time views of faces (bridge.views)
 
 
 @dataclass
@@ -322,26 +324,25 @@ def prepare(args: argparse.Namespace, check_field: bool = False) -> Evaluation:
             scores of an ensemble whose members split the data differently; no usable sample.
     """
     from bridge.cache import default_cache_dir
-    from bridge.checkpoint import tokenizer_dir, wants_test_flip
+    from bridge.checkpoint import tokenizer_dir
     from bridge.data.corpora import load_splits
     from bridge.data.corpus import attach_decoder
     from bridge.dataset import ExampleDataset
     from bridge.ensemble import load_models
     from bridge.eval.protocols import field_patterns
     from bridge.media.decoder import MediaDecoder
-    from bridge.model import require_face_encoder
     from bridge.preprocess import Preprocessor
     from bridge.recipes import corpus_modalities
     from bridge.release import locate
     from bridge.runtime import pick_device
+    from bridge.views import checkpoint_views, require_face_views
 
     ckpts = [locate(c) for c in (args.checkpoint or [None])]
     device = pick_device(args.device)
     model, metas = load_models(ckpts, device)
     meta = metas[0]
-    test_flip = wants_test_flip(meta) if args.test_flip == "checkpoint" else args.test_flip == "on"
-    if test_flip:
-        require_face_encoder(model.config)
+    views = checkpoint_views(meta) if args.test_views == "checkpoint" else args.test_views
+    require_face_views(model.config, views)
     data_meta = meta.get("data", {})
     data = args.data or data_meta.get("name") or "synthetic"
     if args.split != "test":
@@ -364,7 +365,7 @@ def prepare(args: argparse.Namespace, check_field: bool = False) -> Evaluation:
     if not len(dataset):
         raise ValueError(f"no usable samples in {data} {args.split}")
     return Evaluation(ckpts, metas, model, device, splits.name, args.split, dataset, preprocessor, modalities,
-                      test_flip)
+                      views)
 
 
 def score(run: Evaluation, protocols: tuple[str, ...], etas: tuple[float, ...], levels: tuple[float, ...],
@@ -375,7 +376,7 @@ def score(run: Evaluation, protocols: tuple[str, ...], etas: tuple[float, ...], 
     from bridge.eval.robustness import noise_context
 
     loader = make_loader(run.dataset, batch_size, False, 0, 0)
-    shared = {"modalities": run.modalities, "test_flip": run.test_flip}
+    shared = {"modalities": run.modalities, "views": run.views}
     start = time.time()
     patterns = evaluate_patterns(run.model, loader, run.device, **shared) if "patterns" in protocols else {}
     robustness = {}
@@ -403,7 +404,7 @@ def write_report(run: Evaluation, scores: Scores, protocols: tuple[str, ...], ou
                                                        for c, h in zip(ckpts, hashes)]}
     report = {"checkpoint": str(ckpts[0]), "checkpoint_sha256": hashes[0], **members, "data": run.data,
               "split": run.split, "n": len(run.dataset), "modalities": [m.value for m in run.modalities],
-              "skipped": run.dataset.skipped, "labels": list(labels), "test_flip": run.test_flip,
+              "skipped": run.dataset.skipped, "labels": list(labels), "test_views": run.views,
               "protocols": list(protocols), "protocol": PROTOCOL_TEXT, "seconds": round(scores.seconds, 2),
               "results": scores.patterns, "robustness": scores.robustness,
               **({"field": scores.field} if scores.field else {})}

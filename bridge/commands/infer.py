@@ -27,6 +27,7 @@ from pathlib import Path
 
 from bridge.cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, check_writable, run_cli
 from bridge.detector_names import DEFAULT_DETECTOR, DETECTORS
+from bridge.views import TEST_VIEWS
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -75,8 +76,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--port", type=int, help="with --serve: port (default 8000)")
     p.add_argument("--max-upload-mb", type=float, help="with --serve: refuse larger requests (default 50)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--test-flip", default="checkpoint", choices=["checkpoint", "on", "off"],
-                   help="average each face with its mirror image (test-time augmentation); checkpoint: as trained")
+    p.add_argument("--test-views", default="checkpoint", choices=["checkpoint", *TEST_VIEWS],
+                   help="faces averaged over test-time views: single crops, with their mirror image, or ten crops "
+                        "(five zoomed crops and their mirrors; docs/inference.md); checkpoint: as the run recorded")
     return p.parse_args(argv)
 
 
@@ -197,11 +199,11 @@ def load_predictor(args: argparse.Namespace, detect_faces: bool | None = None):
     """The checkpoint's :class:`~bridge.inference.predictor.Predictor` with the command line's settings."""
     from bridge.inference.predictor import Predictor
 
-    flip = None if args.test_flip == "checkpoint" else args.test_flip == "on"
     detect = not args.no_face_detection if detect_faces is None else detect_faces
     max_seconds = args.max_seconds if args.max_seconds is not None else SERVE_MAX_SECONDS if args.serve else 600.0
     return Predictor.from_pretrained(args.checkpoint, args.device, detect_faces=detect,
-                                     max_seconds=max_seconds or None, test_flip=flip,
+                                     max_seconds=max_seconds or None,
+                                     test_views=None if args.test_views == "checkpoint" else args.test_views,
                                      face_detector=args.face_detector, face_index=args.face_index)
 
 

@@ -21,6 +21,7 @@ import os
 from bridge.cli import RunLock, check_writable, first_line, run_cli
 from bridge.config import PRESETS
 from bridge.train.config import SELECT_KEYS, TrainConfig
+from bridge.views import TEST_VIEWS
 
 # Settings a resumed run keeps from its start (recorded in its training state and config.json);
 # --epochs may change (the schedule then spans the new count); the rest (output, cache, workers,
@@ -29,7 +30,7 @@ RESTORED = ("recipe", "data", "data_root", "preset", "modalities", "set", "init_
             "batch_size", "lr", "encoder_lr_scale", "weight_decay", "label_smoothing", "modality_dropout",
             "unimodal_weight", "translation_weight", "cycle_weight", "translation_loss", "distill_weight",
             "distill_temperature", "dropout_schedule", "fill",
-            "augment", "augment_zoom", "augment_shift", "balance_parts", "part_share", "test_flip", "precision",
+            "augment", "augment_zoom", "augment_shift", "balance_parts", "part_share", "test_views", "precision",
             "seed", "deterministic", "limit", "no_face_detection")
 CYCLES_FILE = "cycles.json"  # a run with warm restarts: its plan, and each finished cycle's best epoch
 # flags that belong to the whole cycled run, not to one cycle's train.py call
@@ -193,9 +194,10 @@ def _parser() -> _Parser:
     p.add_argument("--dropout-schedule", choices=["constant", "linear"], default=TrainConfig.dropout_schedule)
     p.add_argument("--fill", choices=["reconstruct", "zero"], default=TrainConfig.fill,
                    help="how missing modalities enter the fusion; 'zero' trains the no-translation baseline")
-    p.add_argument("--test-flip", action="store_true",
-                   help="validate with each face averaged with its mirror image, and have infer.py and evaluate.py "
-                        "do so by default with the checkpoint")
+    p.add_argument("--test-views", choices=TEST_VIEWS, default=TrainConfig.test_views,
+                   help="validate with each face averaged over these test-time views (single crops, with their "
+                        "mirror image, or ten crops: five zoomed crops and their mirrors), and have infer.py and "
+                        "evaluate.py do so by default with the checkpoint; training sees single crops")
     p.add_argument("--augment", action="store_true",
                    help="augment in training: face crops (flips, small rotations/shifts/zooms, random erasing) and "
                         "audio (level, noise, tempo)")
@@ -351,6 +353,9 @@ def recorded_run(output: Path) -> tuple[dict, int, dict]:
         run.update({k: data[k] for k in ("data_root", "limit") if k in data})
         if "name" in data:
             run["data"] = data["name"]
+    if "test_flip" in run:  # recorded before test-time views: a yes or no for the mirror image
+        flip = run.pop("test_flip")
+        run.setdefault("test_views", "mirror" if flip else "single")
     return run, done, meta
 
 

@@ -37,18 +37,18 @@ def subsets(modalities: tuple[Modality, ...]) -> list[tuple[Modality, ...]]:
 @torch.inference_mode()
 def pattern_predictions(model: Classifier, loader: DataLoader, device: torch.device,
                         patterns: list[tuple[Modality, ...]], fills: tuple[Fill, ...] = FILLS,
-                        progress: bool = True, test_flip: bool = False,
+                        progress: bool = True, views: str = "single",
                         ) -> dict[tuple[tuple[Modality, ...], Fill], dict[str, np.ndarray]]:
     """Probabilities and labels per (pattern, fill); each batch is encoded once for all of them.
 
     A sample that has none of a pattern's modalities is left out of that pattern.
-    ``test_flip`` averages each face with its mirror image.
+    ``views``: the test-time views each face latent averages (:mod:`bridge.views`).
     """
     model.eval()
     acc: dict[Any, dict[str, list]] = {(p, f): {"probs": [], "labels": [], "ids": []} for p in patterns for f in fills}
     for batch in tqdm(loader, desc="evaluate", leave=False, disable=not progress, mininterval=1.0):
         batch = batch.to(device)
-        encoded = model.encode(batch, test_flip)
+        encoded = model.encode(batch, views)
         for pattern in patterns:
             present = complete_presence({m: v for m, v in batch.present.items() if m in pattern}, model.modalities,
                                         len(batch), device)
@@ -68,14 +68,14 @@ def pattern_predictions(model: Classifier, loader: DataLoader, device: torch.dev
 def evaluate_patterns(model: Classifier, loader: DataLoader, device: torch.device,
                       fills: tuple[Fill, ...] = FILLS, progress: bool = True,
                       modalities: tuple[Modality, ...] | None = None,
-                      test_flip: bool = False) -> dict[str, dict[str, Any]]:
+                      views: str = "single") -> dict[str, dict[str, Any]]:
     """Metrics per modality pattern (``"face+text"``) and fill: ``results[pattern][fill] = report``.
 
     ``modalities`` limits the patterns to subsets of these (default: all the model's);
-    ``test_flip`` averages each face with its mirror image.
+    ``views``: the test-time views each face latent averages (:mod:`bridge.views`).
     """
     patterns = subsets(modalities or model.modalities)
-    preds = pattern_predictions(model, loader, device, patterns, fills, progress, test_flip)
+    preds = pattern_predictions(model, loader, device, patterns, fills, progress, views)
     results: dict[str, dict[str, Any]] = {}
     for (pattern, fill), p in preds.items():
         report = classification_report(p["labels"], p["probs"].argmax(-1), model.config.labels)
@@ -99,7 +99,7 @@ def robustness_predictions(model: Classifier, loader: DataLoader, device: torch.
                            context: NoiseContext | None, fills: tuple[Fill, ...] = FILLS,
                            progress: bool = True, first_seed: int = 0,
                            modalities: tuple[Modality, ...] | None = None,
-                           test_flip: bool = False) -> dict[tuple, dict[str, np.ndarray]]:
+                           views: str = "single") -> dict[tuple, dict[str, np.ndarray]]:
     """Probabilities and labels under random missing modalities and under input noise.
 
     Keys are ``("missing", eta, seed, fill)`` and ``("noise", target, level, seed, fill)``, with
@@ -119,7 +119,7 @@ def robustness_predictions(model: Classifier, loader: DataLoader, device: torch.
         first_seed: the draws use seeds ``first_seed, ..., first_seed + seeds - 1`` (keys keep ``0..seeds-1``).
         context: what the corruptions need (:func:`bridge.eval.robustness.noise_context`); None
             when ``noise_levels`` is empty.
-        test_flip: average each face with its mirror image (clean and noisy faces alike).
+        views: the test-time views each face latent averages, clean and noisy faces alike (:mod:`bridge.views`).
     """
     model.eval()
     active = tuple(modalities or model.modalities)
@@ -136,7 +136,7 @@ def robustness_predictions(model: Classifier, loader: DataLoader, device: torch.
         batch = batch.to(device)
         full = complete_presence({m: v for m, v in batch.present.items() if m in active}, model.modalities,
                                  len(batch), device)
-        encoded = model.encode(batch, test_flip)
+        encoded = model.encode(batch, views)
         for seed in range(seeds):
             for eta in etas:
                 gen = gens.setdefault(("missing", eta, seed), _generator(first_seed + seed, f"missing/{eta}"))
@@ -153,7 +153,7 @@ def robustness_predictions(model: Classifier, loader: DataLoader, device: torch.
             for m in active:
                 gen = gens.setdefault(("noise", m, level, seed),
                                       _generator(first_seed + seed, f"noise/{m.value}/{level}"))
-                noisy[m] = model.encode(corrupt_batch(batch.select((m,)), level, (m,), context, gen), test_flip)
+                noisy[m] = model.encode(corrupt_batch(batch.select((m,)), level, (m,), context, gen), views)
             for name in targets:
                 noisy_encoded = encoded
                 for m, e in noisy.items():
@@ -188,7 +188,7 @@ def evaluate_robustness(model: Classifier, loader: DataLoader, device: torch.dev
                         noise_levels: tuple[float, ...], seeds: int, context: NoiseContext | None,
                         fills: tuple[Fill, ...] = FILLS, progress: bool = True,
                         first_seed: int = 0, modalities: tuple[Modality, ...] | None = None,
-                        test_flip: bool = False) -> dict[str, Any]:
+                        views: str = "single") -> dict[str, Any]:
     """The missing-rate and noise protocols as metric curves over seeds.
 
     Returns ``{"missing": {"levels", "seeds", "results": {fill: {metric: {"mean", "std", "auc"}}}},
@@ -199,7 +199,7 @@ def evaluate_robustness(model: Classifier, loader: DataLoader, device: torch.dev
     if seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {seeds}")
     preds = robustness_predictions(model, loader, device, etas, noise_levels, seeds, context, fills, progress,
-                                   first_seed, modalities, test_flip)
+                                   first_seed, modalities, views)
     labels = model.config.labels
     out: dict[str, Any] = {}
     if etas:
@@ -253,7 +253,7 @@ def _field_pattern(modalities: tuple[Modality, ...], name: str) -> tuple[Modalit
 def evaluate_field(model: Classifier, loader: DataLoader, device: torch.device, seeds: int = 3,
                    fills: tuple[Fill, ...] = FILLS, etas: tuple[float, ...] = FIELD_ETAS, first_seed: int = 0,
                    modalities: tuple[Modality, ...] | None = None, progress: bool = True,
-                   test_flip: bool = False) -> dict[str, Any]:
+                   views: str = "single") -> dict[str, Any]:
     """The field's missing-modality protocol, as CyIN (NeurIPS 2025) and IMDer (NeurIPS 2023) report it.
 
     - **fixed**: each of :func:`field_patterns` observed by every sample, the rest missing; the
@@ -278,9 +278,9 @@ def evaluate_field(model: Classifier, loader: DataLoader, device: torch.device, 
     named = {k: _field_pattern(active, k) for k in ("text_only", "no_text", "all")}
     wanted = list(dict.fromkeys([*patterns, *(p for p in named.values() if p is not None)]))
     labels = model.config.labels
-    fixed_preds = pattern_predictions(model, loader, device, wanted, fills, progress, test_flip)
+    fixed_preds = pattern_predictions(model, loader, device, wanted, fills, progress, views)
     random_preds = robustness_predictions(model, loader, device, tuple(etas), (), seeds, None, fills, progress,
-                                          first_seed, active, test_flip) if etas else {}
+                                          first_seed, active, views) if etas else {}
 
     def scores(p: dict[str, np.ndarray]) -> dict[str, float]:
         report = classification_report(p["labels"], p["probs"].argmax(-1), labels)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from bridge.batch import Batch
-from bridge.checkpoint import tokenizer_dir, wants_test_flip
+from bridge.checkpoint import tokenizer_dir
 from bridge.config import AudioConfig, FaceConfig, TextConfig
 from bridge.contract import Classifier, Encoding
 from bridge.data.sample import Sample
@@ -23,10 +23,10 @@ from bridge.media.audio import DEFAULT_MAX_SECONDS
 from bridge.media.decoder import MediaDecoder
 from bridge.media.detectors import DEFAULT_DETECTOR
 from bridge.modality import Modality
-from bridge.model import require_face_encoder
 from bridge.preprocess import Example, Preprocessor, collate
 from bridge.presence import complete_presence
 from bridge.inference.timeline import TimelineRow, window_starts
+from bridge.views import checkpoint_views, require_face_views
 
 
 @dataclass
@@ -113,23 +113,24 @@ class Predictor:
         device: where to run.
         detect_faces: find and crop a face (False: images and frames are face crops).
         max_seconds: refuse longer audio before decoding (None: no limit).
-        test_flip: average each face with its mirror image (horizontal-flip test-time augmentation).
+        test_views: the test-time views each face latent averages (:mod:`bridge.views`: ``single``,
+            ``mirror`` or ``crops``, 1, 2 or 10 face encodings per frame).
         face_detector: the detector's name (:data:`~bridge.media.detectors.DEFAULT_DETECTOR`, BlazeFace).
         face_index: which face where there are several, by size: 0 the largest, 1 the next, ...
 
     Raises:
-        ValueError: ``test_flip`` with a model that has no raw-face encoder.
+        ValueError: unknown ``test_views``, or views beyond ``single`` with a model that has no
+            raw-face encoder.
     """
 
     def __init__(self, model: Classifier, preprocessor: Preprocessor, device: torch.device | str = "cpu",
                  detect_faces: bool = True, max_seconds: float | None = DEFAULT_MAX_SECONDS,
-                 test_flip: bool = False, face_detector: str = DEFAULT_DETECTOR, face_index: int = 0):
-        if test_flip:
-            require_face_encoder(model.config)
+                 test_views: str = "single", face_detector: str = DEFAULT_DETECTOR, face_index: int = 0):
+        require_face_views(model.config, test_views)
         if face_index < 0:
             raise ValueError(f"face_index must be >= 0 (0: the largest face), got {face_index}")
         self.model = model.eval()
-        self.test_flip = test_flip
+        self.test_views = test_views
         self.detect_faces = detect_faces
         self.max_seconds = max_seconds  # longer audio or sound tracks are refused before decoding
         self.preprocessor = preprocessor
@@ -141,7 +142,7 @@ class Predictor:
     @classmethod
     def from_pretrained(cls, directory: str | Path | Sequence[str | Path] | None = None, device: str = "cpu",
                         detect_faces: bool = True, max_seconds: float | None = DEFAULT_MAX_SECONDS,
-                        test_flip: bool | None = None, face_detector: str = DEFAULT_DETECTOR,
+                        test_views: str | None = None, face_detector: str = DEFAULT_DETECTOR,
                         face_index: int = 0) -> "Predictor":
         """Load the shipped model, a checkpoint directory written by ``train.py``, or several as an ensemble.
 
@@ -154,7 +155,8 @@ class Predictor:
                 crops (as FER-2013's are).
             max_seconds: refuse audio (or a video's sound track) longer than this, checked before
                 decoding (None: no limit; a long track is decoded whole, 64 kB per second).
-            test_flip: average each face with its mirror image (None: as the checkpoint says).
+            test_views: the test-time views of faces (``single``, ``mirror``, ``crops``; None: as the
+                checkpoint says).
             face_detector: ``blazeface`` (default), ``blazeface-short``, ``mtcnn`` or ``haar`` (docs/faces.md).
             face_index: with several faces, which one: 0 the largest, 1 the next largest, ...
         """
@@ -163,9 +165,9 @@ class Predictor:
         directories = [directory] if directory is None or isinstance(directory, (str, Path)) else list(directory)
         directories = [locate(d) for d in directories]
         model, metas = load_models(directories, device)
-        flip = wants_test_flip(metas[0]) if test_flip is None else test_flip
+        views = checkpoint_views(metas[0]) if test_views is None else test_views
         return cls(model, Preprocessor(model.config, tokenizer_dir(Path(directories[0]))), device, detect_faces,
-                   max_seconds, flip, face_detector, face_index)
+                   max_seconds, views, face_detector, face_index)
 
     @property
     def detector(self):
@@ -435,7 +437,7 @@ class Predictor:
     def _encode(self, batch: Batch) -> tuple[Encoding, dict[Modality, torch.Tensor]]:
         """The batch encoded once, and which of the model's modalities each sample has."""
         present = complete_presence(batch.present, self.config.modalities, len(batch), self.device)
-        return self.model.encode(batch, self.test_flip), present
+        return self.model.encode(batch, self.test_views), present
 
     def _encode_reusing(self, batch: Batch, memo: EncodingMemo, keys: Mapping[Modality, Hashable],
                         ) -> tuple[Encoding, dict[Modality, torch.Tensor]]:
@@ -445,7 +447,7 @@ class Predictor:
                       if memo.encoded is None or m not in keys or m not in memo.keys or memo.keys[m] != keys[m])
         if memo.encoded is not None and not fresh:
             return memo.encoded, present
-        encoded = self.model.encode(batch.select(fresh), self.test_flip)
+        encoded = self.model.encode(batch.select(fresh), self.test_views)
         # A modality the memo holds but this sample lacks stays in the encoding unused: the fusion
         # takes only the present modalities' latents, and reconstructs from present sources only.
         memo.encoded = encoded if memo.encoded is None else memo.encoded.merge(encoded)

@@ -46,9 +46,10 @@ class TrainConfig:
     init_encoders: tuple[str, ...] = ()  # "MODALITY=CHECKPOINT": start that encoder from a trained checkpoint
     mismatch: tuple[str, ...] = ()  # "MODALITY=RATE": that share of training samples take it from another label's
     select: Literal["all", "patterns"] = "all"  # keep the epoch best on all modalities, or on the mean over patterns
-    # validate with each face averaged with its mirror image, and record that in the checkpoint
-    # (inference.test_flip) for infer.py and evaluate.py; training itself sees single crops
-    test_flip: bool = False
+    # validate with each face latent averaged over these test-time views (bridge.views: single, mirror,
+    # crops), and record them in the checkpoint (inference.test_views) for infer.py and evaluate.py;
+    # training itself sees single crops
+    test_views: Literal["single", "mirror", "crops"] = "single"
     grad_clip: float = 1.0
     # the training forward's arithmetic: "bfloat16" runs it under torch.autocast (weights, gradients and the
     # optimiser stay float32; validation and checkpoints are float32 either way). On a CPU with AVX-512 BF16 it

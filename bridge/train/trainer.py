@@ -40,11 +40,12 @@ from bridge.train.losses import BridgeLoss
 from bridge.eval.metrics import classification_report
 from bridge.train.mismatch import mismatch_modalities, parse_mismatch
 from bridge.modality import Modality, pattern_name
-from bridge.model import BridgeModel, require_face_encoder
+from bridge.model import BridgeModel
 from bridge.preprocess import Preprocessor
 from bridge.presence import drop_modalities
 from bridge.runtime import pick_device, seed_everything
 from bridge.train.transfer import load_encoder_weights, parse_init_encoders
+from bridge.views import require_face_views
 
 from bridge.train.config import SELECT_KEYS, TrainConfig  # noqa: F401 (re-exported)
 
@@ -82,8 +83,7 @@ class Trainer:
         if train_config.batch_size % world.size:
             raise ValueError(f"batch size {train_config.batch_size} (global) is not divisible by the "
                              f"{world.size} processes")
-        if train_config.test_flip:
-            require_face_encoder(model_config)
+        require_face_views(model_config, train_config.test_views)
         self.model_config = model_config
         self.cfg = train_config
         self.output = Path(output)
@@ -329,7 +329,7 @@ class Trainer:
         for batch in loader:
             batch = batch.to(self.device)
             out = self.model(batch, fill=self.cfg.fill, cycle=self.criterion.cycle_weight > 0,
-                             test_flip=self.cfg.test_flip, teacher=self.criterion.distill_weight > 0)
+                             views=self.cfg.test_views, teacher=self.criterion.distill_weight > 0)
             loss += self.criterion(out, batch)["loss"].item() * len(batch)
             n += len(batch)
             probs.append(out.logits.softmax(-1).cpu())
@@ -349,7 +349,7 @@ class Trainer:
         modalities, the missing ones filled as in training) and their mean, ``macro_f1_patterns``."""
         patterns = subsets(self.model.modalities)
         preds = pattern_predictions(self.model, loader, self.device, patterns, (self.cfg.fill,), progress=False,
-                                    test_flip=self.cfg.test_flip)
+                                    views=self.cfg.test_views)
         mine = {pattern_name(p): (preds[(p, self.cfg.fill)]["labels"], preds[(p, self.cfg.fill)]["probs"].argmax(-1))
                 for p in patterns if (p, self.cfg.fill) in preds}
         mine = merge_ranks(mine, self.world)
@@ -360,7 +360,7 @@ class Trainer:
 
     def _save_best(self, row: dict[str, Any]) -> None:
         extra = {"training": dataclasses.asdict(self.cfg), "data": self.data_info, "run": self.run_settings,
-                 "best": {"epoch": row["epoch"], "val": row["val"]}, "inference": {"test_flip": self.cfg.test_flip}}
+                 "best": {"epoch": row["epoch"], "val": row["val"]}, "inference": {"test_views": self.cfg.test_views}}
         save_checkpoint(self.model, self.output, extra, tokenizer=self.preprocessor.tokenizer)
 
     def _write_history(self) -> None:
