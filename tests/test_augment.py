@@ -124,3 +124,45 @@ def test_augment_framing_is_recorded_changes_training_and_resumes(tmp_path, caps
         with pytest.raises(SystemExit):
             train.parse_args(["--augment-zoom", bad])
         assert "--augment-zoom" in capsys.readouterr().err
+
+
+def test_view_consistency_is_symmetric_zero_for_equal_views_and_reaches_both():
+    from bridge.train.losses import view_consistency
+
+    a = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 0.0]], requires_grad=True)
+    b = torch.tensor([[0.0, 1.0, 0.0], [0.5, 0.5, 0.0]], requires_grad=True)
+    assert view_consistency(a, a.detach()).item() == pytest.approx(0.0, abs=1e-7)
+    term = view_consistency(a, b)
+    assert term.item() == pytest.approx(view_consistency(b, a).item()) and term.item() > 0
+    term.backward()
+    assert a.grad.abs().sum() > 0 and b.grad.abs().sum() > 0
+    p, q = a.softmax(-1)[0], b.softmax(-1)[0]  # the first sample by hand; the second's views agree
+    by_hand = ((p * (p / q).log()).sum() + (q * (q / p).log()).sum()) / 2 / 2
+    assert term.item() == pytest.approx(by_hand.item(), rel=1e-5)
+
+
+def test_consistency_training_adds_its_term_is_recorded_and_refused_where_it_cannot_work(tmp_path):
+    from bridge.config import create_config
+    from bridge.train.config import TrainConfig
+    from bridge.train.trainer import check_consistency
+
+    views, plain = tmp_path / "views", tmp_path / "plain"
+    args = [*QUICK, "--epochs", "1", "--augment", "--modalities", "face"]
+    assert train.main([*args, "--consistency-weight", "2", "--output", str(views)]) == 0
+    assert train.main([*args, "--output", str(plain)]) == 0
+    history = lambda d: json.loads((d / "history.json").read_text())[0]["train"]  # noqa: E731
+    assert history(views)["consistency"] > 0 and "consistency" not in history(plain)
+    h = history(views)  # a face-only model: cross-entropy, its unimodal head (weight 0.5) and the views' term
+    assert h["loss"] == pytest.approx(h["ce"] + 0.5 * h["unimodal"] + 2 * h["consistency"], rel=1e-4)
+    assert json.loads((views / "config.json").read_text())["training"]["consistency_weight"] == 2
+    assert train.main(["--output", str(views), "--resume", "--epochs", "2"]) == 0  # the weight comes back
+    assert json.loads((views / "history.json").read_text())[1]["train"]["consistency"] > 0
+    config = create_config("tiny")
+    for bad, message in ((TrainConfig(consistency_weight=1.0), "add --augment"),
+                         (TrainConfig(consistency_weight=-1.0), ">= 0"),
+                         (TrainConfig(consistency_weight=1.0, augment=True, mismatch=("face=0.2",)), "before the swap")):
+        with pytest.raises(ValueError, match=message):
+            check_consistency(config, bad)
+    with pytest.raises(ValueError, match="face encoder"):
+        check_consistency(create_config("tiny", face=None), TrainConfig(consistency_weight=1.0, augment=True))
+    check_consistency(config, TrainConfig(consistency_weight=1.0, augment=True, mismatch=("text=0.2",)))

@@ -30,8 +30,8 @@ RESTORED = ("recipe", "data", "data_root", "preset", "modalities", "set", "init_
             "batch_size", "lr", "encoder_lr_scale", "weight_decay", "label_smoothing", "modality_dropout",
             "unimodal_weight", "translation_weight", "cycle_weight", "translation_loss", "distill_weight",
             "distill_temperature", "dropout_schedule", "fill",
-            "augment", "augment_zoom", "augment_shift", "balance_parts", "part_share", "test_views", "precision",
-            "seed", "deterministic", "limit", "no_face_detection")
+            "augment", "augment_zoom", "augment_shift", "consistency_weight", "balance_parts", "part_share",
+            "test_views", "precision", "seed", "deterministic", "limit", "no_face_detection")
 CYCLES_FILE = "cycles.json"  # a run with warm restarts: its plan, and each finished cycle's best epoch
 # flags that belong to the whole cycled run, not to one cycle's train.py call
 _CYCLE_FLAGS = {"--output": True, "--resume": False, "--restarts": True, "--restart-epochs": True,
@@ -207,6 +207,10 @@ def _parser() -> _Parser:
     p.add_argument("--augment-shift", type=float, default=TrainConfig.augment_shift, metavar="FRACTION",
                    help="with --augment: face shifts drawn from [-FRACTION, FRACTION] of the side, on each axis "
                         f"(default {TrainConfig.augment_shift})")
+    p.add_argument("--consistency-weight", type=float, default=TrainConfig.consistency_weight, metavar="W",
+                   help="with --augment: also classify a second augmented view of each face and add W times the "
+                        "symmetric KL divergence between the two predictions (view consistency; 0 disables; a "
+                        "second forward and backward per step)")
     p.add_argument("--precision", choices=["float32", "bfloat16"], default=TrainConfig.precision,
                    help="arithmetic of the training forward: bfloat16 autocasts it (weights, optimiser, validation "
                         "and checkpoints stay float32); about 1.1x faster per FER-2013 epoch on a CPU with AVX-512 BF16 "

@@ -38,6 +38,10 @@ class TrainConfig:
     augment: bool = False  # face crops: flips, warps, erasing; audio: level, noise, tempo (bridge.train.augment)
     augment_zoom: tuple[float, float] = (0.9, 1.1)  # face zoom factors drawn from this range (above 1 zooms in)
     augment_shift: float = 0.1  # face shifts drawn from [-shift, shift] of the side, on each axis
+    # with augment: weight of view consistency, the symmetric KL divergence between the predictions from two
+    # augmented views of each face (R-Drop's term, Liang et al., NeurIPS 2021, over views; 0 disables). The
+    # second view costs a second forward and backward of the model.
+    consistency_weight: float = 0.0
     # a joined corpus (item ids PART/..., e.g. meld+goemotions): each epoch draws as many training items from
     # every part as the smallest part has, afresh per epoch, so a large part does not outweigh a small one
     balance_parts: bool = False

@@ -89,6 +89,15 @@ def distillation(student: Tensor, teacher: Tensor, mask: Tensor, temperature: fl
     return _masked_mean(kl, mask) * temperature ** 2
 
 
+def view_consistency(a: Tensor, b: Tensor) -> Tensor:
+    """Symmetric KL divergence between the predictions of two views of the same samples, logits
+    ``(b, classes)``, averaged over samples; gradients reach both views (R-Drop, Liang et al. 2021)."""
+    log_a, log_b = F.log_softmax(a.float(), dim=-1), F.log_softmax(b.float(), dim=-1)
+    kl_ab = (log_a.exp() * (log_a - log_b)).sum(dim=-1)
+    kl_ba = (log_b.exp() * (log_b - log_a)).sum(dim=-1)
+    return ((kl_ab + kl_ba) / 2).mean()
+
+
 def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:
     w = mask.to(values.dtype)
     return (values * w).sum() / w.sum().clamp_min(1.0)

@@ -36,7 +36,7 @@ from bridge.train.distributed import GlobalBatchSampler, World, barrier, gather_
 from bridge.encoders.memo import TokenStateMemo
 from bridge.eval.protocols import pattern_predictions, subsets
 from bridge.freeze import memoise_frozen, train_mode
-from bridge.train.losses import BridgeLoss
+from bridge.train.losses import BridgeLoss, view_consistency
 from bridge.eval.metrics import classification_report
 from bridge.train.mismatch import mismatch_modalities, parse_mismatch
 from bridge.modality import Modality, pattern_name
@@ -50,6 +50,23 @@ from bridge.views import require_face_views
 from bridge.train.config import SELECT_KEYS, TrainConfig  # noqa: F401 (re-exported)
 
 
+def check_consistency(model_config: BridgeConfig, train_config: TrainConfig) -> None:
+    """Raises ``ValueError`` for view consistency where it has no two views to compare: without
+    face augmentation, without a raw-face encoder, or with faces swapped between samples (the
+    second view is drawn from the faces before the swap)."""
+    if train_config.consistency_weight < 0:
+        raise ValueError(f"--consistency-weight must be >= 0, got {train_config.consistency_weight:g}")
+    if train_config.consistency_weight == 0:
+        return
+    if not train_config.augment:
+        raise ValueError("--consistency-weight compares two augmented views of each face: add --augment")
+    if model_config.face is None or model_config.face.kind != "face":
+        raise ValueError("--consistency-weight needs a model with a face encoder (not features)")
+    if any(spec.split("=", 1)[0] == Modality.FACE.value for spec in train_config.mismatch):
+        raise ValueError("--consistency-weight with --mismatch face=...: the second view would show the face "
+                         "before the swap; drop one of them")
+
+
 class TrainStep(nn.Module):
     """The model and its loss as one module, the unit DistributedDataParallel wraps: the loss's
     training-only unimodal heads are then synchronised too, and the translators the loss calls
@@ -60,10 +77,19 @@ class TrainStep(nn.Module):
         self.model = model
         self.criterion = criterion
 
-    def forward(self, batch: Any, present: dict[Modality, Tensor], fill: Fill) -> tuple[Tensor, dict[str, Tensor]]:
+    def forward(self, batch: Any, present: dict[Modality, Tensor], fill: Fill, second_faces: Tensor | None = None,
+                consistency_weight: float = 0.0) -> tuple[Tensor, dict[str, Tensor]]:
+        """The logits and loss terms; with ``second_faces`` (another augmented view of the batch's
+        faces) the model also classifies that view, and the loss adds ``consistency_weight`` times
+        the two predictions' symmetric KL divergence (``consistency``)."""
         out = self.model(batch, present=present, fill=fill, cycle=self.criterion.cycle_weight > 0,
                          teacher=self.criterion.distill_weight > 0)
-        return out.logits, self.criterion(out, batch)
+        terms = self.criterion(out, batch)
+        if second_faces is not None:
+            other = dataclasses.replace(batch, inputs={**batch.inputs, Modality.FACE: second_faces})
+            terms["consistency"] = view_consistency(out.logits, self.model(other, present=present, fill=fill).logits)
+            terms["loss"] = terms["loss"] + consistency_weight * terms["consistency"]
+        return out.logits, terms
 
 
 class Trainer:
@@ -84,6 +110,7 @@ class Trainer:
             raise ValueError(f"batch size {train_config.batch_size} (global) is not divisible by the "
                              f"{world.size} processes")
         require_face_views(model_config, train_config.test_views)
+        check_consistency(model_config, train_config)
         self.model_config = model_config
         self.cfg = train_config
         self.output = Path(output)
@@ -281,8 +308,12 @@ class Trainer:
         preds, labels = [], []
         for batch in bar:
             batch = batch.to(self.device)
+            second = None
             if self.augment is not None and Modality.FACE in batch.inputs:
-                batch.inputs[Modality.FACE] = self.augment(batch.inputs[Modality.FACE], aug_gen)
+                faces = batch.inputs[Modality.FACE]
+                batch.inputs[Modality.FACE] = self.augment(faces, aug_gen)
+                if self.cfg.consistency_weight > 0:
+                    second = self.augment(faces, aug_gen)
             if self.audio_augment is not None and Modality.AUDIO in batch.inputs:
                 batch.inputs[Modality.AUDIO], batch.masks[Modality.AUDIO] = self.audio_augment(
                     batch.inputs[Modality.AUDIO], batch.masks[Modality.AUDIO], aug_gen)
@@ -290,7 +321,7 @@ class Trainer:
                 batch = mismatch_modalities(batch, self.mismatch, aug_gen)
             present = self._drop(batch.present, p, drop_gen) if p > 0 else batch.present
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bfloat16"):
-                logits, terms = self.step(batch, present, self.cfg.fill)
+                logits, terms = self.step(batch, present, self.cfg.fill, second, self.cfg.consistency_weight)
             self.optimizer.zero_grad(set_to_none=True)
             terms["loss"].backward()
             if self.cfg.grad_clip:
