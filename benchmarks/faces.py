@@ -46,6 +46,7 @@ import torch
 
 
 from bridge.media.detectors import DETECTORS, Face, create_detector, detect_faces
+from bridge.views import TEST_VIEWS
 
 W, H = 640, 480
 BACKGROUNDS = ("coffee", "rocket", "chelsea", "horse", "coins", "brick", "grass", "gravel", "hubble_deep_field",
@@ -365,12 +366,13 @@ def calibrate(root: Path, names: list[str], count: int) -> dict:
     return out
 
 
-def agreement(root: Path, checkpoint: str, names: list[str], count: int) -> dict:
-    """How often the prediction from a found, cropped face equals the one from the original crop."""
+def agreement(root: Path, checkpoint: str, names: list[str], count: int, views: str | None = None) -> dict:
+    """How often the prediction from a found, cropped face equals the one from the original crop;
+    each face scored over the test-time ``views`` (None: as the checkpoint records)."""
     from bridge.media.align import aligned_crop
     from bridge.inference.predictor import Predictor
 
-    predictor = Predictor.from_pretrained(checkpoint, detect_faces=False)
+    predictor = Predictor.from_pretrained(checkpoint, detect_faces=False, test_views=views)
     cfg = predictor.config.face
     size, grey = cfg.img_size or 48, cfg.in_chans == 1
     rng = np.random.default_rng(2)
@@ -388,10 +390,11 @@ def agreement(root: Path, checkpoint: str, names: list[str], count: int) -> dict
     # agreement expected by chance: two independent draws from the model's prediction distribution
     shares = np.unique(originals, return_counts=True)[1] / len(originals)
     chance = float((shares ** 2).sum())
-    out = {"checkpoint": str(checkpoint), "faces": len(faces), "original_accuracy": accuracy,
+    out = {"checkpoint": str(checkpoint), "test_views": predictor.test_views, "faces": len(faces),
+           "original_accuracy": accuracy,
            "chance_agreement": chance, "detectors": {}}
-    print(f"{len(faces)} FER-2013 test faces; the model's accuracy on the original crops {accuracy:.1%}; agreement "
-          f"by chance with its prediction distribution {chance:.1%}")
+    print(f"{len(faces)} FER-2013 test faces, {predictor.test_views} views; the model's accuracy on the original "
+          f"crops {accuracy:.1%}; agreement by chance with its prediction distribution {chance:.1%}")
     # A reference with no detector: each original crop re-framed at random as much as FER-2013's
     # crops differ from one another (docs/faces.md, --calibrate, MTCNN's row: eye distance std 0.068
     # crop sides at a median of 0.374, eye position std 0.067): how much the model's answer moves
@@ -506,6 +509,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="compare the PyTorch BlazeFace port with LiteRT (needs pip install ai-edge-litert)")
     p.add_argument("--agreement", action="store_true", help="with --checkpoint: found + cropped vs original crop")
     p.add_argument("--checkpoint", help="a FER-2013-trained face checkpoint, for --agreement")
+    p.add_argument("--test-views", choices=["checkpoint", *TEST_VIEWS], default="checkpoint",
+                   help="with --agreement: the test-time views each face is scored over (checkpoint: as recorded)")
     p.add_argument("--output", default=None, help="JSON report (default reports/faces[-calibrate|-agreement].json)")
     args = p.parse_args(argv)
     from bridge.data.paths import data_root
@@ -525,7 +530,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.checkpoint:
             p.error("--agreement needs --checkpoint")
         report = {"agreement": agreement(root, args.checkpoint, [n for n in names if n in DETECTORS],
-                                         args.faces or 1000)}
+                                         args.faces or 1000,
+                                         None if args.test_views == "checkpoint" else args.test_views)}
         suffix = "-agreement"
     else:
         scenes = build_scenes(root, args.faces or 300)

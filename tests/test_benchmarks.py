@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import sys
 from pathlib import Path
 
 import cv2
@@ -17,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _load(name: str):
     spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
@@ -135,3 +137,23 @@ def test_curves_bad_input_is_one_line(tmp_path, capsys):
     assert curves.main([str(run), "--labels", "one,two", "--output", str(tmp_path / "x.json")]) == 2
     assert "--labels names 2 runs, but 1 were given" in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()  # nothing written on bad input
+
+
+def test_faces_agreement_scores_the_shipped_model_over_the_views_asked_for(tmp_path, capsys):
+    """benchmarks/faces.py --agreement on a few real FER-2013 test faces pasted into real scenes."""
+    from bridge.data.paths import data_root
+    from bridge.release import DEFAULT_RELEASE, MANIFEST, RELEASES
+
+    if not (data_root() / "fer2013").is_dir() or not (RELEASES / DEFAULT_RELEASE / MANIFEST).is_file():
+        pytest.skip("FER-2013 or the shipped model absent")
+    faces = _load("faces")
+    out = tmp_path / "agreement.json"
+    assert faces.main(["--agreement", "--checkpoint", DEFAULT_RELEASE, "--faces", "6", "--detectors", "blazeface",
+                       "--test-views", "crops", "--output", str(out)]) == 0
+    report = json.loads(out.read_text())["agreement"]
+    assert report["test_views"] == "crops" and report["faces"] == 6
+    assert "6 FER-2013 test faces, crops views" in capsys.readouterr().out
+    for setting in report["detectors"]["blazeface"].values():
+        assert 0 <= setting["found"] <= 6 and 0 <= setting["same_aligned"] <= 1
+    with pytest.raises(SystemExit):
+        faces.main(["--agreement", "--checkpoint", DEFAULT_RELEASE, "--test-views", "many"])
