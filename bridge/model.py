@@ -178,7 +178,7 @@ class BridgeModel(nn.Module):
         total = None
         for start in range(0, len(views), group):
             chunk = views[start:start + group]
-            latent = self._encode_one(Modality.FACE, torch.cat(chunk), mask.repeat(len(chunk), *[1] * (mask.dim() - 1)))
+            latent = self._encode_one(Modality.FACE, torch.cat(chunk), torch.cat([mask] * len(chunk)))
             latent = latent.reshape(len(chunk), b, *latent.shape[1:]).sum(0)
             total = latent if total is None else total + latent
         return total / len(views)

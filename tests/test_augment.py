@@ -158,9 +158,9 @@ def test_consistency_training_adds_its_term_is_recorded_and_refused_where_it_can
     assert train.main(["--output", str(views), "--resume", "--epochs", "2"]) == 0  # the weight comes back
     assert json.loads((views / "history.json").read_text())[1]["train"]["consistency"] > 0
     config = create_config("tiny")
+    swapped = TrainConfig(consistency_weight=1.0, augment=True, mismatch=("face=0.2",))
     for bad, message in ((TrainConfig(consistency_weight=1.0), "add --augment"),
-                         (TrainConfig(consistency_weight=-1.0), ">= 0"),
-                         (TrainConfig(consistency_weight=1.0, augment=True, mismatch=("face=0.2",)), "before the swap")):
+                         (TrainConfig(consistency_weight=-1.0), ">= 0"), (swapped, "before the swap")):
         with pytest.raises(ValueError, match=message):
             check_consistency(config, bad)
     with pytest.raises(ValueError, match="face encoder"):

@@ -152,7 +152,8 @@ def test_a_unimodal_baseline_keeps_only_its_own_modality_flags():
     assert bench.own_modality_flags(settings, "text") == ["--set", "text.tune_layers=0", "--set", "fusion.depth=2",
                                                           "--lr", "0.01"]
     assert bench.own_modality_flags(settings, "face") == ["--set", "face.freeze=true", "--set", "fusion.depth=2",
-                                                          "--test-views", "crops", "--lr", "0.01", "--test-views=mirror"]
+                                                          "--test-views", "crops", "--lr", "0.01",
+                                                          "--test-views=mirror"]
     args = bench.parse_args(["--data", "mosi", "--train-args", "--mismatch face=0.5 --select patterns"])
     assert bench.train_argv(args, 0, "bridge")[-4:] == ["--mismatch", "face=0.5", "--select", "patterns"]
     assert bench.train_argv(args, 0, "unimodal", "audio")[-2:] == ["--select", "patterns"]
