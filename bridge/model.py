@@ -18,7 +18,8 @@ from torch import Tensor, nn
 
 from bridge.batch import Batch
 from bridge.cli import first_line
-from bridge.checkpoint import CheckpointError, encoder_config_dirs, model_config, read_meta, save_checkpoint, weights_file
+from bridge.checkpoint import (CheckpointError, encoder_config_dirs, migrate, model_config, read_meta, save_checkpoint,
+                               weights_file)
 from bridge.checkpoint import load_weights as load_checkpoint_weights
 from bridge.config import BridgeConfig
 from bridge.contract import Fill
@@ -324,7 +325,7 @@ def _load_release(folder: Path, device: str | torch.device = "cpu") -> tuple[Bri
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    meta = verify(folder)
+    meta = migrate(verify(folder))  # a release packed before test-time views records test_flip
     config = model_config(folder, meta)
     prefixes = inherited_prefixes(config)
     saved = {m: d for m, d in encoder_config_dirs(folder).items() if f"encoders.{m.value}." not in prefixes}

@@ -143,6 +143,17 @@ TOLERANCE = 0.5  # percentage points: the same weights and items, so only float 
 
 
 @needs_release
+def test_the_shipped_release_scores_faces_over_the_views_it_was_validated_with():
+    """Its config.json predates test-time views (``inference.test_flip``): it still means the mirror."""
+    from bridge.inference.predictor import Predictor
+
+    assert json.loads((SHIPPED / "config.json").read_text())["inference"] in ({"test_flip": True},
+                                                                             {"test_views": "mirror"})
+    assert Predictor.from_pretrained().test_views == "mirror"
+    assert Predictor.from_pretrained(test_views="crops").test_views == "crops"
+
+
+@needs_release
 @pytest.mark.parametrize("row", SUBSET_ROWS)
 def test_the_model_card_figures_reproduce_on_real_subsets(row, tmp_path):
     from bridge.data.paths import data_root
