@@ -15,7 +15,7 @@ is imported where views are made.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from bridge.config import BridgeConfig
 
@@ -23,8 +23,7 @@ if TYPE_CHECKING:
     from torch import Tensor
 
 TestViews = Literal["single", "mirror", "crops"]
-TEST_VIEWS: tuple[str, ...] = ("single", "mirror", "crops")
-VIEW_COUNTS = {"single": 1, "mirror": 2, "crops": 10}  # face encodings per frame
+TEST_VIEWS: tuple[str, ...] = get_args(TestViews)
 CROP_ZOOM = 1.05  # the crops' zoom: each sees 1/1.05 of the crop's side
 _CORNERS = ((0, 0), (-1, -1), (1, -1), (-1, 1), (1, 1))  # the centre, then the corners (x, y)
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from bridge.views import TestViews
+
 SELECT_KEYS = {"all": "macro_f1", "patterns": "macro_f1_patterns"}  # --select: the validation score to maximise
 
 
@@ -53,7 +55,7 @@ class TrainConfig:
     # validate with each face latent averaged over these test-time views (bridge.views: single, mirror,
     # crops), and record them in the checkpoint (inference.test_views) for infer.py and evaluate.py;
     # training itself sees single crops
-    test_views: Literal["single", "mirror", "crops"] = "single"
+    test_views: TestViews = "single"
     grad_clip: float = 1.0
     # the training forward's arithmetic: "bfloat16" runs it under torch.autocast (weights, gradients and the
     # optimiser stay float32; validation and checkpoints are float32 either way). On a CPU with AVX-512 BF16 it
