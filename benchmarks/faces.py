@@ -384,13 +384,17 @@ def agreement(root: Path, checkpoint: str, names: list[str], count: int, views: 
 
         return predictor.predict_sample(Sample(id="x", label=0, face=crop[None])).label
 
-    originals = [predict(cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) if size != 48 else f)
-                 for f, _ in faces]
+    # an original crop as the model reads a FER-2013 image in training: through its decoder
+    # (resized, or found again and realigned where the model's face.realign says so)
+    as_trained = predictor.decoder.whole
+    read = [as_trained(f) for f, _ in faces]
+    originals = [predict(r) for r in read]
     accuracy = float(np.mean([o == label for o, (_, label) in zip(originals, faces)]))
     # agreement expected by chance: two independent draws from the model's prediction distribution
     shares = np.unique(originals, return_counts=True)[1] / len(originals)
     chance = float((shares ** 2).sum())
-    out = {"checkpoint": str(checkpoint), "test_views": predictor.test_views, "faces": len(faces),
+    out = {"checkpoint": str(checkpoint), "test_views": predictor.test_views, "realign": cfg.realign,
+           "faces": len(faces),
            "original_accuracy": accuracy,
            "chance_agreement": chance, "detectors": {}}
     print(f"{len(faces)} FER-2013 test faces, {predictor.test_views} views; the model's accuracy on the original "
@@ -407,7 +411,7 @@ def agreement(root: Path, checkpoint: str, names: list[str], count: int, views: 
         matrix = cv2.getRotationMatrix2D((23.5, 23.5), 0.0, zoom)
         matrix[:, 2] += (dx, dy)
         crop = cv2.warpAffine(face, matrix, (48, 48), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        framed.append(predict(cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA) if size != 48 else crop))
+        framed.append(predict(as_trained(crop)))
     out["reframed_same"] = float(np.mean([a == b for a, b in zip(framed, originals)]))
     print(f"original crops re-framed by FER-2013's own spread: same prediction {out['reframed_same']:.1%}")
     settings = [("upright", 0.0), ("turned up to 10 degrees", 10.0)]
@@ -418,7 +422,7 @@ def agreement(root: Path, checkpoint: str, names: list[str], count: int, views: 
             same = {"aligned": 0, "box": 0}
             diff = {"aligned": [], "box": []}  # mean absolute grey difference to the original crop, 0-255
             found = 0
-            for (face, _), original in zip(faces, originals):
+            for (face, _), original, reading in zip(faces, originals, read):
                 side = int(rng.choice([64, 96, 144, 200]))
                 angle = float(rng.uniform(-max_angle, max_angle))
                 x, y = rng.uniform(0, W - side), rng.uniform(0, H - side)
@@ -435,7 +439,9 @@ def agreement(root: Path, checkpoint: str, names: list[str], count: int, views: 
                     same[kind] += predict(crop) == original
                     grey48 = cv2.resize(crop if crop.ndim == 2 else cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY), (48, 48),
                                         interpolation=cv2.INTER_AREA)
-                    diff[kind].append(float(np.abs(grey48.astype(np.float32) - face.astype(np.float32)).mean()))
+                    target = cv2.resize(reading if reading.ndim == 2 else cv2.cvtColor(reading, cv2.COLOR_RGB2GRAY),
+                                        (48, 48), interpolation=cv2.INTER_AREA)
+                    diff[kind].append(float(np.abs(grey48.astype(np.float32) - target.astype(np.float32)).mean()))
             res[label] = {"found": found, "same_aligned": same["aligned"] / max(found, 1),
                           "same_box_crop": same["box"] / max(found, 1),
                           "same_aligned_of_all": same["aligned"] / len(faces),

@@ -37,6 +37,10 @@ class FaceConfig:
     num_frames: int = 4  # most face frames per sample; video is sampled down to this
     frame_tokens: Literal["cls", "patches"] = "patches"  # per frame: one CLS token, or every patch token
     margin: float = 0.2  # extra border around a detected face box, as a fraction of its side
+    # Face-crop images (FER-2013; --no-detect inputs) as given (None), or found again by this detector and
+    # re-cropped eyes-level as a face found in a frame is, in training and inference alike ("mtcnn"): one
+    # framing for corpus crops and found faces (bridge/media/align.py realign_crop; docs/faces.md).
+    realign: Literal["blazeface", "blazeface-short", "mtcnn", None] = None
     mean: float = 0.5  # pixel normalisation after scaling to [0, 1]
     std: float = 0.5
     freeze: bool = False  # keep the encoder's weights (and batch-norm statistics) fixed, e.g. after --init-encoder

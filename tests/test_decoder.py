@@ -115,3 +115,43 @@ def test_decoder_follows_the_model_config():
     assert (d.faces.size, d.faces.grayscale, d.faces.num_frames, d.faces.margin) == (56, False, 8, 0.25)
     assert (d.faces.detector, d.faces.face_index, d.sample_rate) == ("haar", 1, config.audio.sample_rate)
     assert MediaDecoder.from_config(override(config, ["face.num_frames=6"])).faces.num_frames == 12
+
+
+@pytest.fixture(scope="module")
+def fer_folder(tmp_path_factory):
+    """A FER-2013-style folder with one real face crop (the astronaut's, 48x48 grey) in train."""
+    from skimage.data import astronaut
+
+    root = tmp_path_factory.mktemp("fer2013")
+    face = cv2.cvtColor(astronaut()[62:174, 168:280], cv2.COLOR_RGB2GRAY)  # her face, a FER-like tight crop
+    (root / "train" / "happy").mkdir(parents=True)
+    (root / "test").mkdir()
+    cv2.imwrite(str(root / "train" / "happy" / "0.png"), cv2.resize(face, (48, 48), interpolation=cv2.INTER_AREA))
+    return root
+
+
+def test_a_realigning_model_reads_corpus_crops_as_it_reads_them_at_inference(fer_folder):
+    from bridge.data.fer2013 import read_fer2013
+
+    config = override(create_config("tiny"), ["face.realign=blazeface"])
+    pre = Preprocessor(config)
+    corpus = read_fer2013(fer_folder, "train")  # eager, as train.py reads it
+    original = corpus[0].face
+    assert not corpus.lazy
+    assert attach_decoder(corpus, MediaDecoder.from_config(config)) == 1 and corpus.lazy
+    trained = corpus[0].face
+    assert trained.shape == original.shape == (1, 48, 48)
+    assert np.abs(trained.astype(float) - original).mean() > 2  # found again and re-cropped, not as given
+    predictor = Predictor(BridgeModel(config), pre, detect_faces=False)  # infer.py --no-detect on the crop
+    inferred = pre(predictor.sample(image=fer_folder / "train" / "happy" / "0.png")[0]).inputs[Modality.FACE]
+    for a, b in zip(pre(corpus[0]).inputs[Modality.FACE], inferred):
+        assert torch.equal(a, b)
+    plain = read_fer2013(fer_folder, "train")  # a model that takes crops as given leaves the corpus as it is
+    assert attach_decoder(plain, MediaDecoder.from_config(create_config("tiny"))) == 0 and not plain.lazy
+
+
+def test_realigning_needs_a_detector_with_eye_points():
+    with pytest.raises(ValueError, match="realign"):
+        override(create_config("tiny"), ["face.realign=haar"])
+    blank = MediaDecoder(FaceDecoding(detect=False, realign="blazeface"))
+    assert blank.whole(np.full((48, 48), 128, np.uint8)).shape == (48, 48)  # no face found: the crop as given

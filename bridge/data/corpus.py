@@ -90,6 +90,9 @@ class Corpus(Sequence[Sample]):
         self.problems: dict[str, list[str]] = {}  # item id -> its problems, for the preprocessing cache
         self._counted: set[tuple[str, str]] = set()
         self._loader = loader
+        # a corpus of face-crop images (FER-2013): the loader that can decode them again with a
+        # model's decoder (attach_decoder), eager corpora included
+        self.crops: Any = None
         bad = [s.id for s in stubs if not 0 <= s.label < len(self.label_names)]
         if bad:
             raise ValueError(f"{name} {split}: label out of range for {len(bad)} samples, e.g. {bad[0]}")
@@ -303,14 +306,23 @@ class MediaLoader:
 def attach_decoder(splits: Any, decoder: MediaDecoder) -> int:
     """Make every lazy media corpus of ``splits`` (a :class:`~bridge.data.corpora.Splits`, a
     corpus, or a list of them) decode with ``decoder``: the model's, so training and evaluation
-    decode as the predictor does. Returns how many loaders now use it."""
+    decode as the predictor does. A corpus of face crops (FER-2013) whose crops that decoder
+    would change (it realigns them) becomes lazy and loads its crops through it. Returns how
+    many loaders now use it."""
     seen: set[int] = set()
-    loaders: list[MediaLoader] = []
+    loaders: list[Any] = []
 
     def visit(obj: Any, depth: int = 0) -> None:
         if obj is None or id(obj) in seen or depth > 8:  # splits > corpus > loader > parts > corpus > loader
             return
         seen.add(id(obj))
+        if isinstance(obj, Corpus) and obj.crops is not None:
+            if decoder.faces.realign:
+                obj._loader = obj.crops  # eager crops become lazy: the decoder makes them
+            if obj._loader is obj.crops:
+                obj.crops.use(decoder)
+                loaders.append(obj.crops)
+            return
         if isinstance(obj, MediaLoader):
             obj.use(decoder)
             loaders.append(obj)

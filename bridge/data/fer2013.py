@@ -5,7 +5,10 @@
 (7,178). There is no speaker information, so a validation split can only be a random,
 class-stratified carve-out of train (``val_fraction``, ``seed``); pass the same values when
 reading ``train`` so the two do not overlap. Labels are mapped to the canonical seven (see
-:mod:`bridge.data.labels`); each sample's face is ``(1, 48, 48)`` uint8.
+:mod:`bridge.data.labels`); each sample's face is ``(1, 48, 48)`` uint8, as the corpus has it,
+until a model's decoder is attached (:func:`~bridge.data.corpus.attach_decoder`): then each
+image becomes that model's crop (:meth:`~bridge.media.decoder.MediaDecoder.whole`: resized, or
+found again and realigned when the model's ``face.realign`` says so), as the predictor makes it.
 """
 
 from __future__ import annotations
@@ -13,8 +16,7 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
-from dataclasses import replace
-from functools import partial
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -23,6 +25,7 @@ import numpy as np
 from bridge.data.corpus import Corpus, carve_stratified, normalise_split, report_skips
 from bridge.data.labels import label_names, map_label
 from bridge.data.sample import Sample
+from bridge.media.decoder import MediaDecoder
 
 NAME = "fer2013"
 _DIGITS = re.compile(r"(\d+)")
@@ -101,6 +104,7 @@ def read_fer2013(
         paths, labels = [paths[i] for i in keep], [labels[i] for i in keep]
 
     stubs, meta = [], []
+    loader = CropLoader(size)
     for path, label in zip(paths, labels):
         face = None
         if not lazy:
@@ -114,14 +118,30 @@ def read_fer2013(
         meta.append({"path": path})
     report_skips(NAME, split, skipped)
 
-    return Corpus(
-        NAME, split, LABEL_NAMES, stubs, partial(_load, size=size) if lazy else None, meta, skipped,
+    corpus = Corpus(
+        NAME, split, LABEL_NAMES, stubs, loader if lazy else None, meta, skipped,
         description="FER-2013 faces, 48x48 grayscale (Goodfellow et al. 2013)",
     )  # fmt: skip
+    corpus.crops = loader
+    return corpus
 
 
-def _load(stub: Sample, info: dict, size: int) -> tuple[Sample, list[str]]:
-    face = read_face_image(info["path"], size)
-    if face is None:
-        return stub, ["face: unreadable image"]
-    return replace(stub, face=face), []
+@dataclass
+class CropLoader:
+    """Reads an item's face-crop image (``info["path"]``): as ``(1, size, size)`` grey, or, once
+    a model's decoder is attached (:meth:`use`), as that decoder makes the crop of an image that
+    is already a face (:meth:`~bridge.media.decoder.MediaDecoder.whole`)."""
+
+    size: int = 48
+    decoder: MediaDecoder | None = None
+
+    def use(self, decoder: MediaDecoder) -> None:
+        self.decoder = decoder
+
+    def __call__(self, stub: Sample, info: dict) -> tuple[Sample, list[str]]:
+        face = read_face_image(info["path"], self.size)
+        if face is None:
+            return stub, ["face: unreadable image"]
+        if self.decoder is not None:
+            face = self.decoder.whole(face[0])[None]
+        return replace(stub, face=face), []

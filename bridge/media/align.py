@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from bridge.media.detectors import Face, to_rgb
-from bridge.media.faces import crop_box, to_gray
+from bridge.media.detectors import Face, detect_faces, to_rgb
+from bridge.media.faces import Box, crop_box, to_gray
 
 
 @dataclass(frozen=True)
@@ -100,3 +100,37 @@ def aligned_crop(image: np.ndarray, face: Face, size: int = 48, grayscale: bool 
     if side_px != size:
         crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
     return crop
+
+
+# A face crop is searched for its face upscaled to this side (a 48-px FER-2013 crop is below the
+# detectors' range) and framed by half that side of repeated edge pixels, so a tight crop still
+# shows the detector a whole face.
+REALIGN_SIDE = 144
+
+
+def realign_crop(crop: np.ndarray, detector, size: int = 48, grayscale: bool = True,
+                 geometry: CropGeometry | None = None) -> np.ndarray | None:
+    """A face crop (a FER-2013 image) found again by ``detector`` and cropped as a face found in a
+    frame is (:func:`aligned_crop`), so training crops and crops found in frames share one framing
+    instead of the corpus's own, which strays from face to face (docs/faces.md).
+
+    The crop is upscaled to :data:`REALIGN_SIDE`, framed by repeated edge pixels and searched; the
+    largest face with eye points whose box centre lies in the crop, at 0.25 to 2 times its side,
+    is re-cropped (the frame outside the original crop repeats its edge).
+
+    Returns:
+        uint8 ``(size, size)`` or ``(size, size, 3)``; None when no such face is found.
+    """
+    rgb = to_rgb(crop)
+    h, w = rgb.shape[:2]
+    scale = REALIGN_SIDE / max(h, w, 1)
+    big = cv2.resize(rgb, (max(round(w * scale), 1), max(round(h * scale), 1)), interpolation=cv2.INTER_CUBIC)
+    pad = REALIGN_SIDE // 2
+    canvas = cv2.copyMakeBorder(big, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    inside = Box(pad, pad, big.shape[1], big.shape[0])
+    for face in detect_faces(detector, canvas):
+        cx, cy = face.box.x + face.box.w / 2, face.box.y + face.box.h / 2
+        fits = 0.25 <= max(face.box.w, face.box.h) / max(inside.w, inside.h) <= 2.0
+        if face.eyes is not None and fits and inside.x <= cx <= inside.x + inside.w and inside.y <= cy <= inside.y + inside.h:
+            return aligned_crop(canvas, face, size, grayscale, geometry)
+    return None

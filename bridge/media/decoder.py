@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from bridge.media.align import FER_GEOMETRY, aligned_crop
+from bridge.media.align import FER_GEOMETRY, aligned_crop, realign_crop
 from bridge.media.audio import DEFAULT_MAX_SECONDS, NO_AUDIO_STREAM, audio_from_video, load_audio
 from bridge.media.errors import MediaError
 from bridge.media.detectors import DEFAULT_DETECTOR, Face, create_detector, detect_faces
@@ -40,6 +40,8 @@ class FaceDecoding:
         align: rotate so the eyes are level (detectors with eye points).
         face_index: which face when there are several: 0 the largest, 1 the next, ...
         detect: find faces; False when the images are already face crops (FER-2013).
+        realign: images that are already face crops are found again by this detector and
+            re-cropped as faces found in frames are (None: resized as given).
     """
 
     size: int = 48
@@ -50,13 +52,14 @@ class FaceDecoding:
     align: bool = True
     face_index: int = 0
     detect: bool = True
+    realign: str | None = None
 
     @classmethod
     def from_config(cls, face_config, **overrides) -> "FaceDecoding":
         """The decoding a :class:`~bridge.config.FaceConfig` implies (``overrides``: the
         detector's choice, ``face_index``, ``detect``)."""
         return cls(size=face_config.img_size or 224, grayscale=face_config.in_chans == 1, margin=face_config.margin,
-                   num_frames=face_config.sampled_frames, **overrides)
+                   num_frames=face_config.sampled_frames, realign=face_config.realign, **overrides)
 
 
 def _shift(a: Box, last: Box) -> float:
@@ -147,6 +150,7 @@ class MediaDecoder:
         # decoded crops like any other (so a new calibration rebuilds cached crops)
         self.alignment = dict(FER_GEOMETRY) if self.faces.detect else None
         self._detector = None
+        self._realigner = None
 
     @classmethod
     def from_config(cls, config, detector: str = DEFAULT_DETECTOR, face_index: int = 0, detect_faces: bool = True,
@@ -161,7 +165,7 @@ class MediaDecoder:
         return cls(faces, audio.sample_rate if audio is not None else 16_000, max_pixels)
 
     def __getstate__(self) -> dict:  # detectors hold OpenCV / torch state: rebuilt in each worker
-        return {**self.__dict__, "_detector": None}
+        return {**self.__dict__, "_detector": None, "_realigner": None}
 
     @property
     def detector(self):
@@ -184,9 +188,16 @@ class MediaDecoder:
         return aligned_crop(image, face, f.size, f.grayscale, geometry, f.margin, level=f.align)
 
     def whole(self, image: np.ndarray) -> np.ndarray:
-        """An image that is already a face crop, resized to the model's crop."""
+        """An image that is already a face crop as the model's crop: found again and re-cropped
+        when the decoding realigns crops (as given where no face is found), else resized."""
         f = self.faces
         image = np.asarray(image)
+        if f.realign:
+            if self._realigner is None:
+                self._realigner = create_detector(f.realign)
+            crop = realign_crop(image, self._realigner, f.size, f.grayscale)
+            if crop is not None:
+                return crop
         crop = to_gray(image) if f.grayscale else _rgb(image)
         if crop.shape[:2] != (f.size, f.size):
             interp = cv2.INTER_AREA if crop.shape[0] > f.size else cv2.INTER_LINEAR
