@@ -155,3 +155,12 @@ def test_realigning_needs_a_detector_with_eye_points():
         override(create_config("tiny"), ["face.realign=haar"])
     blank = MediaDecoder(FaceDecoding(detect=False, realign="blazeface"))
     assert blank.whole(np.full((48, 48), 128, np.uint8)).shape == (48, 48)  # no face found: the crop as given
+
+
+def test_a_realigning_model_finds_faces_with_its_realigning_detector_unless_told_otherwise():
+    config = override(create_config("tiny"), ["face.realign=mtcnn"])
+    assert MediaDecoder.from_config(config).faces.detector == "mtcnn"  # its crops were placed by MTCNN's eyes
+    assert MediaDecoder.from_config(config, detector="haar").faces.detector == "haar"
+    assert MediaDecoder.from_config(create_config("tiny")).faces.detector == "blazeface"
+    predictor = Predictor(BridgeModel(config), Preprocessor(config))
+    assert predictor.decoder.faces.detector == "mtcnn"

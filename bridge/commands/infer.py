@@ -42,8 +42,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--text-file", metavar="FILE", help="read the transcript or message from this UTF-8 file")
     p.add_argument("--no-face-detection", action="store_true",
                    help="the image or video frames are already face crops (as FER-2013 images are)")
-    p.add_argument("--face-detector", default=DEFAULT_DETECTOR, choices=DETECTORS,
-                   help="face detector (docs/faces.md): blazeface (full range), blazeface-short, mtcnn, haar")
+    p.add_argument("--face-detector", default=None, choices=DETECTORS,
+                   help="face detector (docs/faces.md): blazeface (full range), blazeface-short, mtcnn, haar "
+                        f"(default: the one that realigned the model's training crops, else {DEFAULT_DETECTOR})")
     p.add_argument("--face-index", type=int, default=0,
                    help="with several faces: 0 uses the largest, 1 the next largest, ...; a video follows that person")
     p.add_argument("--smooth", default="none", metavar="none|ema:ALPHA|window:N",

@@ -21,7 +21,6 @@ from bridge.data.sample import Sample
 from bridge.ensemble import load_models
 from bridge.media.audio import DEFAULT_MAX_SECONDS
 from bridge.media.decoder import MediaDecoder
-from bridge.media.detectors import DEFAULT_DETECTOR
 from bridge.modality import Modality
 from bridge.preprocess import Example, Preprocessor, collate
 from bridge.presence import complete_presence
@@ -115,7 +114,8 @@ class Predictor:
         max_seconds: refuse longer audio before decoding (None: no limit).
         test_views: the test-time views each face latent averages (:mod:`bridge.views`: ``single``,
             ``mirror`` or ``crops``, 1, 2 or 10 face encodings per frame).
-        face_detector: the detector's name (:data:`~bridge.media.detectors.DEFAULT_DETECTOR`, BlazeFace).
+        face_detector: the detector's name (None: the one that realigned the model's training crops,
+            ``face.realign``, else :data:`~bridge.media.detectors.DEFAULT_DETECTOR`, BlazeFace).
         face_index: which face where there are several, by size: 0 the largest, 1 the next, ...
 
     Raises:
@@ -125,7 +125,7 @@ class Predictor:
 
     def __init__(self, model: Classifier, preprocessor: Preprocessor, device: torch.device | str = "cpu",
                  detect_faces: bool = True, max_seconds: float | None = DEFAULT_MAX_SECONDS,
-                 test_views: str = "single", face_detector: str = DEFAULT_DETECTOR, face_index: int = 0):
+                 test_views: str = "single", face_detector: str | None = None, face_index: int = 0):
         require_face_views(model.config, test_views)
         if face_index < 0:
             raise ValueError(f"face_index must be >= 0 (0: the largest face), got {face_index}")
@@ -142,7 +142,7 @@ class Predictor:
     @classmethod
     def from_pretrained(cls, directory: str | Path | Sequence[str | Path] | None = None, device: str = "cpu",
                         detect_faces: bool = True, max_seconds: float | None = DEFAULT_MAX_SECONDS,
-                        test_views: str | None = None, face_detector: str = DEFAULT_DETECTOR,
+                        test_views: str | None = None, face_detector: str | None = None,
                         face_index: int = 0) -> "Predictor":
         """Load the shipped model, a checkpoint directory written by ``train.py``, or several as an ensemble.
 
@@ -157,7 +157,8 @@ class Predictor:
                 decoding (None: no limit; a long track is decoded whole, 64 kB per second).
             test_views: the test-time views of faces (``single``, ``mirror``, ``crops``; None: as the
                 checkpoint says).
-            face_detector: ``blazeface`` (default), ``blazeface-short``, ``mtcnn`` or ``haar`` (docs/faces.md).
+            face_detector: ``blazeface``, ``blazeface-short``, ``mtcnn`` or ``haar`` (docs/faces.md); None:
+                the model's ``face.realign`` detector where it has one, else ``blazeface``.
             face_index: with several faces, which one: 0 the largest, 1 the next largest, ...
         """
         from bridge.release import locate

@@ -153,12 +153,15 @@ class MediaDecoder:
         self._realigner = None
 
     @classmethod
-    def from_config(cls, config, detector: str = DEFAULT_DETECTOR, face_index: int = 0, detect_faces: bool = True,
+    def from_config(cls, config, detector: str | None = None, face_index: int = 0, detect_faces: bool = True,
                     max_pixels: int | None = DEFAULT_MAX_PIXELS) -> "MediaDecoder":
-        """The decoder of a :class:`~bridge.config.BridgeConfig` (the model's own preprocessing)."""
+        """The decoder of a :class:`~bridge.config.BridgeConfig` (the model's own preprocessing).
+        ``detector`` None: the detector that realigned the model's training crops (``face.realign``;
+        its eye points are what that model's crops were placed by), else the default."""
         from bridge.config import AudioConfig, FaceConfig
 
         face = config.face if isinstance(getattr(config, "face", None), FaceConfig) else None
+        detector = detector or (face.realign if face is not None else None) or DEFAULT_DETECTOR
         audio = config.audio if isinstance(getattr(config, "audio", None), AudioConfig) else None
         faces = FaceDecoding.from_config(face, detector=detector, face_index=face_index, detect=detect_faces) \
             if face is not None else FaceDecoding(detector=detector, face_index=face_index, detect=detect_faces)
