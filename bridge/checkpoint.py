@@ -87,7 +87,8 @@ def preprocessing_settings(config: BridgeConfig) -> dict[str, Any]:
     for m, cfg in config.encoders.items():
         if cfg.kind == "face":
             out[m.value] = {"crop_size": cfg.img_size, "channels": cfg.in_chans, "frames": cfg.num_frames,
-                            "margin": cfg.margin, "mean": cfg.mean, "std": cfg.std, "detector": cfg.realign or DEFAULT_DETECTOR,
+                            "margin": cfg.margin, "mean": cfg.mean, "std": cfg.std,
+                            "detector": cfg.realign or DEFAULT_DETECTOR,
                             "alignment": "eyes level, FER-2013 geometry (bridge/media/align.py)",
                             "face_crops": f"found again by {cfg.realign} and realigned" if cfg.realign else "as given",
                             "video_frames_sampled": cfg.sampled_frames}

@@ -128,9 +128,10 @@ def realign_crop(crop: np.ndarray, detector, size: int = 48, grayscale: bool = T
     pad = REALIGN_SIDE // 2
     canvas = cv2.copyMakeBorder(big, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
     inside = Box(pad, pad, big.shape[1], big.shape[0])
-    for face in detect_faces(detector, canvas):
+    for face in detect_faces(detector, canvas):  # largest first
         cx, cy = face.box.x + face.box.w / 2, face.box.y + face.box.h / 2
-        fits = 0.25 <= max(face.box.w, face.box.h) / max(inside.w, inside.h) <= 2.0
-        if face.eyes is not None and fits and inside.x <= cx <= inside.x + inside.w and inside.y <= cy <= inside.y + inside.h:
+        centred = inside.x <= cx <= inside.x + inside.w and inside.y <= cy <= inside.y + inside.h
+        sized = 0.25 <= max(face.box.w, face.box.h) / max(inside.w, inside.h) <= 2.0
+        if face.eyes is not None and centred and sized:
             return aligned_crop(canvas, face, size, grayscale, geometry)
     return None
