@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 
+from bridge.media.align import found_in
 from bridge.media.detectors import DETECTORS, Face, create_detector, detect_faces
 from bridge.views import TEST_VIEWS
 
@@ -210,8 +211,7 @@ def match(faces: list[Face], truth: list[tuple[float, float, float]]) -> tuple[i
         for k, f in enumerate(faces):
             if k in used:
                 continue
-            cx, cy = f.box.x + f.box.w / 2, f.box.y + f.box.h / 2
-            if x <= cx <= x + side and y <= cy <= y + side and 0.25 <= max(f.box.w, f.box.h) / side <= 2.0:
+            if found_in(f.box, x, y, side):
                 used.add(k)
                 hits += 1
                 break

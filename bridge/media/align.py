@@ -108,6 +108,13 @@ def aligned_crop(image: np.ndarray, face: Face, size: int = 48, grayscale: bool 
 REALIGN_SIDE = 144
 
 
+def found_in(box: Box, x: float, y: float, side: float) -> bool:
+    """Whether a detection's ``box`` is the face of the square ``(x, y, side)``: its centre inside
+    the square, its size 0.25 to 2 times the square's side."""
+    cx, cy = box.x + box.w / 2, box.y + box.h / 2
+    return x <= cx <= x + side and y <= cy <= y + side and 0.25 <= max(box.w, box.h) / side <= 2.0
+
+
 def realign_crop(crop: np.ndarray, detector, size: int = 48, grayscale: bool = True,
                  geometry: CropGeometry | None = None) -> np.ndarray | None:
     """A face crop (a FER-2013 image) found again by ``detector`` and cropped as a face found in a
@@ -127,11 +134,7 @@ def realign_crop(crop: np.ndarray, detector, size: int = 48, grayscale: bool = T
     big = cv2.resize(rgb, (max(round(w * scale), 1), max(round(h * scale), 1)), interpolation=cv2.INTER_CUBIC)
     pad = REALIGN_SIDE // 2
     canvas = cv2.copyMakeBorder(big, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-    inside = Box(pad, pad, big.shape[1], big.shape[0])
     for face in detect_faces(detector, canvas):  # largest first
-        cx, cy = face.box.x + face.box.w / 2, face.box.y + face.box.h / 2
-        centred = inside.x <= cx <= inside.x + inside.w and inside.y <= cy <= inside.y + inside.h
-        sized = 0.25 <= max(face.box.w, face.box.h) / max(inside.w, inside.h) <= 2.0
-        if face.eyes is not None and centred and sized:
+        if face.eyes is not None and found_in(face.box, pad, pad, max(big.shape[:2])):
             return aligned_crop(canvas, face, size, grayscale, geometry)
     return None
