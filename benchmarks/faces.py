@@ -369,12 +369,11 @@ def calibrate(root: Path, names: list[str], count: int) -> dict:
 def agreement(root: Path, checkpoint: str, names: list[str], count: int, views: str | None = None) -> dict:
     """How often the prediction from a found, cropped face equals the one from the original crop;
     each face scored over the test-time ``views`` (None: as the checkpoint records)."""
-    from bridge.media.align import aligned_crop
     from bridge.inference.predictor import Predictor
+    from bridge.media.decoder import MediaDecoder
 
     predictor = Predictor.from_pretrained(checkpoint, detect_faces=False, test_views=views)
     cfg = predictor.config.face
-    size, grey = cfg.img_size or 48, cfg.in_chans == 1
     rng = np.random.default_rng(2)
     bgs = backgrounds()
     faces = fer_faces(root, "test", count, seed=2)
@@ -394,6 +393,7 @@ def agreement(root: Path, checkpoint: str, names: list[str], count: int, views: 
     shares = np.unique(originals, return_counts=True)[1] / len(originals)
     chance = float((shares ** 2).sum())
     out = {"checkpoint": str(checkpoint), "test_views": predictor.test_views, "realign": cfg.realign,
+           "crop_scale": cfg.crop_scale,
            "faces": len(faces),
            "original_accuracy": accuracy,
            "chance_agreement": chance, "detectors": {}}
@@ -417,6 +417,7 @@ def agreement(root: Path, checkpoint: str, names: list[str], count: int, views: 
     settings = [("upright", 0.0), ("turned up to 10 degrees", 10.0)]
     for name in names:
         detector = create_detector(name)
+        in_frame = MediaDecoder.from_config(predictor.config, detector=name)  # the model's crop of a found face
         res = {}
         for label, max_angle in settings:
             same = {"aligned": 0, "box": 0}
@@ -433,8 +434,7 @@ def agreement(root: Path, checkpoint: str, names: list[str], count: int, views: 
                     continue
                 found += 1
                 f = hits[0]
-                crops = {"aligned": aligned_crop(frame, f, size, grey, None, cfg.margin),
-                         "box": aligned_crop(frame, Face(f.box, f.score, None), size, grey, None, cfg.margin)}
+                crops = {"aligned": in_frame.crop(frame, f), "box": in_frame.crop(frame, Face(f.box, f.score, None))}
                 for kind, crop in crops.items():
                     same[kind] += predict(crop) == original
                     grey48 = cv2.resize(crop if crop.ndim == 2 else cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY), (48, 48),

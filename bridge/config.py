@@ -41,6 +41,11 @@ class FaceConfig:
     # re-cropped eyes-level as a face found in a frame is, in training and inference alike ("mtcnn"): one
     # framing for corpus crops and found faces (bridge/media/align.py realign_crop; docs/faces.md).
     realign: Literal["blazeface", "blazeface-short", "mtcnn", None] = None
+    # Side of an eyes-level crop (found faces, realigned crops) as a fraction of FER-2013's median framing:
+    # below 1 crops tighter, so a realigned FER-2013 crop rarely reaches past the original image, where
+    # training can only repeat its edge and a frame shows background (docs/faces.md). A model trained on
+    # FER-2013 crops as given keeps 1.
+    crop_scale: float = 1.0
     mean: float = 0.5  # pixel normalisation after scaling to [0, 1]
     std: float = 0.5
     freeze: bool = False  # keep the encoder's weights (and batch-norm statistics) fixed, e.g. after --init-encoder

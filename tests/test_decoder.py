@@ -164,3 +164,42 @@ def test_a_realigning_model_finds_faces_with_its_realigning_detector_unless_told
     assert MediaDecoder.from_config(create_config("tiny")).faces.detector == "blazeface"
     predictor = Predictor(BridgeModel(config), Preprocessor(config))
     assert predictor.decoder.faces.detector == "mtcnn"
+
+
+def _zoomed(crop: np.ndarray, scale: float, geometry) -> np.ndarray:
+    """The part of an eyes-level crop that a crop ``scale`` times as wide shows, resized back."""
+    side = crop.shape[0]
+    x0, y0 = (1 - scale) * geometry.eye_x * side, (1 - scale) * geometry.eye_y * side
+    matrix = np.array([[scale, 0, x0], [0, scale, y0]], np.float64)
+    return cv2.warpAffine(crop, matrix, (side, side), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+
+
+def test_crop_scale_crops_tighter_about_the_eyes_for_found_and_realigned_faces():
+    from skimage.data import astronaut
+
+    from bridge.media.align import FER_GEOMETRY
+
+    photo = astronaut()
+    crops = {}
+    for scale in (1.0, 0.8):
+        found = MediaDecoder(FaceDecoding(size=160, detector="mtcnn", crop_scale=scale))
+        face = found.image_face(photo)[0][0]
+        tight = cv2.cvtColor(photo[62:174, 168:280], cv2.COLOR_RGB2GRAY)
+        realigned = MediaDecoder(FaceDecoding(size=160, detect=False, realign="mtcnn", crop_scale=scale)).whole(tight)
+        crops[scale] = face, realigned
+    for before, after in zip(crops[1.0], crops[0.8]):
+        inner = slice(8, -8)  # away from the resampled edge
+        assert np.abs(after.astype(float) - before).mean() > 10  # a different framing ...
+        zoomed = _zoomed(before, 0.8, FER_GEOMETRY["mtcnn"])  # ... that is the scale-1 crop's centre about the eyes
+        assert np.abs(after[inner, inner].astype(float) - zoomed[inner, inner]).mean() < 3
+    with pytest.raises(ValueError, match="crop_scale"):
+        FaceDecoding(crop_scale=0)
+
+
+def test_crop_scale_is_recorded_only_where_set():
+    from bridge.checkpoint import preprocessing_settings
+
+    assert "crop_scale" not in preprocessing_settings(create_config("tiny"))["face"]
+    config = override(create_config("tiny"), ["face.realign=mtcnn", "face.crop_scale=0.8"])
+    assert preprocessing_settings(config)["face"]["crop_scale"] == 0.8
+    assert MediaDecoder.from_config(config).faces.crop_scale == 0.8

@@ -33,6 +33,10 @@ class CropGeometry:
     eye_x: float = 0.5
     eye_y: float = 0.4
 
+    def scaled(self, scale: float) -> "CropGeometry":
+        """The same eye placement in a crop ``scale`` times as wide (below 1: tighter)."""
+        return CropGeometry(self.side * scale, self.eye_x, self.eye_y)
+
 
 # Median FER-2013 geometry of each network's eye points (they differ slightly), measured by
 # `python benchmarks/faces.py --calibrate --faces 2000` on FER-2013 training faces (docs/faces.md).

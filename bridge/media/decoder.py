@@ -42,6 +42,7 @@ class FaceDecoding:
         detect: find faces; False when the images are already face crops (FER-2013).
         realign: images that are already face crops are found again by this detector and
             re-cropped as faces found in frames are (None: resized as given).
+        crop_scale: side of an eyes-level crop as a fraction of FER-2013's median framing.
     """
 
     size: int = 48
@@ -53,13 +54,19 @@ class FaceDecoding:
     face_index: int = 0
     detect: bool = True
     realign: str | None = None
+    crop_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.crop_scale > 0:
+            raise ValueError(f"face.crop_scale must be > 0, got {self.crop_scale:g}")
 
     @classmethod
     def from_config(cls, face_config, **overrides) -> "FaceDecoding":
         """The decoding a :class:`~bridge.config.FaceConfig` implies (``overrides``: the
         detector's choice, ``face_index``, ``detect``)."""
         return cls(size=face_config.img_size or 224, grayscale=face_config.in_chans == 1, margin=face_config.margin,
-                   num_frames=face_config.sampled_frames, realign=face_config.realign, **overrides)
+                   num_frames=face_config.sampled_frames, realign=face_config.realign,
+                   crop_scale=face_config.crop_scale, **overrides)
 
 
 def _shift(a: Box, last: Box) -> float:
@@ -148,7 +155,8 @@ class MediaDecoder:
         self.max_pixels = max_pixels
         # the crop geometry of each network's eye points, where faces are found: a setting of the
         # decoded crops like any other (so a new calibration rebuilds cached crops)
-        self.alignment = dict(FER_GEOMETRY) if self.faces.detect else None
+        self.alignment = {name: g.scaled(self.faces.crop_scale) for name, g in FER_GEOMETRY.items()} \
+            if self.faces.detect else None
         self._detector = None
         self._realigner = None
 
@@ -198,7 +206,8 @@ class MediaDecoder:
         if f.realign:
             if self._realigner is None:
                 self._realigner = create_detector(f.realign)
-            crop = realign_crop(image, self._realigner, f.size, f.grayscale)
+            geometry = FER_GEOMETRY[f.realign].scaled(f.crop_scale)
+            crop = realign_crop(image, self._realigner, f.size, f.grayscale, geometry)
             if crop is not None:
                 return crop
         crop = to_gray(image) if f.grayscale else _rgb(image)
