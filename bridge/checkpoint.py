@@ -92,7 +92,7 @@ def preprocessing_settings(config: BridgeConfig) -> dict[str, Any]:
                             "alignment": "eyes level, FER-2013 geometry (bridge/media/align.py)",
                             "face_crops": f"found again by {cfg.realign} and realigned" if cfg.realign else "as given",
                             "video_frames_sampled": cfg.sampled_frames}
-            if cfg.crop_scale != 1.0:  # recorded only where set, so caches and checkpoints from before it still match
+            if cfg.crop_scale != 1.0:  # recorded where set: 1 (FER-2013's framing) is what every earlier model used
                 out[m.value]["crop_scale"] = cfg.crop_scale
         elif cfg.kind == "audio" and cfg.arch == "whisper":
             out[m.value] = {"sample_rate": cfg.sample_rate, "filterbank": "whisper-log-mel",
