@@ -42,7 +42,7 @@ class FaceConfig:
     # framing for corpus crops and found faces (bridge/media/align.py realign_crop; docs/faces.md).
     realign: Literal["blazeface", "blazeface-short", "mtcnn", None] = None
     # Side of an eyes-level crop (found faces, realigned crops) as a fraction of FER-2013's median framing:
-    # below 1 crops tighter, so a realigned FER-2013 crop rarely reaches past the original image, where
+    # below 1 crops tighter, so a realigned FER-2013 crop reaches less often past the original image, where
     # training can only repeat its edge and a frame shows background (docs/faces.md). A model trained on
     # FER-2013 crops as given keeps 1.
     crop_scale: float = 1.0
