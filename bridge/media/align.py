@@ -52,6 +52,12 @@ FER_GEOMETRY: dict[str, CropGeometry] = {
 }
 
 
+def fer_geometry(landmarks: str | None, scale: float = 1.0) -> CropGeometry:
+    """FER-2013's geometry for the eye points of the network ``landmarks`` names (BlazeFace's
+    when it names none), in a crop ``scale`` times as wide."""
+    return FER_GEOMETRY.get(landmarks or "blazeface", FER_GEOMETRY["blazeface"]).scaled(scale)
+
+
 def eye_angle(eyes: np.ndarray) -> float:
     """Degrees the line from the image-left eye to the other is turned clockwise from level."""
     (x0, y0), (x1, y1) = eyes
@@ -91,7 +97,7 @@ def aligned_crop(image: np.ndarray, face: Face, size: int = 48, grayscale: bool 
     """
     if face.eyes is None:
         return crop_box(image, face.box, margin, size, grayscale)
-    geometry = geometry or FER_GEOMETRY.get(face.landmarks or "blazeface", FER_GEOMETRY["blazeface"])
+    geometry = geometry or fer_geometry(face.landmarks)
     a, b = crop_transform(face.eyes, geometry, level)
     side_px = max(int(round(abs(a))), 2)
     # crop pixel (u, v) -> frame point a * ((u, v) + 0.5) / side_px + b
@@ -120,14 +126,15 @@ def found_in(box: Box, x: float, y: float, side: float) -> bool:
 
 
 def realign_crop(crop: np.ndarray, detector, size: int = 48, grayscale: bool = True,
-                 geometry: CropGeometry | None = None) -> np.ndarray | None:
+                 crop_scale: float = 1.0) -> np.ndarray | None:
     """A face crop (a FER-2013 image) found again by ``detector`` and cropped as a face found in a
     frame is (:func:`aligned_crop`), so training crops and crops found in frames share one framing
     instead of the corpus's own, which strays from face to face (docs/faces.md).
 
     The crop is upscaled to :data:`REALIGN_SIDE`, framed by repeated edge pixels and searched; the
     largest face with eye points whose box centre lies in the crop, at 0.25 to 2 times its side,
-    is re-cropped (the frame outside the original crop repeats its edge).
+    is re-cropped (the frame outside the original crop repeats its edge) with the FER-2013 geometry
+    of the network that found its eyes, ``crop_scale`` times as wide.
 
     Returns:
         uint8 ``(size, size)`` or ``(size, size, 3)``; None when no such face is found.
@@ -140,5 +147,5 @@ def realign_crop(crop: np.ndarray, detector, size: int = 48, grayscale: bool = T
     canvas = cv2.copyMakeBorder(big, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
     for face in detect_faces(detector, canvas):  # largest first
         if face.eyes is not None and found_in(face.box, pad, pad, max(big.shape[:2])):
-            return aligned_crop(canvas, face, size, grayscale, geometry)
+            return aligned_crop(canvas, face, size, grayscale, fer_geometry(face.landmarks, crop_scale))
     return None

@@ -206,8 +206,7 @@ class MediaDecoder:
         if f.realign:
             if self._realigner is None:
                 self._realigner = create_detector(f.realign)
-            geometry = FER_GEOMETRY[f.realign].scaled(f.crop_scale)
-            crop = realign_crop(image, self._realigner, f.size, f.grayscale, geometry)
+            crop = realign_crop(image, self._realigner, f.size, f.grayscale, f.crop_scale)
             if crop is not None:
                 return crop
         crop = to_gray(image) if f.grayscale else _rgb(image)
