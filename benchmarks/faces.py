@@ -393,7 +393,7 @@ def agreement(root: Path, checkpoint: str, names: list[str], count: int, views: 
     shares = np.unique(originals, return_counts=True)[1] / len(originals)
     chance = float((shares ** 2).sum())
     out = {"checkpoint": str(checkpoint), "test_views": predictor.test_views, "realign": cfg.realign,
-           "crop_scale": cfg.crop_scale,
+           "crop_scale": cfg.crop_scale, "mirror_eyes": cfg.mirror_eyes,
            "faces": len(faces),
            "original_accuracy": accuracy,
            "chance_agreement": chance, "detectors": {}}
@@ -416,8 +416,8 @@ def agreement(root: Path, checkpoint: str, names: list[str], count: int, views: 
     print(f"original crops re-framed by FER-2013's own spread: same prediction {out['reframed_same']:.1%}")
     settings = [("upright", 0.0), ("turned up to 10 degrees", 10.0)]
     for name in names:
-        detector = create_detector(name)
         in_frame = MediaDecoder.from_config(predictor.config, detector=name)  # the model's crop of a found face
+        detector = in_frame.detector  # and its detection (eye points mirror-averaged where the model says so)
         res = {}
         for label, max_angle in settings:
             same = {"aligned": 0, "box": 0}

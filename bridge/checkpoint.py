@@ -94,6 +94,8 @@ def preprocessing_settings(config: BridgeConfig) -> dict[str, Any]:
                             "video_frames_sampled": cfg.sampled_frames}
             if cfg.crop_scale != 1.0:  # recorded where set: 1 (FER-2013's framing) is what every earlier model used
                 out[m.value]["crop_scale"] = cfg.crop_scale
+            if cfg.mirror_eyes:  # likewise
+                out[m.value]["mirror_eyes"] = True
         elif cfg.kind == "audio" and cfg.arch == "whisper":
             out[m.value] = {"sample_rate": cfg.sample_rate, "filterbank": "whisper-log-mel",
                             "mel_bins": cfg.num_mel_bins, "frame_shift_ms": 10, "window_ms": 25,

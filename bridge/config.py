@@ -46,6 +46,9 @@ class FaceConfig:
     # training can only repeat its edge and a frame shows background (docs/faces.md). A model trained on
     # FER-2013 crops as given keeps 1.
     crop_scale: float = 1.0
+    # Eye points averaged with those the detector finds in the mirror image, for found faces and realigned
+    # crops alike (bridge/media/detectors.py MirrorEyes): steadier eyes-level crops at twice the detection time.
+    mirror_eyes: bool = False
     mean: float = 0.5  # pixel normalisation after scaling to [0, 1]
     std: float = 0.5
     freeze: bool = False  # keep the encoder's weights (and batch-norm statistics) fixed, e.g. after --init-encoder

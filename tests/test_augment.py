@@ -56,6 +56,22 @@ def test_erasing_blanks_one_rectangle_within_the_area_range():
         assert 0.5 * 0.05 * 400 <= int(hole.sum()) <= 0.1 * 400 + 1e-6  # floor() can shave a row or column
 
 
+def test_surround_fills_what_a_zoom_out_brings_in_with_the_next_face():
+    faces = torch.arange(1.0, 5.0).reshape(4, 1, 1, 1, 1).repeat(1, 2, 1, 20, 20)  # face i: all pixels i + 1
+    zoom_out = {**OFF, "scale": (0.5, 0.5)}  # the crop shrinks to the middle half: a 5-px border is new
+    edge = FaceAugment(**zoom_out)(faces, _gen())
+    assert torch.allclose(edge, faces, atol=1e-5)  # repeated edges of a flat face: no change
+    out = FaceAugment(**zoom_out, surround=1.0)(faces, _gen())
+    for i, sample in enumerate(out):
+        nxt = float(faces[i - 1, 0, 0, 0, 0])  # roll(1): sample i gets sample i - 1's pixels
+        for frame in sample:  # every frame of a clip: the same surroundings
+            assert torch.allclose(frame[0, 6:14, 6:14], faces[i, 0, 0, 6:14, 6:14])  # the face itself kept
+            border = torch.ones(20, 20, dtype=torch.bool)
+            border[5:15, 5:15] = False
+            assert torch.allclose(frame[0][border], torch.full((int(border.sum()),), nxt))
+    assert torch.equal(FaceAugment(**zoom_out, surround=0.0)(faces, _gen()), edge)
+
+
 def test_frames_of_a_sample_share_a_warp_and_samples_differ():
     clip = _faces(1, 1).repeat(8, 4, 1, 1, 1)  # 8 samples, each 4 copies of the same frame
     out = FaceAugment()(clip, _gen())
@@ -110,16 +126,21 @@ def test_train_augment_is_recorded_changes_training_and_resumes_exactly(tmp_path
 
 def test_augment_framing_is_recorded_changes_training_and_resumes(tmp_path, capsys):
     wide, standard = tmp_path / "wide", tmp_path / "standard"
-    framing = ["--augment-zoom", "0.75,1.35", "--augment-shift", "0.12"]
+    framing = ["--augment-zoom", "0.75,1.35", "--augment-shift", "0.12", "--augment-surround", "0.5"]
     assert train.main([*QUICK, "--epochs", "1", "--augment", *framing, "--output", str(wide)]) == 0
     assert train.main([*QUICK, "--epochs", "1", "--augment", "--output", str(standard)]) == 0
     recorded = lambda d: json.loads((d / "config.json").read_text())["training"]  # noqa: E731
     assert (recorded(wide)["augment_zoom"], recorded(wide)["augment_shift"]) == ([0.75, 1.35], 0.12)
+    assert recorded(wide)["augment_surround"] == 0.5
     assert (recorded(standard)["augment_zoom"], recorded(standard)["augment_shift"]) == ([0.9, 1.1], 0.1)
     history = lambda d: [r["train"] for r in json.loads((d / "history.json").read_text())]  # noqa: E731
     assert history(wide) != history(standard)
     assert train.main([*QUICK, "--epochs", "2", "--output", str(wide), "--resume"]) == 0  # the framing comes back
     assert (recorded(wide)["augment_zoom"], recorded(wide)["augment_shift"]) == ([0.75, 1.35], 0.12)
+    assert recorded(wide)["augment_surround"] == 0.5
+    for bad in ("1.5", "-0.1", "often"):
+        with pytest.raises(SystemExit):
+            train.parse_args(["--augment-surround", bad])
     for bad in ("1.2,0.9", "0.9", "a,b"):
         with pytest.raises(SystemExit):
             train.parse_args(["--augment-zoom", bad])

@@ -203,3 +203,62 @@ def test_crop_scale_is_recorded_only_where_set():
     config = override(create_config("tiny"), ["face.realign=mtcnn", "face.crop_scale=0.8"])
     assert preprocessing_settings(config)["face"]["crop_scale"] == 0.8
     assert MediaDecoder.from_config(config).faces.crop_scale == 0.8
+
+
+class _Leaning:
+    """Finds the bright square of an image and puts its eyes 10 px either side of its centre,
+    2 px too far right in whatever image it is shown (a detector's one-sided lean)."""
+
+    name = "mtcnn"
+
+    def __init__(self):
+        self.calls = 0
+
+    def detect_faces(self, image):
+        from bridge.media.detectors import Face
+        from bridge.media.faces import Box
+
+        self.calls += 1
+        ys, xs = np.nonzero(image > 128)
+        x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        eyes = np.array([[cx - 10 + 2, cy], [cx + 10 + 2, cy]])
+        return [Face(Box(int(x0), int(y0), int(x1 - x0), int(y1 - y0)), 0.9, eyes, eyes, self.name)]
+
+
+def test_mirror_eyes_cancels_a_detector_that_leans_one_way():
+    from bridge.media.detectors import Face, MirrorEyes
+
+    image = np.zeros((120, 200), np.uint8)
+    image[30:90, 40:100] = 255  # a square centred at x 70, y 60
+    plain = _Leaning().detect_faces(image)[0]
+    assert plain.eyes[:, 0].tolist() == [62.0, 82.0]
+    leaning = _Leaning()
+    face = MirrorEyes(leaning).detect_faces(image)[0]
+    assert leaning.calls == 2  # the image and its mirror
+    assert np.allclose(face.eyes, [[60.0, 60.0], [80.0, 60.0]])  # image-left eye first, the lean gone
+    assert face.box == plain.box and np.array_equal(face.points, plain.points)
+
+    class NoEyes(_Leaning):
+        def detect_faces(self, image):
+            return [Face(f.box, f.score) for f in super().detect_faces(image)]
+
+    haar_like = NoEyes()
+    assert MirrorEyes(haar_like).detect_faces(image)[0].eyes is None and haar_like.calls == 1
+
+
+def test_mirror_eyes_is_one_setting_for_found_faces_and_realigned_crops_and_recorded_only_where_set():
+    from bridge.checkpoint import preprocessing_settings
+    from bridge.media.detectors import MirrorEyes
+
+    assert "mirror_eyes" not in preprocessing_settings(create_config("tiny"))["face"]
+    config = override(create_config("tiny"), ["face.realign=mtcnn", "face.mirror_eyes=true"])
+    assert preprocessing_settings(config)["face"]["mirror_eyes"] is True
+    decoder = MediaDecoder.from_config(config)
+    assert decoder.faces.mirror_eyes and isinstance(decoder.detector, MirrorEyes)
+    assert decoder.detector.name == "mtcnn"
+    decoder.whole(np.full((48, 48), 128, np.uint8))  # builds the realigner
+    assert isinstance(decoder._realigner, MirrorEyes)
+    assert not isinstance(MediaDecoder.from_config(create_config("tiny")).detector, MirrorEyes)
+    assert _describe(decoder.faces) != _describe(MediaDecoder.from_config(
+        override(create_config("tiny"), ["face.realign=mtcnn"])).faces)  # a new cache key

@@ -30,7 +30,7 @@ RESTORED = ("recipe", "data", "data_root", "preset", "modalities", "set", "init_
             "batch_size", "lr", "encoder_lr_scale", "weight_decay", "label_smoothing", "modality_dropout",
             "unimodal_weight", "translation_weight", "cycle_weight", "translation_loss", "distill_weight",
             "distill_temperature", "dropout_schedule", "fill",
-            "augment", "augment_zoom", "augment_shift", "consistency_weight", "balance_parts", "part_share",
+            "augment", "augment_zoom", "augment_shift", "augment_surround", "consistency_weight", "balance_parts", "part_share",
             "test_views", "precision", "seed", "deterministic", "limit", "no_face_detection")
 CYCLES_FILE = "cycles.json"  # a run with warm restarts: its plan, and each finished cycle's best epoch
 # flags that belong to the whole cycled run, not to one cycle's train.py call
@@ -69,6 +69,17 @@ def _zoom_range(text: str) -> tuple[float, float]:
     if not 0 < low <= high:
         raise argparse.ArgumentTypeError(f"zoom factors must satisfy 0 < LOW <= HIGH; got {text!r}")
     return low, high
+
+
+def _chance(text: str) -> float:
+    """``"0.5"`` -> ``0.5``, a probability."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a chance between 0 and 1; got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"a chance must lie between 0 and 1; got {text!r}")
+    return value
 
 
 def _entry_key(entry: str) -> str:
@@ -207,6 +218,10 @@ def _parser() -> _Parser:
     p.add_argument("--augment-shift", type=float, default=TrainConfig.augment_shift, metavar="FRACTION",
                    help="with --augment: face shifts drawn from [-FRACTION, FRACTION] of the side, on each axis "
                         f"(default {TrainConfig.augment_shift})")
+    p.add_argument("--augment-surround", type=_chance, default=TrainConfig.augment_surround, metavar="P",
+                   help="with --augment: chance that what a face's warp brings in from beyond the crop's edge shows "
+                        "the batch's next face there (a stand-in for a frame's surroundings) instead of the edge's "
+                        f"pixels repeated (default {TrainConfig.augment_surround})")
     p.add_argument("--consistency-weight", type=float, default=TrainConfig.consistency_weight, metavar="W",
                    help="with --augment: also classify a second augmented view of each face and add W times the "
                         "symmetric KL divergence between the two predictions (view consistency; 0 disables; a "

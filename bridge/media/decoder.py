@@ -23,7 +23,7 @@ import numpy as np
 from bridge.media.align import FER_GEOMETRY, aligned_crop, realign_crop
 from bridge.media.audio import DEFAULT_MAX_SECONDS, NO_AUDIO_STREAM, audio_from_video, load_audio
 from bridge.media.errors import MediaError
-from bridge.media.detectors import DEFAULT_DETECTOR, Face, create_detector, detect_faces
+from bridge.media.detectors import DEFAULT_DETECTOR, Face, MirrorEyes, create_detector, detect_faces
 from bridge.media.faces import DEFAULT_MAX_PIXELS, Box, to_gray
 
 
@@ -43,6 +43,8 @@ class FaceDecoding:
         realign: images that are already face crops are found again by this detector and
             re-cropped as faces found in frames are (None: resized as given).
         crop_scale: side of an eyes-level crop as a fraction of FER-2013's median framing.
+        mirror_eyes: eye points averaged with those found in the mirror image
+            (:class:`~bridge.media.detectors.MirrorEyes`), for found faces and realigned crops alike.
     """
 
     size: int = 48
@@ -55,6 +57,7 @@ class FaceDecoding:
     detect: bool = True
     realign: str | None = None
     crop_scale: float = 1.0
+    mirror_eyes: bool = False
 
     def __post_init__(self) -> None:
         if not self.crop_scale > 0:
@@ -66,7 +69,7 @@ class FaceDecoding:
         detector's choice, ``face_index``, ``detect``)."""
         return cls(size=face_config.img_size or 224, grayscale=face_config.in_chans == 1, margin=face_config.margin,
                    num_frames=face_config.sampled_frames, realign=face_config.realign,
-                   crop_scale=face_config.crop_scale, **overrides)
+                   crop_scale=face_config.crop_scale, mirror_eyes=face_config.mirror_eyes, **overrides)
 
 
 def _shift(a: Box, last: Box) -> float:
@@ -181,8 +184,12 @@ class MediaDecoder:
     @property
     def detector(self):
         if self._detector is None:
-            self._detector = create_detector(self.faces.detector)
+            self._detector = self._create(self.faces.detector)
         return self._detector
+
+    def _create(self, name: str):
+        detector = create_detector(name)
+        return MirrorEyes(detector) if self.faces.mirror_eyes else detector
 
     @detector.setter
     def detector(self, value) -> None:
@@ -205,7 +212,7 @@ class MediaDecoder:
         image = np.asarray(image)
         if f.realign:
             if self._realigner is None:
-                self._realigner = create_detector(f.realign)
+                self._realigner = self._create(f.realign)
             crop = realign_crop(image, self._realigner, f.size, f.grayscale, f.crop_scale)
             if crop is not None:
                 return crop

@@ -284,6 +284,46 @@ class MTCNNDetector:
         return [f.box for f in self.detect_faces(image)]
 
 
+class MirrorEyes:
+    """``detector`` run on the image and on its mirror image, each face's eye points averaged with
+    those of the same face found in the mirror (mapped back): a detector's eye points lean a
+    little one way on a face, and in the mirror the other way, so the average places an
+    eyes-level crop more steadily (docs/faces.md). Twice the detector's time; boxes, scores and
+    the other key points are the unmirrored run's, and a face not found in the mirror keeps its
+    own eyes.
+
+    Args:
+        detector: any detector with eye points (for Haar it changes nothing).
+        min_iou: a mirrored face is the same face when its box overlaps this much.
+    """
+
+    def __init__(self, detector, min_iou: float = 0.5):
+        self.detector, self.min_iou = detector, min_iou
+        self.name = getattr(detector, "name", "haar")
+
+    def detect_faces(self, image: np.ndarray) -> list[Face]:
+        faces = detect_faces(self.detector, image)
+        if not any(f.eyes is not None for f in faces):
+            return faces
+        width = image.shape[1]
+        mirrored = [m for m in detect_faces(self.detector, np.ascontiguousarray(image[:, ::-1])) if m.eyes is not None]
+        out = []
+        for face in faces:
+            back = [(Box(width - m.box.x - m.box.w, m.box.y, m.box.w, m.box.h), m) for m in mirrored]
+            best = max(back, key=lambda bm: bm[0].iou(face.box), default=None)
+            if face.eyes is None or best is None or best[0].iou(face.box) < self.min_iou:
+                out.append(face)
+                continue
+            eyes = best[1].eyes.copy()
+            eyes[:, 0] = width - eyes[:, 0]  # mirror x back (pixel edges at integers: x -> width - x) ...
+            eyes = eyes[::-1]  # ... and the image-left eye first again
+            out.append(Face(face.box, face.score, (face.eyes + eyes) / 2, face.points, face.landmarks))
+        return out
+
+    def detect(self, image: np.ndarray) -> list[Box]:
+        return [f.box for f in self.detect_faces(image)]
+
+
 def haar_faces(detector: FaceDetector, image: np.ndarray) -> list[Face]:
     """:meth:`FaceDetector.detect`'s boxes as :class:`Face` records (no key points)."""
     return [Face(b, 1.0, None) for b in detector.detect(image)]

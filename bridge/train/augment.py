@@ -1,6 +1,7 @@
 """Training-time augmentation of face crops, as facial-expression work uses it: horizontal flips,
 small rotations, shifts and zooms (one random affine warp per sample), and random erasing
-(Zhong et al., AAAI 2020). It runs on the batch tensors, on the training device, after the
+(Zhong et al., AAAI 2020); optionally, what a warp brings in from beyond the crop's edge is taken
+from another face of the batch instead of repeating the edge (``surround``). It runs on the batch tensors, on the training device, after the
 shared preprocessing: inference sees the same crops as training, minus the randomness.
 
 Every frame of a sample gets the same warp, so a clip stays one coherent face track.
@@ -27,6 +28,11 @@ class FaceAugment:
         scale: zoom factors are drawn from this range (above 1 zooms in).
         erase: chance of erasing one rectangle (set to 0, the normalised mid-grey).
         erase_area: the rectangle's area as a fraction of the crop, drawn from this range.
+        surround: chance that the part of a warped crop that lies beyond the original crop's edge
+            shows the next face of the batch at the same place instead of the edge's pixels
+            repeated. A face found in a frame and cropped sees the frame's own surroundings there
+            wherever its crop strays past the training crop's framing; repeated edges teach the model
+            a border it never meets in a frame (docs/faces.md).
     """
 
     flip: float = 0.5
@@ -35,6 +41,7 @@ class FaceAugment:
     scale: tuple[float, float] = (0.9, 1.1)
     erase: float = 0.25
     erase_area: tuple[float, float] = (0.02, 0.2)
+    surround: float = 0.0
 
     def __call__(self, faces: Tensor, generator: torch.Generator) -> Tensor:
         """Augmented copy of ``faces``; draws from ``generator`` (a CPU generator) only."""
@@ -58,6 +65,11 @@ class FaceAugment:
         grid = F.affine_grid(theta, list(flat.shape), align_corners=False)
         out = F.grid_sample(flat, grid, mode="bilinear", padding_mode="border", align_corners=False)
         out = out.reshape(b, t, c, h, w)
+        if self.surround > 0:
+            # grid points beyond [-1, 1] lie outside the crop (align_corners=False: its outer edge)
+            beyond = (grid.abs().amax(-1) > 1).reshape(b, t, 1, h, w)
+            chosen = (torch.rand(b, generator=generator) < self.surround).to(faces.device)
+            out = torch.where(beyond & chosen[:, None, None, None, None], faces.roll(1, 0), out)
 
         # Random erasing: one rectangle per chosen sample, aspect ratio log-uniform in [0.3, 3.3].
         area = uniform(*self.erase_area)

@@ -40,6 +40,7 @@ class TrainConfig:
     augment: bool = False  # face crops: flips, warps, erasing; audio: level, noise, tempo (bridge.train.augment)
     augment_zoom: tuple[float, float] = (0.9, 1.1)  # face zoom factors drawn from this range (above 1 zooms in)
     augment_shift: float = 0.1  # face shifts drawn from [-shift, shift] of the side, on each axis
+    augment_surround: float = 0.0  # chance a warp's area beyond the crop shows the batch's next face, not its edge
     # with augment: weight of view consistency, the symmetric KL divergence between the predictions from two
     # augmented views of each face (R-Drop's term, Liang et al., NeurIPS 2021, over views; 0 disables). The
     # second view costs a second forward and backward of the model.

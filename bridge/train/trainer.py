@@ -134,7 +134,8 @@ class Trainer:
                                         train_config.distill_temperature).to(self.device)
             self._rng_after_init = torch.get_rng_state()
         memoise_frozen(self.model, TokenStateMemo.megabytes(train_config.memo_mb) if train_config.memo_mb else None)
-        self.augment = (FaceAugment(translate=train_config.augment_shift, scale=train_config.augment_zoom)
+        self.augment = (FaceAugment(translate=train_config.augment_shift, scale=train_config.augment_zoom,
+                                    surround=train_config.augment_surround)
                         if train_config.augment else None)
         audio = model_config.audio
         self.audio_augment = (AudioAugment(audio.arch, fbank_mean=audio.fbank_mean, fbank_std=audio.fbank_std)
