@@ -30,8 +30,8 @@ RESTORED = ("recipe", "data", "data_root", "preset", "modalities", "set", "init_
             "batch_size", "lr", "encoder_lr_scale", "weight_decay", "label_smoothing", "modality_dropout",
             "unimodal_weight", "translation_weight", "cycle_weight", "translation_loss", "distill_weight",
             "distill_temperature", "dropout_schedule", "fill",
-            "augment", "augment_zoom", "augment_shift", "augment_surround", "consistency_weight", "balance_parts", "part_share",
-            "test_views", "precision", "seed", "deterministic", "limit", "no_face_detection")
+            "augment", "augment_zoom", "augment_shift", "augment_surround", "consistency_weight", "balance_parts",
+            "part_share", "test_views", "precision", "seed", "deterministic", "limit", "no_face_detection")
 CYCLES_FILE = "cycles.json"  # a run with warm restarts: its plan, and each finished cycle's best epoch
 # flags that belong to the whole cycled run, not to one cycle's train.py call
 _CYCLE_FLAGS = {"--output": True, "--resume": False, "--restarts": True, "--restart-epochs": True,

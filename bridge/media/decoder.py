@@ -181,15 +181,16 @@ class MediaDecoder:
     def __getstate__(self) -> dict:  # detectors hold OpenCV / torch state: rebuilt in each worker
         return {**self.__dict__, "_detector": None, "_realigner": None}
 
+    def _create(self, name: str):
+        """The detector ``name``, its eye points mirror-averaged where the decoding says so."""
+        detector = create_detector(name)
+        return MirrorEyes(detector) if self.faces.mirror_eyes else detector
+
     @property
     def detector(self):
         if self._detector is None:
             self._detector = self._create(self.faces.detector)
         return self._detector
-
-    def _create(self, name: str):
-        detector = create_detector(name)
-        return MirrorEyes(detector) if self.faces.mirror_eyes else detector
 
     @detector.setter
     def detector(self, value) -> None:
