@@ -307,9 +307,9 @@ class MirrorEyes:
             return faces
         width = image.shape[1]
         mirrored = [m for m in detect_faces(self.detector, np.ascontiguousarray(image[:, ::-1])) if m.eyes is not None]
+        back = [(Box(width - m.box.x - m.box.w, m.box.y, m.box.w, m.box.h), m) for m in mirrored]  # boxes mapped back
         out = []
         for face in faces:
-            back = [(Box(width - m.box.x - m.box.w, m.box.y, m.box.w, m.box.h), m) for m in mirrored]
             best = max(back, key=lambda bm: bm[0].iou(face.box), default=None)
             if face.eyes is None or best is None or best[0].iou(face.box) < self.min_iou:
                 out.append(face)

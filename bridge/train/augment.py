@@ -1,8 +1,9 @@
 """Training-time augmentation of face crops, as facial-expression work uses it: horizontal flips,
 small rotations, shifts and zooms (one random affine warp per sample), and random erasing
 (Zhong et al., AAAI 2020); optionally, what a warp brings in from beyond the crop's edge is taken
-from another face of the batch instead of repeating the edge (``surround``). It runs on the batch tensors, on the training device, after the
-shared preprocessing: inference sees the same crops as training, minus the randomness.
+from another face of the batch instead of repeating the edge (``surround``). It runs on the batch
+tensors, on the training device, after the shared preprocessing: inference sees the same crops as
+training, minus the randomness.
 
 Every frame of a sample gets the same warp, so a clip stays one coherent face track.
 """
@@ -31,8 +32,8 @@ class FaceAugment:
         surround: chance that the part of a warped crop that lies beyond the original crop's edge
             shows the next face of the batch at the same place instead of the edge's pixels
             repeated. A face found in a frame and cropped sees the frame's own surroundings there
-            wherever its crop strays past the training crop's framing; repeated edges teach the model
-            a border it never meets in a frame (docs/faces.md).
+            wherever its crop strays past the training crop's framing; repeated edges show the model
+            a border that a frame does not (docs/faces.md).
     """
 
     flip: float = 0.5
