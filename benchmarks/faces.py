@@ -366,6 +366,24 @@ def calibrate(root: Path, names: list[str], count: int) -> dict:
     return out
 
 
+MARGIN_EDGES = (0.1, 0.3)  # bins of the original crop's margin: < 0.1, 0.1 to 0.3, >= 0.3
+
+
+def margin_bins(rows: list[tuple[float, bool]]) -> list[dict]:
+    """Agreement by how sure the model was of the original crop: ``rows`` holds, per found face,
+    the original's margin (top probability minus the runner-up's) and whether the found crop got
+    the same label. One entry per bin of :data:`MARGIN_EDGES`: its range, how many found faces fall
+    in it, their share of the found faces and their agreement (None when empty)."""
+    edges = (0.0, *MARGIN_EDGES, 1.0)
+    out = []
+    for lo, hi in zip(edges, edges[1:]):
+        inside = [agrees for margin, agrees in rows if lo <= margin < hi or (hi == 1.0 and margin == 1.0)]
+        name = f"< {hi}" if lo == 0 else f">= {lo}" if hi == 1.0 else f"{lo} to {hi}"
+        out.append({"margin": name, "found": len(inside), "share": len(inside) / max(len(rows), 1),
+                    "same": float(np.mean(inside)) if inside else None})
+    return out
+
+
 def agreement(root: Path, checkpoint: str, names: list[str], count: int, views: str | None = None) -> dict:
     """How often the prediction from a found, cropped face equals the one from the original crop;
     each face scored over the test-time ``views`` (None: as the checkpoint records)."""
@@ -378,16 +396,22 @@ def agreement(root: Path, checkpoint: str, names: list[str], count: int, views: 
     bgs = backgrounds()
     faces = fer_faces(root, "test", count, seed=2)
 
-    def predict(crop: np.ndarray) -> str:
+    def scores(crop: np.ndarray) -> tuple[str, float]:
+        """The predicted label and its margin: top probability minus the runner-up's."""
         from bridge.data.sample import Sample
 
-        return predictor.predict_sample(Sample(id="x", label=0, face=crop[None])).label
+        result = predictor.predict_sample(Sample(id="x", label=0, face=crop[None]))
+        top, second = sorted(result.probabilities.values(), reverse=True)[:2]
+        return result.label, top - second
+
+    def predict(crop: np.ndarray) -> str:
+        return scores(crop)[0]
 
     # an original crop as the model reads a FER-2013 image in training: through its decoder
     # (resized, or found again and realigned where the model's face.realign says so)
     as_trained = predictor.decoder.whole
     read = [as_trained(f) for f, _ in faces]
-    originals = [predict(r) for r in read]
+    originals, margins = map(list, zip(*(scores(r) for r in read)))
     accuracy = float(np.mean([o == label for o, (_, label) in zip(originals, faces)]))
     # agreement expected by chance: two independent draws from the model's prediction distribution
     shares = np.unique(originals, return_counts=True)[1] / len(originals)
@@ -421,9 +445,10 @@ def agreement(root: Path, checkpoint: str, names: list[str], count: int, views: 
         res = {}
         for label, max_angle in settings:
             same = {"aligned": 0, "box": 0}
+            by_margin = []  # (the original's margin, same aligned prediction) per found face
             diff = {"aligned": [], "box": []}  # mean absolute grey difference to the original crop, 0-255
             found = 0
-            for (face, _), original, reading in zip(faces, originals, read):
+            for (face, _), original, margin, reading in zip(faces, originals, margins, read):
                 side = int(rng.choice([64, 96, 144, 200]))
                 angle = float(rng.uniform(-max_angle, max_angle))
                 x, y = rng.uniform(0, W - side), rng.uniform(0, H - side)
@@ -436,7 +461,10 @@ def agreement(root: Path, checkpoint: str, names: list[str], count: int, views: 
                 f = hits[0]
                 crops = {"aligned": in_frame.crop(frame, f), "box": in_frame.crop(frame, Face(f.box, f.score, None))}
                 for kind, crop in crops.items():
-                    same[kind] += predict(crop) == original
+                    agrees = predict(crop) == original
+                    same[kind] += agrees
+                    if kind == "aligned":
+                        by_margin.append((margin, agrees))
                     grey48 = cv2.resize(crop if crop.ndim == 2 else cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY), (48, 48),
                                         interpolation=cv2.INTER_AREA)
                     target = cv2.resize(reading if reading.ndim == 2 else cv2.cvtColor(reading, cv2.COLOR_RGB2GRAY),
@@ -446,12 +474,16 @@ def agreement(root: Path, checkpoint: str, names: list[str], count: int, views: 
                           "same_box_crop": same["box"] / max(found, 1),
                           "same_aligned_of_all": same["aligned"] / len(faces),
                           "pixel_difference_aligned": float(np.mean(diff["aligned"])) if found else None,
-                          "pixel_difference_box_crop": float(np.mean(diff["box"])) if found else None}
+                          "pixel_difference_box_crop": float(np.mean(diff["box"])) if found else None,
+                          "same_aligned_by_margin": margin_bins(by_margin)}
             print(f"{name:<16} {label:<24} found {found}/{len(faces)}; same prediction as the original crop: "
                   f"aligned {res[label]['same_aligned']:.1%} of found ({res[label]['same_aligned_of_all']:.1%} of "
                   f"all), box crop {res[label]['same_box_crop']:.1%}; mean |pixel difference| to the original "
                   f"crop: aligned {res[label]['pixel_difference_aligned'] or 0:.1f}, box crop "
                   f"{res[label]['pixel_difference_box_crop'] or 0:.1f} (0-255)")
+            print(f"{'':<16} {'':<24} aligned, by the original crop's margin (top probability minus the "
+                  "runner-up's): " + "; ".join(f"{b['margin']}: {b['same']:.1%} of {b['share']:.0%} of found"
+                                              for b in res[label]["same_aligned_by_margin"] if b["found"]))
         out["detectors"][name] = res
     return out
 

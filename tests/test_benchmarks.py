@@ -139,6 +139,17 @@ def test_curves_bad_input_is_one_line(tmp_path, capsys):
     assert not (tmp_path / "x.json").exists()  # nothing written on bad input
 
 
+def test_faces_agreement_by_margin_bins_each_face_once():
+    bins = _load("faces").margin_bins([(0.0, True), (0.05, False), (0.1, True), (0.29, True), (0.3, False),
+                                       (1.0, True)])
+    assert [b["margin"] for b in bins] == ["< 0.1", "0.1 to 0.3", ">= 0.3"]
+    assert [b["found"] for b in bins] == [2, 2, 2]
+    assert [b["same"] for b in bins] == [0.5, 1.0, 0.5]
+    assert [b["share"] for b in bins] == pytest.approx([1 / 3] * 3)
+    empty = _load("faces").margin_bins([])
+    assert all(b["found"] == 0 and b["same"] is None for b in empty)
+
+
 def test_faces_agreement_scores_the_shipped_model_over_the_views_asked_for(tmp_path, capsys):
     """benchmarks/faces.py --agreement on a few real FER-2013 test faces pasted into real scenes."""
     from bridge.data.paths import data_root
@@ -155,5 +166,9 @@ def test_faces_agreement_scores_the_shipped_model_over_the_views_asked_for(tmp_p
     assert "6 FER-2013 test faces, crops views" in capsys.readouterr().out
     for setting in report["detectors"]["blazeface"].values():
         assert 0 <= setting["found"] <= 6 and 0 <= setting["same_aligned"] <= 1
+        bins = setting["same_aligned_by_margin"]
+        assert sum(b["found"] for b in bins) == setting["found"]
+        assert sum(b["same"] * b["found"] for b in bins if b["found"]) == pytest.approx(
+            setting["same_aligned"] * setting["found"])
     with pytest.raises(SystemExit):
         faces.main(["--agreement", "--checkpoint", DEFAULT_RELEASE, "--test-views", "many"])
