@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 import train
@@ -77,3 +78,14 @@ def test_a_training_state_that_runs_code_is_refused(tmp_path, capsys):
     assert rc == 2
     assert "cannot resume" in capsys.readouterr().err
     assert not _Exploit.marker.exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_gpu_run_resumes(tmp_path):
+    """A run trained on a GPU resumes there: its RNG states load back as the CPU byte tensors
+    torch.set_rng_state wants (loading them onto the GPU once broke every GPU resume)."""
+    run = tmp_path / "run"
+    assert train.main([*QUICK, "--epochs", "1", "--device", "cuda", "--output", str(run), "--no-cache"]) == 0
+    assert "cuda_rng" in _state(run)
+    assert train.main([*QUICK, "--epochs", "2", "--device", "cuda", "--output", str(run), "--resume", "--no-cache"]) == 0
+    assert _state(run)["epoch"] == 1

@@ -180,6 +180,7 @@ class Trainer:
                  "optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict(), "best_score": self.best_score,
                  "history": json.dumps(self.history), "torch_rng": torch.get_rng_state(),
+                 **({"cuda_rng": torch.cuda.get_rng_state(self.device)} if self.device.type == "cuda" else {}),
                  "train_config": json.dumps(dataclasses.asdict(self.cfg)), "run": json.dumps(self.run_settings)}
         self.output.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.output, prefix=f".{STATE_FILE}.")
@@ -197,7 +198,9 @@ class Trainer:
         if not path.is_file():
             raise FileNotFoundError(f"cannot resume: {path} does not exist")
         try:  # weights_only: plain tensors and containers only; a pickle that would run code is refused
-            state = torch.load(path, map_location=self.device, weights_only=True)
+            # on the CPU: the RNG states must stay CPU byte tensors (on a GPU, set_rng_state refuses them);
+            # load_state_dict moves the weights and the optimiser's moments to the model's device itself
+            state = torch.load(path, map_location="cpu", weights_only=True)
         except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as e:
             raise ValueError(f"cannot resume from {path}: not a loadable bridge training state "
                              f"({first_line(e, 120)})") from None
@@ -208,6 +211,8 @@ class Trainer:
         self.best_score = state["best_score"]
         self.history = json.loads(state["history"])
         torch.set_rng_state(state["torch_rng"])
+        if "cuda_rng" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
         self.start_epoch = state["epoch"] + 1
 
     # --- loop ------------------------------------------------------------------------------
