@@ -69,6 +69,7 @@ def fer_row(argv: tuple[str, ...], split_note: str, ensemble: tuple[str, ...] = 
 
 FER = ("--recipe", "recipes/fer2013.json")
 FER_CHAIN = ("--recipe", "recipes/fer2013-chain.json")  # 40 epochs, then --restarts cycles of 30
+FER_GPU = ("--recipe", "recipes/fer2013-chain-gpu.json")  # the same chain at batch 256: --train-args '--device cuda'
 
 
 MOSI = ("--recipe", "recipes/mosi.json")
@@ -89,6 +90,8 @@ ROWS: dict[str, Row] = {
     "fer2013-restart2": fer_row(FER_CHAIN + ("--restarts", "2"), "test 7,178, 40 + 30 + 30 epochs"),
     "fer2013-restart3": fer_row(FER_CHAIN + ("--restarts", "3"), "test 7,178, 40 + 30 + 30 + 30 epochs"),
     "fer2013-restart4": fer_row(FER_CHAIN, "test 7,178, 40 + 30 + 30 + 30 + 30 epochs"),
+    "fer2013-gpu2": fer_row(FER_GPU + ("--restarts", "2"), "test 7,178, batch 256, 40 + 30 + 30 epochs"),
+    "fer2013-gpu": fer_row(FER_GPU, "test 7,178, batch 256, 40 + 30 + 30 + 30 epochs"),
     "fer2013-snapshots": fer_row((), "test 7,178, the three cycles' checkpoints averaged",
                                  ensemble=("fer2013-40", "fer2013-restart", "fer2013-restart2")),
     "mosi-seeds": Row("mosi", (), "face+audio+text", "accuracy", 0.82,
