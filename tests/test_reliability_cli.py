@@ -33,6 +33,13 @@ QUICK = ["--limit", "8", "--batch-size", "8", "--no-cache"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
+def _interruptible() -> None:
+    """In the child, before infer.py starts: Ctrl-C as at a terminal. A shell that starts a command
+    in the background (``pytest &``) leaves SIGINT ignored, and children inherit that, so the
+    signal these tests send would never arrive."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _err(capsys) -> str:
     err = capsys.readouterr().err.strip().splitlines()
     assert err, "nothing on stderr"
@@ -165,7 +172,8 @@ def test_sigint_finishes_and_renames_the_live_recording(trained_checkpoint, face
     out = tmp_path / "live" / "annotated.mp4"
     proc = subprocess.Popen([sys.executable, "infer.py", "--checkpoint", str(trained_checkpoint), "--webcam",
                              str(faces / "long.mp4"), "--every", "1", "--save-video", str(out)],
-                            cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_interruptible)
     try:
         _wait_for_line(proc.stdout, "frame 3 ", proc)
         proc.send_signal(signal.SIGINT)
@@ -213,7 +221,8 @@ def test_sigint_writes_the_timeline_windows_finished(trained_checkpoint, tmp_pat
     out = tmp_path / "timeline"
     proc = subprocess.Popen([sys.executable, "infer.py", "--checkpoint", str(trained_checkpoint), "--video",
                              str(video), "--window", "0.25", "--timeline-dir", str(out), "--json"],
-                            cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_interruptible)
     try:
         _wait_for_line(proc.stderr, "Ctrl-C stops it", proc)
         time.sleep(3)
