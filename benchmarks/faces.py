@@ -89,13 +89,18 @@ def backgrounds() -> list[np.ndarray]:
 
 
 def fer_faces(root: Path, split: str, count: int, seed: int = 0) -> list[tuple[np.ndarray, str]]:
-    """``count`` FER-2013 crops (48x48 grey) and their class, drawn evenly at random."""
+    """``count`` FER-2013 crops (48x48 grey) drawn at random without replacement (so in the test
+    split's class mix), each with its canonical class name (the folder ``fearful`` is ``fear``)."""
+    from bridge.data.fer2013 import LABEL_NAMES, NAME
+    from bridge.data.labels import map_label
+
     paths = sorted((root / "fer2013" / split).glob("*/*.png"))
     if not paths:
         raise FileNotFoundError(f"no FER-2013 {split} images under {root / 'fer2013' / split}")
     rng = np.random.default_rng(seed)
     chosen = rng.choice(len(paths), size=min(count, len(paths)), replace=False)
-    return [(cv2.imread(str(paths[i]), cv2.IMREAD_GRAYSCALE), paths[i].parent.name) for i in chosen]
+    return [(cv2.imread(str(paths[i]), cv2.IMREAD_GRAYSCALE), LABEL_NAMES[map_label(NAME, paths[i].parent.name)])
+            for i in chosen]
 
 
 def lfw_faces() -> list[np.ndarray]:

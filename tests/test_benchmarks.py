@@ -150,6 +150,20 @@ def test_faces_agreement_by_margin_bins_each_face_once():
     assert all(b["found"] == 0 and b["same"] is None for b in empty)
 
 
+def test_faces_reads_fer2013_classes_by_their_canonical_names():
+    """The folders say ``fearful`` and ``surprised``; a prediction says ``fear`` and ``surprise``, so
+    the benchmark's accuracy on the original crops compares canonical names."""
+    from bridge.data.paths import data_root
+    from bridge.modality import EMOTIONS
+
+    if not (data_root() / "fer2013" / "test").is_dir():
+        pytest.skip("FER-2013 absent")
+    faces = _load("faces").fer_faces(data_root(), "test", 400, seed=2)
+    names = {name for _, name in faces}
+    assert names <= set(EMOTIONS) and {"fear", "surprise"} <= names
+    assert all(crop.shape == (48, 48) for crop, _ in faces)
+
+
 def test_faces_agreement_scores_the_shipped_model_over_the_views_asked_for(tmp_path, capsys):
     """benchmarks/faces.py --agreement on a few real FER-2013 test faces pasted into real scenes."""
     from bridge.data.paths import data_root
