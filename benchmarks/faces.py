@@ -45,6 +45,9 @@ import numpy as np
 import torch
 
 
+from bridge.data.fer2013 import LABEL_NAMES as FER_LABELS
+from bridge.data.fer2013 import NAME as FER2013
+from bridge.data.labels import LabelError, map_label
 from bridge.media.align import found_in
 from bridge.media.detectors import DETECTORS, Face, create_detector, detect_faces
 from bridge.views import TEST_VIEWS
@@ -91,15 +94,12 @@ def backgrounds() -> list[np.ndarray]:
 def fer_faces(root: Path, split: str, count: int, seed: int = 0) -> list[tuple[np.ndarray, str]]:
     """``count`` FER-2013 crops (48x48 grey) drawn at random without replacement (so in the test
     split's class mix), each with its canonical class name (the folder ``fearful`` is ``fear``)."""
-    from bridge.data.fer2013 import LABEL_NAMES, NAME
-    from bridge.data.labels import map_label
-
     paths = sorted((root / "fer2013" / split).glob("*/*.png"))
     if not paths:
         raise FileNotFoundError(f"no FER-2013 {split} images under {root / 'fer2013' / split}")
     rng = np.random.default_rng(seed)
     chosen = rng.choice(len(paths), size=min(count, len(paths)), replace=False)
-    return [(cv2.imread(str(paths[i]), cv2.IMREAD_GRAYSCALE), LABEL_NAMES[map_label(NAME, paths[i].parent.name)])
+    return [(cv2.imread(str(paths[i]), cv2.IMREAD_GRAYSCALE), FER_LABELS[map_label(FER2013, paths[i].parent.name)])
             for i in chosen]
 
 
@@ -562,6 +562,20 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
     names = args.detectors or list(ROWS)
+    try:
+        report, suffix = _run(args, root, names, p)
+    except (FileNotFoundError, LabelError) as e:  # no FER-2013 there, or a class folder it does not know
+        print(f"faces.py: {e}", file=sys.stderr)
+        return 2
+    out = Path(args.output or f"reports/faces{suffix}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+def _run(args: argparse.Namespace, root: Path, names: list[str], p: argparse.ArgumentParser) -> tuple[dict, str]:
+    """The report of the run ``args`` asks for and its file-name suffix."""
     if args.check_port:
         report = {"check_port": check_port()}
         suffix = "-port"
@@ -591,11 +605,7 @@ def main(argv: list[str] | None = None) -> int:
                       "each detector's: " + ", ".join(f"{name} {x:.1f}x" for name, x in ratios.items()))
         report = {"threads": args.threads, "frames": len(scenes), "width": W, "height": H, "detectors": results}
         suffix = ""
-    out = Path(args.output or f"reports/faces{suffix}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out}")
-    return 0
+    return report, suffix
 
 
 if __name__ == "__main__":

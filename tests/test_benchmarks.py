@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 import torch
 
@@ -162,6 +163,19 @@ def test_faces_reads_fer2013_classes_by_their_canonical_names():
     names = {name for _, name in faces}
     assert names <= set(EMOTIONS) and {"fear", "surprise"} <= names
     assert all(crop.shape == (48, 48) for crop, _ in faces)
+
+
+@pytest.mark.parametrize("folder", [None, "contempt"])
+def test_faces_bad_data_root_is_one_line_and_writes_nothing(tmp_path, capsys, folder):
+    """No FER-2013 test images, or a class folder FER-2013 does not have: one line, exit 2."""
+    if folder:
+        (tmp_path / "fer2013" / "test" / folder).mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / "fer2013" / "test" / folder / "0.png"), np.zeros((48, 48), np.uint8))
+    out = tmp_path / "report.json"
+    assert _load("faces").main(["--detectors", "haar", "--data-root", str(tmp_path), "--output", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("faces.py: ") and (folder or "no FER-2013") in err[0]
+    assert not out.exists()
 
 
 def test_faces_agreement_scores_the_shipped_model_over_the_views_asked_for(tmp_path, capsys):
