@@ -25,6 +25,8 @@ from pathlib import Path
 
 SENTENCE = "I can't believe it, we actually won the whole thing!"
 RATE = 16_000
+SPOKEN, SILENT = "clip (frames + speech)", "clip (frames, silent)"
+NO_SPEECH = "espeak-ng is not installed, so the clip is silent and its voice reconstructed (apt-get install espeak-ng)"
 
 
 def write_inputs(folder: Path, seconds: float = 3.0, fps: int = 10) -> dict[str, Path]:
@@ -75,8 +77,9 @@ def run(checkpoint: str | None, folder: Path) -> list[dict]:
     files = write_inputs(folder)
     text = files["sentence"].read_text(encoding="utf-8").strip()
     have = {m.value for m in predictor.config.modalities}
+    clip = SPOKEN if shutil.which("espeak-ng") else SILENT
     asks = [("photo", {"image": files["photo"]}, "face"), ("sentence", {"text": text}, "text"),
-            ("clip (frames + sound)", {"video": files["clip"]}, "face"),
+            (clip, {"video": files["clip"]}, "face"),
             ("clip + sentence", {"video": files["clip"], "text": text}, "face")]
     rows = []
     for name, inputs, needs in asks:
@@ -96,6 +99,8 @@ def print_rows(rows: list[dict], source: str) -> None:
               f"{'+'.join(r['reconstructed']) or '-'}")
         for note in r["notes"]:
             print(f"{'':<24} note: {note}")
+    if any(r["input"] == SILENT for r in rows):
+        print(f"\n{NO_SPEECH}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,12 +13,15 @@ def test_demo_predicts_from_its_own_real_inputs(trained_checkpoint, tmp_path, ca
     assert demo.main(["--checkpoint", str(trained_checkpoint), "--output", str(tmp_path)]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "photo.png", "sentence.txt"]
     out = capsys.readouterr().out
-    rows = {line[:24].strip(): line[24:].split() for line in out.splitlines()[3:] if not line.startswith(" ")}
-    assert list(rows) == ["photo", "sentence", "clip (frames + sound)", "clip + sentence"]
     voice = shutil.which("espeak-ng") is not None  # the clip's sound is the sentence, spoken
+    table, _, after = out.partition("\n\n")  # the table, then any hint
+    rows = {line[:24].strip(): line[24:].split() for line in table.splitlines()[3:] if not line.startswith(" ")}
+    clip = "clip (frames + speech)" if voice else "clip (frames, silent)"
+    assert list(rows) == ["photo", "sentence", clip, "clip + sentence"]
+    assert (after.strip() == demo.NO_SPEECH) is not voice  # a silent clip is explained, with its fix
     assert rows["photo"][2:] == ["face", "audio+text"]  # the astronaut's face is found; the rest rebuilt
     assert rows["sentence"][2:] == ["text", "face+audio"]
-    assert rows["clip (frames + sound)"][2] == ("face+audio" if voice else "face")
+    assert rows[clip][2] == ("face+audio" if voice else "face")
     assert rows["clip + sentence"][2:] == (["face+audio+text", "-"] if voice else ["face+text", "audio"])
     for emotion, p, *_ in rows.values():
         assert emotion in ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise") and 0 < float(p) <= 1
