@@ -200,3 +200,29 @@ def test_faces_agreement_scores_the_shipped_model_over_the_views_asked_for(tmp_p
             setting["same_aligned"] * setting["found"])
     with pytest.raises(SystemExit):
         faces.main(["--agreement", "--checkpoint", DEFAULT_RELEASE, "--test-views", "many"])
+
+
+def test_meld_context_builds_each_turns_history_and_writes_its_table(tmp_path, capsys):
+    from bridge.data.meld import read_meld
+    from bridge.data.paths import require_corpus
+
+    try:
+        folder = require_corpus("meld")
+    except FileNotFoundError as e:
+        pytest.skip(f"real data absent: {e}")
+    probe = _load("meld_context")
+    train = read_meld(folder, "train")
+    first = probe.with_context(train, 2)[:3]  # dialogue 0: Chandler, the interviewer, Chandler
+    assert first[0][1] == "" and first[0][0].startswith("also I was the point person")
+    assert first[1][1].startswith("Chandler: also I was")
+    assert first[2][1].startswith("The Interviewer: You must") and " | Chandler: also I was" in first[2][1]
+    assert all(c is None for _, c, _ in probe.with_context(train, 0)[:3])
+    out = tmp_path / "meld-context.json"
+    assert probe.main(["--limit", "64", "--epochs", "1", "--seeds", "0", "--context", "0,1", "--batch-size", "32",
+                       "--device", "cpu", "--output", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert [(r["context"], r["seed"]) for r in report["runs"]] == [(0, 0), (1, 0)]
+    assert all(0 <= r["test"] <= 1 and r["epoch"] == 1 for r in report["runs"])
+    assert [s["context"] for s in report["summary"]] == [0, 1]
+    assert "earlier turns" in capsys.readouterr().out
+    assert probe.main(["--data-root", str(tmp_path / "nowhere"), "--output", str(out)]) == 2  # one line, exit 2
