@@ -124,6 +124,8 @@ def run(splits: dict[str, list], path: str, labels: list[str], args: argparse.Na
 
     best: dict[str, Any] = {"dev": -1.0}
     start = time.perf_counter()
+    # from_pretrained leaves the encoder in eval mode, so its dropout is off in the first epoch and on
+    # from the first scoring's model.train(); the figures in docs/experiments.md were made so, every row alike
     for epoch in range(1, args.epochs + 1):
         order = rng.permutation(len(train))
         for i in tqdm(range(0, len(train), args.batch_size), desc=f"context {turns} seed {seed} epoch {epoch}",
