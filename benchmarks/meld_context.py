@@ -7,8 +7,8 @@ previous K utterances of the same dialogue or without them, and scores MELD test
 
 With context, the utterance is the tokenizer's first segment and ``Speaker: utterance`` for each
 earlier turn, nearest first, the second (cut first when too long); the sentence vector is the mean
-over the utterance's own tokens, so the context reaches it only through attention. Without
-context, the utterance alone. The epoch kept is the one with the best MELD dev weighted F1.
+over the utterance's own tokens (with [CLS] and its [SEP]), so the context reaches it only through
+attention. Without context, the utterance alone. The epoch kept is the one with the best MELD dev weighted F1.
 
 This is a probe of the text encoder, not bridge's training path: a mean-pooled MiniLM-L6 under one
 linear layer, trained in its own loop (AdamW, one-cycle learning rate, bf16 autocast on a GPU).
@@ -179,7 +179,7 @@ def _main(args: argparse.Namespace) -> int:
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"settings": {k: v for k, v in vars(args).items() if k != "output"}, "device": device,
-                               "n": {s: len(c) for s, c in corpora.items()}, "runs": rows,
+                               "n": {s: min(len(c), args.limit or len(c)) for s, c in corpora.items()}, "runs": rows,
                                "summary": summary}, indent=2, default=float))
     print(f"wrote {out}")
     return 0

@@ -26,7 +26,7 @@ from pathlib import Path
 SENTENCE = "I can't believe it, we actually won the whole thing!"
 RATE = 16_000
 SPOKEN, SILENT = "clip (frames + speech)", "clip (frames, silent)"
-NO_SPEECH = "espeak-ng is not installed, so the clip is silent and its voice reconstructed (apt-get install espeak-ng)"
+NO_SPEECH = "espeak-ng is not installed, so the clip is silent (apt-get install espeak-ng to give it a voice)"
 
 
 def write_inputs(folder: Path, seconds: float = 3.0, fps: int = 10) -> dict[str, Path]:

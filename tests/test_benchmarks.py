@@ -218,11 +218,12 @@ def test_meld_context_builds_each_turns_history_and_writes_its_table(tmp_path, c
     assert first[2][1].startswith("The Interviewer: You must") and " | Chandler: also I was" in first[2][1]
     assert all(c is None for _, c, _ in probe.with_context(train, 0)[:3])
     out = tmp_path / "meld-context.json"
-    assert probe.main(["--limit", "64", "--epochs", "1", "--seeds", "0", "--context", "0,1", "--batch-size", "32",
-                       "--device", "cpu", "--output", str(out)]) == 0
+    assert probe.main(["--limit", "48", "--epochs", "2", "--seeds", "0", "--context", "0,1", "--batch-size", "8",
+                       "--device", "cpu", "--output", str(out)]) == 0  # 12 steps: the one-cycle schedule
     report = json.loads(out.read_text())
     assert [(r["context"], r["seed"]) for r in report["runs"]] == [(0, 0), (1, 0)]
-    assert all(0 <= r["test"] <= 1 and r["epoch"] == 1 for r in report["runs"])
+    assert all(0 <= r["dev"] <= 1 and 0 <= r["test"] <= 1 and r["epoch"] in (1, 2) for r in report["runs"])
+    assert report["n"] == {"train": 48, "val": 48, "test": 48}
     assert [s["context"] for s in report["summary"]] == [0, 1]
     assert "earlier turns" in capsys.readouterr().out
     assert probe.main(["--data-root", str(tmp_path / "nowhere"), "--output", str(out)]) == 2  # one line, exit 2

@@ -38,3 +38,12 @@ def test_demo_without_a_shipped_model(monkeypatch, tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith("bridge.demo: error: the shipped model emotion7 is not")
     with pytest.raises(SystemExit):
         demo.main(["--bogus"])
+
+
+def test_demo_says_why_its_clip_is_silent(trained_checkpoint, tmp_path, monkeypatch, capsys):
+    real_which = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None if name == "espeak-ng" else real_which(name, *a, **k))
+    assert demo.main(["--checkpoint", str(trained_checkpoint), "--output", str(tmp_path)]) == 0
+    table, _, after = capsys.readouterr().out.partition("\n\n")
+    assert "clip (frames, silent)" in table and "clip (frames + speech)" not in table
+    assert after.strip() == demo.NO_SPEECH and "apt-get install espeak-ng" in after
