@@ -96,6 +96,8 @@ def preprocessing_settings(config: BridgeConfig) -> dict[str, Any]:
                 out[m.value]["crop_scale"] = cfg.crop_scale
             if cfg.mirror_eyes:  # likewise
                 out[m.value]["mirror_eyes"] = True
+            if cfg.refine_eyes:  # likewise
+                out[m.value]["refine_eyes"] = cfg.refine_eyes
         elif cfg.kind == "audio" and cfg.arch == "whisper":
             out[m.value] = {"sample_rate": cfg.sample_rate, "filterbank": "whisper-log-mel",
                             "mel_bins": cfg.num_mel_bins, "frame_shift_ms": 10, "window_ms": 25,

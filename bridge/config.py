@@ -49,6 +49,10 @@ class FaceConfig:
     # Eye points averaged with those the detector finds in the mirror image, for found faces and realigned
     # crops alike (bridge/media/detectors.py MirrorEyes): steadier eyes-level crops at twice the detection time.
     mirror_eyes: bool = False
+    # O-Net passes that place the eye points again on a box drawn from them, for found faces and realigned
+    # crops alike (bridge/media/detectors.py OnetEyes), so a face's eyes do not depend on what surrounds it
+    # (0: the detector's own points).
+    refine_eyes: int = 0
     mean: float = 0.5  # pixel normalisation after scaling to [0, 1]
     std: float = 0.5
     freeze: bool = False  # keep the encoder's weights (and batch-norm statistics) fixed, e.g. after --init-encoder

@@ -262,3 +262,55 @@ def test_mirror_eyes_is_one_setting_for_found_faces_and_realigned_crops_and_reco
     assert not isinstance(MediaDecoder.from_config(create_config("tiny")).detector, MirrorEyes)
     assert _describe(decoder.faces) != _describe(MediaDecoder.from_config(
         override(create_config("tiny"), ["face.realign=mtcnn"])).faces)  # a new cache key
+
+
+def test_onet_eyes_place_one_face_alike_in_a_crop_and_in_a_frame():
+    """FER-2013's way in (a face crop upscaled and framed by its repeated edge, as realign_crop does) and a
+    frame's (the same crop pasted small into a scene) give MTCNN's eyes apart; O-Net's passes on a box
+    drawn from the eyes bring them together."""
+    from skimage.data import astronaut
+
+    from bridge.media.align import REALIGN_SIDE
+    from bridge.media.detectors import MTCNNDetector, OnetEyes, create_detector
+
+    pytest.importorskip("facenet_pytorch")
+    face = cv2.cvtColor(astronaut()[20:220, 150:350], cv2.COLOR_RGB2GRAY)  # her face, about 200 px
+    crop = cv2.resize(face, (48, 48), interpolation=cv2.INTER_AREA)  # a FER-2013-like crop
+    big = cv2.resize(crop, (REALIGN_SIDE, REALIGN_SIDE), interpolation=cv2.INTER_CUBIC)
+    pad = REALIGN_SIDE // 2
+    canvas = cv2.copyMakeBorder(big, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    frame = np.full((480, 640), 90, np.uint8)
+    frame[150:246, 300:396] = cv2.resize(crop, (96, 96), interpolation=cv2.INTER_LINEAR)
+
+    def eyes_in_crop(detector) -> dict[str, np.ndarray]:
+        """Each context's eyes in units of the 48-px crop's side."""
+        (a,), (b,) = detector.detect_faces(canvas)[:1], detector.detect_faces(frame)[:1]
+        return {"crop": (a.eyes - pad) / REALIGN_SIDE, "frame": (b.eyes - (300, 150)) / 96}
+
+    mtcnn = create_detector("mtcnn")
+    plain, refined = eyes_in_crop(mtcnn), eyes_in_crop(OnetEyes(mtcnn, passes=3))
+    apart = {name: float(np.abs(e["crop"] - e["frame"]).max()) for name, e in (("plain", plain), ("refined", refined))}
+    assert apart["refined"] < apart["plain"] / 2, apart
+    assert np.abs(refined["crop"] - plain["crop"]).max() < 0.05  # the same eyes, placed again, not elsewhere
+    with pytest.raises(ValueError, match="passes"):
+        OnetEyes(mtcnn, passes=0)
+    assert isinstance(mtcnn, MTCNNDetector)
+
+
+def test_refine_eyes_is_one_setting_for_found_faces_and_realigned_crops_and_recorded_only_where_set():
+    from bridge.checkpoint import preprocessing_settings
+    from bridge.media.detectors import MirrorEyes, OnetEyes
+
+    pytest.importorskip("facenet_pytorch")
+    assert "refine_eyes" not in preprocessing_settings(create_config("tiny"))["face"]
+    config = override(create_config("tiny"), ["face.realign=mtcnn", "face.refine_eyes=3", "face.mirror_eyes=true"])
+    assert preprocessing_settings(config)["face"]["refine_eyes"] == 3
+    decoder = MediaDecoder.from_config(config)
+    assert isinstance(decoder.detector, MirrorEyes) and isinstance(decoder.detector.detector, OnetEyes)
+    assert decoder.detector.detector.passes == 3 and decoder.detector.name == "mtcnn"
+    decoder.whole(np.full((48, 48), 128, np.uint8))  # builds the realigner
+    assert isinstance(decoder._realigner.detector, OnetEyes)
+    assert _describe(decoder.faces) != _describe(MediaDecoder.from_config(
+        override(create_config("tiny"), ["face.realign=mtcnn", "face.mirror_eyes=true"])).faces)  # a new cache key
+    with pytest.raises(ValueError, match="refine_eyes"):
+        FaceDecoding(refine_eyes=-1)

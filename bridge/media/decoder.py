@@ -23,7 +23,7 @@ import numpy as np
 from bridge.media.align import FER_GEOMETRY, aligned_crop, realign_crop
 from bridge.media.audio import DEFAULT_MAX_SECONDS, NO_AUDIO_STREAM, audio_from_video, load_audio
 from bridge.media.errors import MediaError
-from bridge.media.detectors import DEFAULT_DETECTOR, Face, MirrorEyes, create_detector, detect_faces
+from bridge.media.detectors import DEFAULT_DETECTOR, Face, MirrorEyes, OnetEyes, create_detector, detect_faces
 from bridge.media.faces import DEFAULT_MAX_PIXELS, Box, to_gray
 
 
@@ -45,6 +45,8 @@ class FaceDecoding:
         crop_scale: side of an eyes-level crop as a fraction of FER-2013's median framing.
         mirror_eyes: eye points averaged with those found in the mirror image
             (:class:`~bridge.media.detectors.MirrorEyes`), for found faces and realigned crops alike.
+        refine_eyes: O-Net passes that place the eye points again
+            (:class:`~bridge.media.detectors.OnetEyes`; 0: none), for found faces and realigned crops alike.
     """
 
     size: int = 48
@@ -58,10 +60,13 @@ class FaceDecoding:
     realign: str | None = None
     crop_scale: float = 1.0
     mirror_eyes: bool = False
+    refine_eyes: int = 0
 
     def __post_init__(self) -> None:
         if not self.crop_scale > 0:
             raise ValueError(f"face.crop_scale must be > 0, got {self.crop_scale:g}")
+        if self.refine_eyes < 0:
+            raise ValueError(f"face.refine_eyes must be >= 0, got {self.refine_eyes}")
 
     @classmethod
     def from_config(cls, face_config, **overrides) -> "FaceDecoding":
@@ -69,7 +74,8 @@ class FaceDecoding:
         detector's choice, ``face_index``, ``detect``)."""
         return cls(size=face_config.img_size or 224, grayscale=face_config.in_chans == 1, margin=face_config.margin,
                    num_frames=face_config.sampled_frames, realign=face_config.realign,
-                   crop_scale=face_config.crop_scale, mirror_eyes=face_config.mirror_eyes, **overrides)
+                   crop_scale=face_config.crop_scale, mirror_eyes=face_config.mirror_eyes,
+                   refine_eyes=face_config.refine_eyes, **overrides)
 
 
 def _shift(a: Box, last: Box) -> float:
@@ -182,8 +188,11 @@ class MediaDecoder:
         return {**self.__dict__, "_detector": None, "_realigner": None}
 
     def _create(self, name: str):
-        """The detector ``name``, its eye points mirror-averaged where the decoding says so."""
+        """The detector ``name``, its eye points placed again by O-Net and mirror-averaged where the
+        decoding says so."""
         detector = create_detector(name)
+        if self.faces.refine_eyes and name != "haar":  # Haar has no eye points to refine
+            detector = OnetEyes(detector, self.faces.refine_eyes)
         return MirrorEyes(detector) if self.faces.mirror_eyes else detector
 
     @property

@@ -324,6 +324,76 @@ class MirrorEyes:
         return [f.box for f in self.detect_faces(image)]
 
 
+# The box O-Net reads when it places eye points again (OnetEyes), in eye distances: its side, and how far its
+# centre lies below the eyes' midpoint. About the box MTCNN's own cascade hands O-Net on a FER-2013 face (medians,
+# upscaled as realign_crop does); the passes converge from any box near it.
+ONET_BOX_SIDE = 2.82
+ONET_BOX_DROP = 0.34
+
+
+class OnetEyes:
+    """``detector``'s eye points placed again by MTCNN's O-Net, ``passes`` times.
+
+    MTCNN reads a face's key points inside the box its cascade proposes, and that box depends on what
+    surrounds the face: a FER-2013 crop upscaled and framed by its repeated edge (``realign_crop``) and
+    the same face pasted into a frame get eyes about a pixel and several percent of scale apart, and so
+    differently framed crops. Each pass here cuts a square box drawn from the current eyes
+    (:data:`ONET_BOX_SIDE` eye distances wide, centred :data:`ONET_BOX_DROP` below their midpoint),
+    resamples it to O-Net's 48x48 input and reads O-Net's five points there, so where the face was found
+    no longer moves the box. Any detector with eye points (MTCNN's own network is reused; another
+    detector loads one). Boxes and scores are the detector's; the points become O-Net's (``mtcnn``).
+
+    Args:
+        detector: the detector whose faces are refined.
+        passes: O-Net passes (each one O-Net call for all the faces of an image).
+    """
+
+    def __init__(self, detector, passes: int = 3):
+        if passes < 1:
+            raise ValueError(f"O-Net passes must be >= 1, got {passes}")
+        self.detector, self.passes = detector, passes
+        self.name = getattr(detector, "name", "haar")
+        self.onet = (detector if isinstance(detector, MTCNNDetector) else MTCNNDetector()).net.onet
+
+    def detect_faces(self, image: np.ndarray) -> list[Face]:
+        faces = detect_faces(self.detector, image)
+        todo = [i for i, f in enumerate(faces) if f.eyes is not None]
+        if not todo:
+            return faces
+        rgb = to_rgb(image)
+        eyes = [faces[i].eyes for i in todo]
+        for _ in range(self.passes):
+            eyes, points = self._read(rgb, eyes)
+        out = list(faces)
+        for k, i in enumerate(todo):
+            out[i] = Face(faces[i].box, faces[i].score, eyes[k], points[k], "mtcnn")
+        return out
+
+    def _read(self, rgb: np.ndarray, eyes: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """One O-Net pass: the eyes (image-left first) and the five points of each face."""
+        patches, corners = [], []
+        for pair in eyes:
+            d = max(float(np.linalg.norm(pair[1] - pair[0])), 1.0)
+            side = ONET_BOX_SIDE * d
+            x0, y0 = pair.mean(axis=0) + (-side / 2, ONET_BOX_DROP * d - side / 2)
+            to48 = np.float32([[48 / side, 0, -x0 * 48 / side], [0, 48 / side, -y0 * 48 / side]])
+            patches.append(cv2.warpAffine(rgb, to48, (48, 48), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
+            corners.append((x0, y0, side))
+        x = (torch.from_numpy(np.stack(patches)).permute(0, 3, 1, 2).float() - 127.5) * 0.0078125
+        with torch.inference_mode():
+            _, marks, _ = self.onet(x)  # facenet-pytorch's O-Net: box offsets, 5 x then 5 y in [0, 1], scores
+        marks = marks.numpy().astype(np.float64)
+        new_eyes, new_points = [], []
+        for (x0, y0, side), m in zip(corners, marks):
+            points = np.stack([x0 + side * m[:5], y0 + side * m[5:]], axis=1)
+            new_points.append(points)
+            new_eyes.append(points[:2][np.argsort(points[:2, 0])])
+        return new_eyes, new_points
+
+    def detect(self, image: np.ndarray) -> list[Box]:
+        return [f.box for f in self.detect_faces(image)]
+
+
 def haar_faces(detector: FaceDetector, image: np.ndarray) -> list[Face]:
     """:meth:`FaceDetector.detect`'s boxes as :class:`Face` records (no key points)."""
     return [Face(b, 1.0, None) for b in detector.detect(image)]
