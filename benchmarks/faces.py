@@ -47,7 +47,7 @@ import torch
 
 from bridge.data.fer2013 import LABEL_NAMES as FER_LABELS
 from bridge.data.fer2013 import NAME as FER2013
-from bridge.data.labels import LabelError, map_label
+from bridge.data.labels import map_label
 from bridge.media.align import found_in
 from bridge.media.detectors import DETECTORS, Face, create_detector, detect_faces
 from bridge.views import TEST_VIEWS
@@ -562,16 +562,17 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
     names = args.detectors or list(ROWS)
-    try:
+    from bridge.cli import run_cli
+
+    def body() -> int:  # no FER-2013 there, or a class folder it does not know: one line, exit 2
         report, suffix = _run(args, root, names, p)
-    except (FileNotFoundError, LabelError) as e:  # no FER-2013 there, or a class folder it does not know
-        print(f"faces.py: {e}", file=sys.stderr)
-        return 2
-    out = Path(args.output or f"reports/faces{suffix}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out}")
-    return 0
+        out = Path(args.output or f"reports/faces{suffix}.json")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"wrote {out}")
+        return 0
+
+    return run_cli("faces.py", body)
 
 
 def _run(args: argparse.Namespace, root: Path, names: list[str], p: argparse.ArgumentParser) -> tuple[dict, str]:

@@ -49,6 +49,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def numbers(text: str, flag: str) -> list[int]:
+    """``"0,3"`` -> ``[0, 3]``; anything else is a ``ValueError`` naming ``flag``."""
+    try:
+        values = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise ValueError(f"{flag} takes comma-separated whole numbers, e.g. 0,3; got {text!r}") from None
+    if any(v < 0 for v in values):
+        raise ValueError(f"{flag} takes numbers >= 0, got {text!r}")
+    return values
+
+
 def with_context(corpus, turns: int) -> list[tuple[str, str | None, int]]:
     """``(utterance, earlier turns or None, label)`` per sample of a MELD corpus."""
     said: dict[tuple[int, int], str] = {}
@@ -155,15 +166,16 @@ def _main(args: argparse.Namespace) -> int:
     from bridge.data.paths import require_corpus
     from bridge.tokenizer import resolve_pretrained
 
+    contexts, seeds = numbers(args.context, "--context"), numbers(args.seeds, "--seeds")  # before any reading
     folder = require_corpus("meld", args.data_root)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     corpora = {split: read_meld(folder, split) for split in ("train", "val", "test")}
     labels = list(corpora["train"].label_names)
     path = resolve_pretrained(args.weights)
     rows = []
-    for turns in [int(x) for x in args.context.split(",")]:
+    for turns in contexts:
         splits = {s: with_context(c, turns)[:args.limit] for s, c in corpora.items()}
-        for seed in [int(x) for x in args.seeds.split(",")]:
+        for seed in seeds:
             rows.append(run(splits, path, labels, args, turns, seed, device))
             print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in rows[-1].items()}), flush=True)
     summary = []

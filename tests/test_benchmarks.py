@@ -226,4 +226,10 @@ def test_meld_context_builds_each_turns_history_and_writes_its_table(tmp_path, c
     assert report["n"] == {"train": 48, "val": 48, "test": 48}
     assert [s["context"] for s in report["summary"]] == [0, 1]
     assert "earlier turns" in capsys.readouterr().out
-    assert probe.main(["--data-root", str(tmp_path / "nowhere"), "--output", str(out)]) == 2  # one line, exit 2
+    capsys.readouterr()
+    for bad in (["--data-root", str(tmp_path / "nowhere")], ["--context", "0,three"]):  # one line, exit 2
+        out.unlink(missing_ok=True)
+        assert probe.main([*bad, "--output", str(out)]) == 2 and not out.exists()
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("benchmarks/meld_context.py: error: ")
+    assert "--context takes comma-separated whole numbers" in err[0]
